@@ -1,0 +1,1 @@
+"""Channel adapters. Each channel is one folder with its adapter, setup flow and strings; registered in one tuple."""

@@ -1,0 +1,84 @@
+"""The adapter contract between the host and a chat platform.
+
+Adapters raise on failure (``TransientError`` when a retry may help, ``AuthError`` when the account must be
+re-paired, anything else is permanent); retries are decided in one place, delivery.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Protocol
+
+from nanoclaw_app.core.messages import InboundMessage, OutboundMessage
+from nanoclaw_app.errors import ConfigError
+
+
+class HostCallbacks(Protocol):
+    """What an adapter may call on the host."""
+
+    async def on_inbound(self, message: InboundMessage) -> None:
+        """A message arrived."""
+
+    async def on_metadata(self, channel_type: str, platform_id: str, name: str | None, is_group: bool) -> None:
+        """The platform told us a chat's name or kind."""
+
+    async def on_action(self, question_id: str, value: str, user_id: str) -> None:
+        """A person clicked a card option (``user_id`` is namespaced ``<channel>:<handle>``)."""
+
+
+class ChannelAdapter(ABC):
+    """Base of every adapter. Subclasses set the class attributes and implement the abstract methods."""
+
+    channel_type: str = ""
+    supports_threads: bool = False
+    idempotent_delivery: bool = False
+    """True when ``deliver`` with the same ``delivery_id`` twice sends once; then an uncertain send is retried."""
+
+    @abstractmethod
+    async def setup(self, host: HostCallbacks) -> None:
+        """Connect and start feeding ``host``."""
+
+    @abstractmethod
+    async def teardown(self) -> None:
+        """Disconnect; safe to call twice."""
+
+    @abstractmethod
+    def is_connected(self) -> bool:
+        """Whether the platform link is up now."""
+
+    @abstractmethod
+    async def deliver(self, platform_id: str, thread_id: str | None, message: OutboundMessage) -> str | None:
+        """Send; return the platform's message id (None when the platform gives none)."""
+
+    async def set_typing(self, platform_id: str, thread_id: str | None) -> None:  # noqa: B027 - optional hook
+        """Show a typing indicator (optional)."""
+
+    async def open_dm(self, user_handle: str) -> str | None:
+        """Return the DM chat id for a user. The default: the handle itself addresses the DM (Telegram, WhatsApp)."""
+        return user_handle
+
+
+class ChannelRegistry:
+    """The adapters running in this host, by channel type."""
+
+    def __init__(self) -> None:
+        self._adapters: dict[str, ChannelAdapter] = {}
+
+    def add(self, adapter: ChannelAdapter) -> None:
+        """Register an adapter; one per channel type."""
+        if not adapter.channel_type:
+            raise ConfigError(f"{type(adapter).__name__} has no channel_type")
+        if adapter.channel_type in self._adapters:
+            raise ConfigError(f"channel {adapter.channel_type!r} is registered twice")
+        self._adapters[adapter.channel_type] = adapter
+
+    def get(self, channel_type: str) -> ChannelAdapter | None:
+        """The adapter for a channel type, or None when that channel is not running."""
+        return self._adapters.get(channel_type)
+
+    def __contains__(self, channel_type: object) -> bool:
+        return channel_type in self._adapters
+
+    def all(self) -> list[ChannelAdapter]:
+        """Every registered adapter."""
+        return list(self._adapters.values())

@@ -1,0 +1,1 @@
+"""The host core: routing, permissions, approvals, delivery, sweep, scheduling and agent-to-agent."""

@@ -1,0 +1,1 @@
+"""Central database: one writer connection, numbered migrations, and typed query modules per table group."""

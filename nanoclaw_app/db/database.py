@@ -1,0 +1,117 @@
+"""The central database: one writer connection behind a lock, one reader connection, WAL, foreign keys on.
+
+All writes go through :meth:`Database.transaction` (``BEGIN IMMEDIATE``), so there is exactly one door for writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+Params = Sequence[Any] | dict[str, Any]
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+    # WAL + NORMAL survives a process crash (only an OS crash may lose the last commit), and is much faster.
+    "PRAGMA synchronous=NORMAL",
+)
+
+
+class Database:
+    """Owns the connections to ``nanoclaw.db``; use :meth:`open` / :meth:`close` or ``async with``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Open both connections (idempotent)."""
+        if self._writer is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await aiosqlite.connect(self.path, isolation_level=None)
+        reader = await aiosqlite.connect(self.path, isolation_level=None)
+        for conn in (writer, reader):
+            conn.row_factory = sqlite3.Row
+            for pragma in _PRAGMAS:
+                await conn.execute(pragma)
+        self._writer, self._reader = writer, reader
+
+    async def close(self) -> None:
+        """Close both connections; safe to call twice or after a failed open."""
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._writer = self._reader = None
+
+    async def __aenter__(self) -> Database:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        """The single write connection; use only inside :meth:`transaction`."""
+        if self._writer is None:
+            raise RuntimeError("database is not open")
+        return self._writer
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Run a block of writes atomically (``BEGIN IMMEDIATE`` ... ``COMMIT``, rollback on error)."""
+        async with self._write_lock:
+            conn = self.writer
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            else:
+                await conn.execute("COMMIT")
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one write statement in its own transaction; returns the affected row count."""
+        async with self.transaction() as conn:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        """Run one write statement for many parameter sets, atomically."""
+        async with self.transaction() as conn:
+            await conn.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        """Read one row through the reader connection."""
+        if self._reader is None:
+            raise RuntimeError("database is not open")
+        async with self._reader.execute(sql, params) as cursor:
+            row: sqlite3.Row | None = await cursor.fetchone()
+            return row
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """Read all rows through the reader connection."""
+        if self._reader is None:
+            raise RuntimeError("database is not open")
+        async with self._reader.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+        """Read the first column of the first row, or None."""
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]

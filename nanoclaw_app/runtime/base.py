@@ -1,0 +1,49 @@
+"""The container runtime interface the core calls. Podman implements it; tests use an in-process runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSpec:
+    """What a runtime needs to start one session's container."""
+
+    session_id: str
+    agent_group_id: str
+    session_dir: Path
+    agent_dir: Path
+    provider: str = "claude"
+    model: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+ExitCallback = Callable[[str, int | None], Awaitable[None]]
+"""Called with (session_id, exit code or None) when a container ends for any reason."""
+
+
+class ContainerRuntime(Protocol):
+    """Starts and stops one container per session. Implementations must be safe to call concurrently."""
+
+    name: str
+
+    async def start(self, spec: SessionSpec) -> None:
+        """Start the session's container; raise ``TransientError`` when it may work later."""
+
+    async def stop(self, session_id: str, *, grace_seconds: float = 5.0) -> None:
+        """Stop it (SIGTERM, then kill after the grace period); no-op when not running."""
+
+    async def is_running(self, session_id: str) -> bool:
+        """Whether the session's container is alive."""
+
+    async def notify(self, session_id: str) -> None:
+        """Host wrote new inbound rows; a runtime without shared-file events may poke the container."""
+
+    async def remove_orphans(self) -> int:
+        """Remove containers left by an earlier host run; returns how many."""
+
+    def on_exit(self, callback: ExitCallback) -> None:
+        """Register the callback for container exits."""

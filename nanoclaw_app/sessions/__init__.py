@@ -1,0 +1,1 @@
+"""Per-session storage: the folder, ``inbound.db`` (host writes), ``outbound.db`` (container writes), inbox/outbox."""

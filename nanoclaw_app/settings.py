@@ -1,0 +1,152 @@
+"""Frozen, typed settings loaded once from ``settings.json`` in the config dir, with ``NANOCLAW_*`` overrides.
+
+Secrets never live here: settings only name keyring entries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nanoclaw_app.errors import ConfigError
+from nanoclaw_app.paths import Paths
+
+ENV_PREFIX = "NANOCLAW_"
+
+
+def detect_timezone() -> str:
+    """Return the machine's IANA timezone name, or ``UTC`` when it cannot be told."""
+    try:
+        import tzlocal
+
+        name = tzlocal.get_localzone_name()
+    except Exception:  # tzlocal raises several kinds on odd systems; UTC is a safe answer
+        return "UTC"
+    return name or "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the host can be configured with. Each field says what it controls."""
+
+    paths: Paths
+    timezone: str = field(default_factory=detect_timezone)
+    """IANA timezone used for message times shown to agents and for cron schedules."""
+    host: str = "127.0.0.1"
+    """Address the web UI binds to. Anything but loopback needs LAN access turned on."""
+    port: int = 8765
+    """Port of the web UI; 0 picks a free one."""
+    log_level: str = "INFO"
+    """Level for the console and the rotating log file."""
+    max_attachment_bytes: int = 50 * 1024 * 1024
+    """Largest attachment written into a session inbox or read from an outbox."""
+    max_concurrent_containers: int = 4
+    """Global cap on running agent containers; further wakes wait in a queue."""
+    max_messages_per_prompt: int = 10
+    """Most inbound messages batched into one prompt."""
+    delivery_max_attempts: int = 3
+    """Tries per outbound message before it is marked failed and the user is told."""
+    claim_stuck_seconds: float = 60.0
+    """A claim older than this, with no heartbeat since, means the container is stuck."""
+    heartbeat_ceiling_seconds: float = 1800.0
+    """A container whose heartbeat is older than this is stopped."""
+    max_claim_tries: int = 5
+    """Retries of an inbound message after crashes before it is marked failed."""
+    retry_base_seconds: float = 5.0
+    """Backoff base for retried claims: base × 2^tries."""
+    sweep_interval_seconds: float = 60.0
+    """How often the sweep checks every active session."""
+    fallback_poll_seconds: float = 1.0
+    """Delivery poll for running sessions when file events are missed (VM mounts)."""
+    approval_ttl_seconds: float = 24 * 3600.0
+    """An approval card not answered within this is expired and treated as deny."""
+    sender_denial_seconds: float = 7 * 24 * 3600.0
+    """How long a denied sender stays silently refused before a new card may be sent."""
+    agent_hop_cap: int = 4
+    """Most agent-to-agent hops a conversation may take before the loop is broken."""
+    idle_stop_seconds: float = 600.0
+    """A container with no activity for this long is stopped."""
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        """The configured timezone as a ``ZoneInfo``."""
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "paths"}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    """Turn a JSON or environment value into the field's type, with a fix-it message on failure."""
+    kind = _FIELDS[name].type
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"setting {name!r} must be a {kind}, got {raw!r}: fix it in settings.json") from err
+
+
+def load_settings(paths: Paths | None = None, **overrides: Any) -> Settings:
+    """Build settings from ``settings.json``, then ``NANOCLAW_<NAME>`` env vars, then keyword overrides."""
+    paths = paths or Paths.from_env()
+    values: dict[str, Any] = {}
+    file = paths.settings_file
+    if file.exists():
+        try:
+            stored = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"cannot read {file}: {err}. Fix or delete the file.") from err
+        if not isinstance(stored, dict):
+            raise ConfigError(f"{file} must hold a JSON object")
+        for key, value in stored.items():
+            if key in _FIELDS:
+                values[key] = _coerce(key, value)
+    for name in _FIELDS:
+        env = os.environ.get(ENV_PREFIX + name.upper())
+        if env is not None:
+            values[name] = _coerce(name, env)
+    for key, value in overrides.items():
+        if key not in _FIELDS:
+            raise ConfigError(f"unknown setting {key!r}")
+        values[key] = value
+    settings = Settings(paths=paths, **values)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    try:
+        zoneinfo.ZoneInfo(settings.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+        raise ConfigError(
+            f"unknown timezone {settings.timezone!r}: use an IANA name such as 'Europe/Berlin'"
+        ) from err
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"port {settings.port} is out of range 0-65535")
+    for name in ("max_concurrent_containers", "max_messages_per_prompt", "delivery_max_attempts"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"setting {name!r} must be at least 1")
+
+
+def save_settings(paths: Paths, changes: dict[str, Any]) -> None:
+    """Merge ``changes`` into ``settings.json`` atomically (write a temp file, then rename)."""
+    for key in changes:
+        if key not in _FIELDS:
+            raise ConfigError(f"unknown setting {key!r}")
+    file = paths.settings_file
+    current: dict[str, Any] = {}
+    if file.exists():
+        current = json.loads(file.read_text(encoding="utf-8"))
+    current.update(changes)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{file}.tmp")
+    tmp.write_text(json.dumps(current, indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(file)
