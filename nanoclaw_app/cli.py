@@ -1,0 +1,123 @@
+"""Command line: ``nanoclaw [--version] {serve,doctor,db migrate}``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from nanoclaw_app import __version__
+from nanoclaw_app.errors import ConfigError, NanoClawError
+from nanoclaw_app.paths import Paths
+
+log = logging.getLogger("nanoclaw")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and for shell completion)."""
+    parser = argparse.ArgumentParser(prog="nanoclaw", description="Your personal AI agent, sandboxed.")
+    parser.add_argument("--version", action="version", version=f"nanoclaw {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the host headless (web UI in a browser)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8765; 0 picks a free one)")
+    doctor = sub.add_parser("doctor", help="check this machine and the setup")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("migrate", help="apply pending schema migrations")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "doctor":
+            return _doctor(as_json=args.json)
+        if args.command == "db":
+            return asyncio.run(_migrate())
+        # No command: the desktop window arrives with the app UI; until then run headless.
+        return _serve(getattr(args, "host", None), getattr(args, "port", None))
+    except ConfigError as err:
+        print(f"nanoclaw: {err}", file=sys.stderr)
+        return 2
+    except NanoClawError as err:
+        print(f"nanoclaw: {err}", file=sys.stderr)
+        return 1
+
+
+def _doctor(*, as_json: bool) -> int:
+    from nanoclaw_app.doctor import render, run_checks
+
+    checks = asyncio.run(run_checks(Paths.from_env()))
+    if as_json:
+        print(json.dumps([asdict(c) for c in checks], indent=2))
+    else:
+        print(render(checks))
+    return 0 if all(c.ok or not c.required for c in checks) else 1
+
+
+async def _migrate() -> int:
+    from nanoclaw_app.db.database import Database
+    from nanoclaw_app.db.migrate import migrate
+
+    paths = Paths.from_env()
+    paths.ensure()
+    async with Database(paths.central_db) as db:
+        applied = await migrate(db)
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def _check_bind(host: str) -> None:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ConfigError(
+            f"refusing to listen on {host}: LAN access is not available yet (it will need a password); "
+            "use 127.0.0.1"
+        )
+
+
+def _serve(host: str | None, port: int | None) -> int:
+    from nanoclaw_app.logs import setup_logging
+    from nanoclaw_app.settings import load_settings
+
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = load_settings(**overrides)
+    _check_bind(settings.host)
+    settings.paths.ensure()
+    log_file = setup_logging(settings.paths.logs, settings.log_level)
+
+    async def run() -> None:
+        from nanoclaw_app.host import Host
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        host_obj = Host(settings)
+        await host_obj.start()
+        try:
+            print(f"NanoClaw {__version__} is running: http://{settings.host}:{host_obj.web_port}/", flush=True)
+            print(f"log: {log_file}  (Ctrl+C to stop)", flush=True)
+            await stop.wait()
+        finally:
+            await host_obj.stop()
+
+    asyncio.run(run())
+    return 0

@@ -1,0 +1,478 @@
+"""The inbound router: which agents get a message from a chat, in which session, and whether it wakes them.
+
+Path of one message (reference §2.1–2.2, DESIGN §4 steps 1–3): check the channel → strip threads the adapter cannot
+keep → let the approval flows intercept it → find or (only when the bot was addressed) create the chat → resolve the
+sender → for every wiring by priority: engage test, access gate, sender scope, command gate, session, write, wake.
+
+Every message that reaches no agent is recorded in ``dropped_messages`` with its reason and published as a
+``message.dropped`` event; routing never raises into an adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
+
+from nanoclaw_app.channels.base import ChannelAdapter
+from nanoclaw_app.core import command_gate, engage, inbox
+from nanoclaw_app.core.access import can_access, is_admin_of
+from nanoclaw_app.core.context import CoreContext
+from nanoclaw_app.core.messages import InboundMessage, OutboundMessage
+from nanoclaw_app.db import drops, messaging, users
+from nanoclaw_app.db import sessions as sessions_db
+from nanoclaw_app.db.rows import MessagingGroup, Session, Wiring
+from nanoclaw_app.ids import new_id
+from nanoclaw_app.timeutil import parse_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+TOUCH_INTERVAL_S = 5.0
+"""``sessions.last_active`` is refreshed at most this often per session: a central write per message would cost
+throughput for a value the UI shows in minutes and the idle logic counts in minutes."""
+
+KNOWN_SENDERS_MAX = 4096
+"""Senders remembered as already stored; a removed user is re-created by the approval flow that needs them."""
+
+_QUIET_REASONS = frozenset({"no_agent_engaged", "unknown_chat_not_addressed", "not_addressed"})
+"""Drops that are ordinary group chatter: recorded and published, logged only at debug level."""
+
+Outcome = Literal["delivered", "accumulated", "dropped"]
+
+
+class ApprovalHooks(Protocol):
+    """What the approval flows (sender approval, channel registration, create-agent prompt) offer the router."""
+
+    async def intercept(self, msg: InboundMessage) -> bool:
+        """Consume a message before routing (e.g. the name typed for a new agent); True means it was consumed."""
+
+    async def request_sender_approval(
+        self, msg: InboundMessage, chat: MessagingGroup, wiring: Wiring, user_id: str
+    ) -> None:
+        """Ask an approver whether this unknown sender may talk to the wiring's agent."""
+
+    async def request_channel_registration(self, msg: InboundMessage, chat: MessagingGroup) -> None:
+        """Ask an approver which agent (if any) should answer in this unwired chat."""
+
+
+class NoApprovals:
+    """Hooks for a host without approval flows (benchmarks, tests): nothing intercepted, requests only logged."""
+
+    async def intercept(self, msg: InboundMessage) -> bool:
+        """Never consume."""
+        return False
+
+    async def request_sender_approval(
+        self, msg: InboundMessage, chat: MessagingGroup, wiring: Wiring, user_id: str
+    ) -> None:
+        """Log that a card would have been sent."""
+        log.info("no approval flow: sender %s stays refused in chat %s", user_id, chat.id)
+
+    async def request_channel_registration(self, msg: InboundMessage, chat: MessagingGroup) -> None:
+        """Log that a card would have been sent."""
+        log.info("no approval flow: chat %s stays unwired", chat.id)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOutcome:
+    """What happened to the message for one wired agent."""
+
+    agent_group_id: str
+    outcome: Outcome
+    reason: str | None = None
+    session_id: str | None = None
+    seq: int | None = None
+
+
+@dataclass(slots=True)
+class RouteResult:
+    """The router's account of one message: per-agent outcomes, or the reason it reached no agent."""
+
+    message_id: str
+    messaging_group_id: str | None = None
+    intercepted: bool = False
+    drop_reason: str | None = None
+    """Set when the message as a whole reached no agent (``no_agent_wired``, ``unknown_channel``, ...)."""
+    agents: list[AgentOutcome] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> list[AgentOutcome]:
+        """Agents that got the message and were woken."""
+        return [a for a in self.agents if a.outcome == "delivered"]
+
+    @property
+    def accumulated(self) -> list[AgentOutcome]:
+        """Agents that stored the message as context without waking."""
+        return [a for a in self.agents if a.outcome == "accumulated"]
+
+    @property
+    def dropped(self) -> list[AgentOutcome]:
+        """Agents that did not get the message, with the reason."""
+        return [a for a in self.agents if a.outcome == "dropped"]
+
+    def for_agent(self, agent_group_id: str) -> AgentOutcome | None:
+        """The outcome for one agent, if it is wired to the chat."""
+        return next((a for a in self.agents if a.agent_group_id == agent_group_id), None)
+
+
+@dataclass(slots=True)
+class _PerMessage:
+    """Once-per-message side effects while fanning out over several wirings."""
+
+    approval_requested: bool = False
+    denial_sent: bool = False
+    typing_sent: bool = False
+    drop_recorded: bool = False
+
+
+_HELD: ContextVar[frozenset[tuple[str, str]]] = ContextVar("router_held_chats", default=frozenset())
+
+
+class _ChatLocks:
+    """One lock per chat so messages of a chat get their seqs in arrival order, even from a concurrent adapter.
+
+    Re-entrant per task: an approval flow that replays a message of the same chat while routing must not deadlock.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._waiters: dict[tuple[str, str], int] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        held = _HELD.get()
+        if key in held:
+            yield
+            return
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiters[key] = self._waiters.get(key, 0) + 1
+        try:
+            async with lock:
+                token = _HELD.set(held | {key})
+                try:
+                    yield
+                finally:
+                    _HELD.reset(token)
+        finally:
+            self._waiters[key] -= 1
+            if self._waiters[key] == 0:
+                del self._waiters[key]
+                del self._locks[key]
+
+
+class Router:
+    """Routes inbound messages from every adapter; one per host, built by the composition root."""
+
+    def __init__(self, ctx: CoreContext, hooks: ApprovalHooks) -> None:
+        self._ctx = ctx
+        self._hooks = hooks
+        self._patterns = engage.PatternCache()
+        self._locks = _ChatLocks()
+        self._known_senders: set[tuple[str, str]] = set()
+
+    async def on_inbound(self, msg: InboundMessage) -> None:
+        """The adapter callback and ``CoreContext.route`` shape: route and forget the result."""
+        await self.route(msg)
+
+    async def route(self, msg: InboundMessage) -> RouteResult:
+        """Route one message. Never raises (except cancellation): a failure is logged and recorded as a drop."""
+        try:
+            return await self._route(msg)
+        except Exception as err:
+            log.exception("routing message %r from %r chat %r failed",
+                          getattr(msg, "message_id", None), getattr(msg, "channel_type", None),
+                          getattr(msg, "platform_id", None))
+            await self._drop(msg, "route_error", detail=f"{type(err).__name__}: {err}")
+            return RouteResult(str(getattr(msg, "message_id", "")), drop_reason="route_error")
+
+    # ------------------------------------------------------------------------------------------ message level
+
+    async def _route(self, raw: InboundMessage) -> RouteResult:
+        msg = await self._normalize(raw)
+        if msg is None:
+            return RouteResult(str(raw.message_id), drop_reason="malformed_message")
+        adapter = self._ctx.channels.get(msg.channel_type)
+        if adapter is None:
+            log.error("message %s arrived for channel %r, which is not running here; dropped",
+                      msg.message_id, msg.channel_type)
+            await self._drop(msg, "unknown_channel", detail=f"no adapter for channel {msg.channel_type!r}")
+            return RouteResult(msg.message_id, drop_reason="unknown_channel")
+        if not adapter.supports_threads and msg.thread_id is not None:
+            msg = replace(msg, thread_id=None)
+        if await self._intercepted(msg):
+            return RouteResult(msg.message_id, intercepted=True)
+        async with self._locks.hold((msg.channel_type, msg.platform_id)):
+            return await self._route_in_chat(msg, adapter)
+
+    async def _normalize(self, msg: InboundMessage) -> InboundMessage | None:
+        """Coerce odd adapter input; a message without a chat or a sender cannot be routed and is recorded."""
+        if not isinstance(msg.channel_type, str) or not msg.channel_type:
+            msg = replace(msg, channel_type=str(msg.channel_type or ""))
+        text = msg.text if isinstance(msg.text, str) else ("" if msg.text is None else str(msg.text))
+        sender_name = msg.sender_name if isinstance(msg.sender_name, str) else ""
+        message_id = str(msg.message_id) if msg.message_id else ""
+        if not message_id:
+            message_id = new_id("msg")
+            log.warning("message from %s chat %s had no id; routed as %s", msg.channel_type, msg.platform_id,
+                        message_id)
+        thread_id = None if msg.thread_id in (None, "") else str(msg.thread_id)
+        msg = replace(msg, text=text, sender_name=sender_name, message_id=message_id, thread_id=thread_id,
+                      is_group=bool(msg.is_group), is_mention=bool(msg.is_mention),
+                      platform_id=str(msg.platform_id or ""), sender_id=str(msg.sender_id or ""))
+        if not msg.platform_id or not msg.sender_id:
+            missing = "chat id" if not msg.platform_id else "sender id"
+            log.error("message %s from channel %r has no %s; dropped", msg.message_id, msg.channel_type, missing)
+            await self._drop(msg, "malformed_message", detail=f"missing {missing}")
+            return None
+        return msg
+
+    async def _intercepted(self, msg: InboundMessage) -> bool:
+        try:
+            return await self._hooks.intercept(msg)
+        except Exception:
+            # The message may have been meant for the interceptor, but losing it would be worse: route it.
+            log.exception("approval interceptor failed on message %s; routing it normally", msg.message_id)
+            return False
+
+    async def _route_in_chat(self, msg: InboundMessage, adapter: ChannelAdapter) -> RouteResult:
+        db = self._ctx.db
+        result = RouteResult(msg.message_id)
+        user_id = users.namespaced(msg.channel_type, msg.sender_id)
+        chat = await messaging.find(db, msg.channel_type, msg.platform_id)
+        if chat is None:
+            if not engage.addressed(msg):
+                await self._drop(msg, "unknown_chat_not_addressed", user_id=user_id)
+                result.drop_reason = "unknown_chat_not_addressed"
+                return result
+            chat = await messaging.create(db, msg.channel_type, msg.platform_id, name=msg.chat_name,
+                                          is_group=msg.is_group, unknown_sender_policy="request_approval")
+            log.info("new %s chat %s (%s) registered on first %s", msg.channel_type, chat.id, msg.chat_name,
+                     "mention" if msg.is_group else "DM")
+            self._ctx.events.publish("chat.created", messaging_group_id=chat.id, channel_type=chat.channel_type,
+                                     platform_id=chat.platform_id, name=chat.name, is_group=bool(chat.is_group))
+        result.messaging_group_id = chat.id
+        await self._upsert_sender(user_id, msg)
+
+        wirings = await messaging.wirings_for(db, chat.id)
+        if not wirings:
+            result.drop_reason = await self._no_wiring(msg, chat, user_id)
+            return result
+
+        command = command_gate.classify(msg.text)
+        once = _PerMessage()
+        for wiring in wirings:
+            result.agents.append(await self._to_agent(msg, chat, wiring, adapter, user_id, command, once))
+        if not result.delivered and not result.accumulated:
+            result.drop_reason = "no_agent_engaged"
+            if not once.drop_recorded:
+                # A wiring that refused or failed already recorded the real reason; this one is for plain silence.
+                await self._drop(msg, "no_agent_engaged", chat=chat, user_id=user_id)
+        return result
+
+    async def _upsert_sender(self, user_id: str, msg: InboundMessage) -> None:
+        """Create the sender before anything may refer to it (a membership an approval grants), or refresh the name.
+
+        A sender already seen with the same name skips the read: one central query less per message.
+        """
+        key = (user_id, msg.sender_name)
+        if key in self._known_senders:
+            return
+        await users.upsert(self._ctx.db, user_id, msg.channel_type, msg.sender_name or None)
+        if len(self._known_senders) >= KNOWN_SENDERS_MAX:
+            self._known_senders.clear()
+        self._known_senders.add(key)
+
+    async def _no_wiring(self, msg: InboundMessage, chat: MessagingGroup, user_id: str) -> str:
+        if chat.denied_at is not None:
+            reason = "channel_denied"
+        elif not engage.addressed(msg):
+            reason = "not_addressed"
+        else:
+            reason = "no_agent_wired"
+        await self._drop(msg, reason, chat=chat, user_id=user_id)
+        if reason == "no_agent_wired":
+            try:
+                await self._hooks.request_channel_registration(msg, chat)
+            except Exception:
+                log.exception("channel registration request for chat %s failed", chat.id)
+        return reason
+
+    # ------------------------------------------------------------------------------------------ per agent
+
+    async def _to_agent(
+        self,
+        msg: InboundMessage,
+        chat: MessagingGroup,
+        wiring: Wiring,
+        adapter: ChannelAdapter,
+        user_id: str,
+        command: command_gate.CommandClass | None,
+        once: _PerMessage,
+    ) -> AgentOutcome:
+        agent = wiring.agent_group_id
+        mode = engage.effective_session_mode(wiring, msg, adapter.supports_threads)
+        engagement = await engage.evaluate(self._ctx.db, self._patterns, wiring, msg, chat.id, mode)
+        if engagement.error is not None:
+            reason = "invalid_engage_pattern" if wiring.engage_mode == "pattern" else "invalid_engage_mode"
+            log.error("wiring %s of agent %s in chat %s is broken, so the agent ignores message %s: %s",
+                      wiring.id, agent, chat.id, msg.message_id, engagement.error)
+            await self._drop(msg, reason, chat=chat, user_id=user_id, agent=agent, detail=engagement.error,
+                             once=once)
+            return AgentOutcome(agent, "dropped", reason)
+        engaged = engagement.engaged
+        if not engaged and wiring.ignored_message_policy != "accumulate":
+            return AgentOutcome(agent, "dropped", "not_engaged")
+
+        refusal = await self._gate(chat, wiring, user_id)
+        if refusal is not None:
+            # Never accumulate what the gate refused: stored context would reach the agent on its next wake.
+            await self._drop(msg, refusal, chat=chat, user_id=user_id, agent=agent, once=once)
+            if refusal == "unknown_sender_request_approval" and engaged and not once.approval_requested:
+                once.approval_requested = True
+                try:
+                    await self._hooks.request_sender_approval(msg, chat, wiring, user_id)
+                except Exception:
+                    log.exception("sender approval request for %s in chat %s failed", user_id, chat.id)
+            return AgentOutcome(agent, "dropped", refusal)
+
+        if command == "filtered":
+            await self._drop(msg, "filtered_command", chat=chat, user_id=user_id, agent=agent, once=once,
+                             detail=command_gate.command_name(msg.text))
+            return AgentOutcome(agent, "dropped", "filtered_command")
+        if command == "admin" and not await is_admin_of(self._ctx.db, user_id, agent):
+            await self._drop(msg, "permission_denied", chat=chat, user_id=user_id, agent=agent, once=once,
+                             detail=command_gate.command_name(msg.text))
+            if engaged and not once.denial_sent:
+                once.denial_sent = True
+                await self._reply(adapter, msg, command_gate.denial_text(msg.text))
+            return AgentOutcome(agent, "dropped", "permission_denied")
+
+        session = await self._session(wiring, mode, chat, msg)
+        seq = await self._write(session, msg, trigger=engaged)
+        await self._touch(session)
+        outcome: Outcome = "delivered" if engaged else "accumulated"
+        self._ctx.events.publish("message.routed", message_id=msg.message_id, channel_type=msg.channel_type,
+                                 platform_id=msg.platform_id, messaging_group_id=chat.id, agent_group_id=agent,
+                                 session_id=session.id, seq=seq, trigger=engaged)
+        if engaged:
+            await self._wake(session)
+            if not once.typing_sent:
+                once.typing_sent = True
+                await self._typing(adapter, msg)
+        return AgentOutcome(agent, outcome, None, session.id, seq)
+
+    async def _gate(self, chat: MessagingGroup, wiring: Wiring, user_id: str) -> str | None:
+        """The refusal reason, or None when the sender may reach this agent here."""
+        public = chat.unknown_sender_policy == "public"
+        if public and wiring.sender_scope != "known":
+            return None
+        decision = await can_access(self._ctx.db, user_id, wiring.agent_group_id)
+        if decision.allowed:
+            return None
+        if public:
+            return "sender_scope_known"
+        if chat.unknown_sender_policy == "request_approval":
+            return "unknown_sender_request_approval"
+        return "unknown_sender_strict"
+
+    async def _session(self, wiring: Wiring, mode: str, chat: MessagingGroup, msg: InboundMessage) -> Session:
+        session, created = await sessions_db.find_or_create(
+            self._ctx.db, wiring.agent_group_id, mode, chat.id, msg.thread_id
+        )
+        if created:
+            await self._ctx.store.create(session.agent_group_id, session.id)
+            self._ctx.events.publish("session.created", session_id=session.id, agent_group_id=session.agent_group_id,
+                                     messaging_group_id=session.messaging_group_id, thread_id=session.thread_id,
+                                     session_mode=mode)
+        return session
+
+    async def _write(self, session: Session, msg: InboundMessage, *, trigger: bool) -> int:
+        try:
+            return await inbox.write_message(self._ctx, session, msg, trigger=trigger)
+        except FileNotFoundError:
+            # The session row exists but its folder does not (a crash between the two, or a deleted folder).
+            log.warning("session %s had no folder; recreating it", session.id)
+            await self._ctx.store.create(session.agent_group_id, session.id)
+            return await inbox.write_message(self._ctx, session, msg, trigger=trigger)
+
+    async def _touch(self, session: Session) -> None:
+        """Refresh ``last_active`` only when it is older than :data:`TOUCH_INTERVAL_S` (or unreadable)."""
+        if session.last_active:
+            try:
+                age = (utcnow() - parse_utc(session.last_active)).total_seconds()
+            except ValueError:
+                age = TOUCH_INTERVAL_S
+            if age < TOUCH_INTERVAL_S:
+                return
+        await sessions_db.touch(self._ctx.db, session.id)
+
+    async def _wake(self, session: Session) -> None:
+        try:
+            woke = await self._ctx.waker.wake(session)
+        except Exception:
+            log.exception("waking session %s failed; its message stays pending for the sweep", session.id)
+            return
+        if not woke:
+            log.warning("session %s could not be woken now; its message stays pending for the sweep", session.id)
+
+    async def _typing(self, adapter: ChannelAdapter, msg: InboundMessage) -> None:
+        try:
+            await adapter.set_typing(msg.platform_id, msg.thread_id)
+        except Exception as err:
+            log.warning("typing indicator in %s chat %s failed: %s", msg.channel_type, msg.platform_id, err)
+
+    async def _reply(self, adapter: ChannelAdapter, msg: InboundMessage, text: str) -> None:
+        """Answer straight through the adapter: no session row, no container."""
+        out = OutboundMessage(kind="text", delivery_id=new_id("out"), text=text)
+        try:
+            await adapter.deliver(msg.platform_id, msg.thread_id, out)
+        except Exception:
+            log.exception("could not send %r to %s chat %s", text, msg.channel_type, msg.platform_id)
+
+    # ------------------------------------------------------------------------------------------ drops
+
+    async def _drop(
+        self,
+        msg: InboundMessage,
+        reason: str,
+        *,
+        chat: MessagingGroup | None = None,
+        user_id: str | None = None,
+        agent: str | None = None,
+        detail: str | None = None,
+        once: _PerMessage | None = None,
+    ) -> None:
+        """Record and publish a drop; a failing audit write is logged, never raised."""
+        if once is not None:
+            once.drop_recorded = True
+        channel_type = str(getattr(msg, "channel_type", "") or "")
+        platform_id = str(getattr(msg, "platform_id", "") or "")
+        text = getattr(msg, "text", None)
+        sender_name = getattr(msg, "sender_name", None)
+        level = logging.DEBUG if reason in _QUIET_REASONS else logging.INFO
+        log.log(level, "dropped message %s from %s in %s chat %s (agent %s): %s%s",
+                getattr(msg, "message_id", None), user_id, channel_type, platform_id, agent, reason,
+                f" ({detail})" if detail else "")
+        try:
+            await drops.record(
+                self._ctx.db,
+                channel_type=channel_type,
+                platform_id=platform_id,
+                reason=reason,
+                user_id=user_id,
+                sender_name=sender_name if isinstance(sender_name, str) else None,
+                messaging_group_id=None if chat is None else chat.id,
+                agent_group_id=agent,
+                text=text if isinstance(text, str) else None,
+                detail=detail,
+            )
+        except Exception:
+            log.exception("could not record the drop (%s) of message %s", reason, getattr(msg, "message_id", None))
+        self._ctx.events.publish("message.dropped", reason=reason, message_id=getattr(msg, "message_id", None),
+                                 channel_type=channel_type, platform_id=platform_id, user_id=user_id,
+                                 messaging_group_id=None if chat is None else chat.id, agent_group_id=agent,
+                                 detail=detail)

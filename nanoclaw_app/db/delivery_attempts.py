@@ -1,0 +1,103 @@
+"""Queries for ``delivery_attempts``: persisted send attempts per outbound row.
+
+The original kept attempt counts in memory, so a restart reset them and a crash mid-send could resend blindly. Here the
+attempt is recorded as ``sending`` *before* the adapter is called; a row still in ``sending`` at startup is a send whose
+outcome nobody knows, and delivery decides what to do with it (``Delivery.recover_uncertain``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nanoclaw_app.db.database import Database
+from nanoclaw_app.db.rows import from_row, maybe
+from nanoclaw_app.timeutil import now_iso
+
+SENDING = "sending"
+RETRY = "retry"
+DELIVERED = "delivered"
+FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """How often an outbound row was tried, and where it stands."""
+
+    session_id: str
+    message_out_id: str
+    attempts: int
+    state: str
+    last_error: str | None
+    next_attempt_at: str | None
+    updated_at: str
+
+
+async def begin(db: Database, session_id: str, message_out_id: str) -> int:
+    """Record that a send starts now (state ``sending``); returns the attempt number, 1 for the first."""
+    now = now_iso()
+    async with db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO delivery_attempts (session_id, message_out_id, attempts, state, updated_at)"
+            " VALUES (?, ?, 1, 'sending', ?)"
+            " ON CONFLICT (session_id, message_out_id) DO UPDATE SET attempts = attempts + 1, state = 'sending',"
+            " next_attempt_at = NULL, updated_at = excluded.updated_at",
+            (session_id, message_out_id, now),
+        )
+        cursor = await conn.execute(
+            "SELECT attempts FROM delivery_attempts WHERE session_id = ? AND message_out_id = ?",
+            (session_id, message_out_id),
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def succeeded(db: Database, session_id: str, message_out_id: str) -> None:
+    """The send landed (the platform id is already in the session's ``delivered`` table)."""
+    await _set(db, session_id, message_out_id, DELIVERED, None, None)
+
+
+async def retry_later(db: Database, session_id: str, message_out_id: str, error: str, next_attempt_at: str) -> None:
+    """The send failed but may work later; delivery skips the row until ``next_attempt_at``."""
+    await _set(db, session_id, message_out_id, RETRY, error, next_attempt_at)
+
+
+async def failed(db: Database, session_id: str, message_out_id: str, error: str) -> None:
+    """The send is given up for good (the user is told by the caller)."""
+    await _set(db, session_id, message_out_id, FAILED, error, None)
+
+
+async def uncertain(db: Database) -> list[DeliveryAttempt]:
+    """Rows left in ``sending``: the process stopped between starting a send and recording its outcome."""
+    rows = await db.fetchall(
+        "SELECT * FROM delivery_attempts WHERE state = 'sending' ORDER BY updated_at, session_id, message_out_id"
+    )
+    return [from_row(DeliveryAttempt, r) for r in rows]
+
+
+async def retrying_sessions(db: Database) -> set[str]:
+    """Sessions with a send waiting for its backoff to pass."""
+    rows = await db.fetchall("SELECT DISTINCT session_id FROM delivery_attempts WHERE state = 'retry'")
+    return {str(r[0]) for r in rows}
+
+
+async def get(db: Database, session_id: str, message_out_id: str) -> DeliveryAttempt | None:
+    """The attempt record of one outbound row, if it was ever tried."""
+    row = await db.fetchone(
+        "SELECT * FROM delivery_attempts WHERE session_id = ? AND message_out_id = ?", (session_id, message_out_id)
+    )
+    return maybe(DeliveryAttempt, row)
+
+
+async def _set(
+    db: Database, session_id: str, message_out_id: str, state: str, error: str | None, next_attempt_at: str | None
+) -> None:
+    # An upsert, so outcomes decided before any send (a refused ACL) are recorded too.
+    await db.execute(
+        "INSERT INTO delivery_attempts (session_id, message_out_id, attempts, state, last_error, next_attempt_at,"
+        " updated_at) VALUES (?, ?, 0, ?, ?, ?, ?)"
+        " ON CONFLICT (session_id, message_out_id) DO UPDATE SET state = excluded.state,"
+        " last_error = COALESCE(excluded.last_error, last_error), next_attempt_at = excluded.next_attempt_at,"
+        " updated_at = excluded.updated_at",
+        (session_id, message_out_id, state, error, next_attempt_at, now_iso()),
+    )

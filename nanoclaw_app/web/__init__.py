@@ -1,0 +1,1 @@
+"""The Litestar app served in-process by uvicorn."""

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Quick start, command 2: set up and run the whole test suite: lint, types, tests (incl. the frozen-binary smoke test).
+# Extra arguments go to pytest, e.g. scripts/test.sh -m "not frozen" -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --dev
+
+echo "==> ruff"
+.venv/bin/ruff check .
+echo "==> mypy --strict"
+.venv/bin/mypy
+echo "==> pytest"
+.venv/bin/python -m pytest "$@"
