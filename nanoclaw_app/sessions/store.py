@@ -252,11 +252,9 @@ def _open(path: Path, *, write: bool) -> sqlite3.Connection:
     return conn
 
 
-def _with_conn(folder: Path, fn: Callable[[sqlite3.Connection], T], *, write: bool, attach: bool) -> T:
-    conn = _open(folder / INBOUND, write=write)
+def _run(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+    """Run ``fn`` (inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` when writing), then close the connection."""
     try:
-        if attach:
-            conn.execute("ATTACH DATABASE ? AS ob", (_uri(folder / OUTBOUND, "ro"),))
         if not write:
             return fn(conn)
         conn.execute("BEGIN IMMEDIATE")
@@ -269,23 +267,21 @@ def _with_conn(folder: Path, fn: Callable[[sqlite3.Connection], T], *, write: bo
         return result
     finally:
         conn.close()
+
+
+def _with_conn(folder: Path, fn: Callable[[sqlite3.Connection], T], *, write: bool, attach: bool) -> T:
+    conn = _open(folder / INBOUND, write=write)
+    if attach:
+        try:
+            conn.execute("ATTACH DATABASE ? AS ob", (_uri(folder / OUTBOUND, "ro"),))
+        except BaseException:
+            conn.close()
+            raise
+    return _run(conn, fn, write=write)
 
 
 def _with_outbound(folder: Path, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-    conn = _open(folder / OUTBOUND, write=write)
-    try:
-        if not write:
-            return fn(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-    finally:
-        conn.close()
+    return _run(_open(folder / OUTBOUND, write=write), fn, write=write)
 
 
 __all__ = ["HEARTBEAT", "INBOUND", "OUTBOUND", "NewInbound", "SessionStore", "insert_inbound"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.protocol import AskQuestionOut, ChatContent, SystemAction, TextOut, next_container_seq
+from agent_runner.protocol import AskQuestionOut, ChatContent, SystemAction, TextOut
 from nanoclaw_app.core import delivery as delivery_mod
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.delivery import UNCERTAIN_ERROR, Delivery
@@ -21,33 +21,11 @@ from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.rows import Session
 from nanoclaw_app.ids import new_id
 from tests.fakes.channel import FakeChannel
+from tests.fakes.container import write_out
 
 # --------------------------------------------------------------------------------------------- the container's side
 
 
-def write_out(folder: Path, content: str, *, kind: str = "chat", channel_type: str | None = "test",
-              platform_id: str | None = "chat-1", thread_id: str | None = None, in_reply_to: str | None = None,
-              deliver_after: str | None = None, row_id: str | None = None) -> tuple[str, int]:
-    """Insert a messages_out row with the next odd seq, as the container does."""
-    row_id = row_id or new_id("out")
-    inbound = sqlite3.connect(folder / "inbound.db")
-    try:
-        max_in = inbound.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0] or 0
-    finally:
-        inbound.close()
-    conn = sqlite3.connect(folder / "outbound.db")
-    try:
-        max_out = conn.execute("SELECT MAX(seq) FROM messages_out").fetchone()[0] or 0
-        seq = next_container_seq(max(max_in, max_out))
-        conn.execute(
-            "INSERT INTO messages_out (id, seq, in_reply_to, timestamp, deliver_after, kind, platform_id, channel_type,"
-            " thread_id, content) VALUES (?, ?, ?, datetime('now'), ?, ?, ?, ?, ?, ?)",
-            (row_id, seq, in_reply_to, deliver_after, kind, platform_id, channel_type, thread_id, content),
-        )
-        conn.commit()
-    finally:
-        conn.close()
-    return row_id, seq
 
 
 def text(value: str, files: list[str] | None = None) -> str:

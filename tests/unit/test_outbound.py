@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from agent_runner.protocol import (
     ReactionOut,
     SystemAction,
     TextOut,
-    next_container_seq,
 )
 from nanoclaw_app.core import outbound
 from nanoclaw_app.core.context import CoreContext
@@ -30,29 +28,7 @@ from nanoclaw_app.errors import AttachmentTooLarge, UnsafePath
 from nanoclaw_app.ids import inbound_row_id, new_id
 from nanoclaw_app.sessions.store import NewInbound
 from nanoclaw_app.timeutil import now_iso
-
-
-def write_out(folder: Path, content: str, *, kind: str = "chat", row_id: str | None = None) -> tuple[str, int]:
-    """Insert a messages_out row with the next odd seq, as the container does."""
-    row_id = row_id or new_id("out")
-    inbound = sqlite3.connect(folder / "inbound.db")
-    try:
-        max_in = inbound.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0] or 0
-    finally:
-        inbound.close()
-    conn = sqlite3.connect(folder / "outbound.db")
-    try:
-        max_out = conn.execute("SELECT MAX(seq) FROM messages_out").fetchone()[0] or 0
-        seq = next_container_seq(max(max_in, max_out))
-        conn.execute(
-            "INSERT INTO messages_out (id, seq, timestamp, kind, platform_id, channel_type, content)"
-            " VALUES (?, ?, datetime('now'), ?, 'chat-1', 'test', ?)",
-            (row_id, seq, kind, content),
-        )
-        conn.commit()
-    finally:
-        conn.close()
-    return row_id, seq
+from tests.fakes.container import write_out
 
 
 class Failures:
