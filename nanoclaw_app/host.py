@@ -114,6 +114,11 @@ class Host:
             self._component("containers", self.runtime.name)
 
             await self.approvals.sweep_stale_on_start()
+            # Channels come up before recovery and the sweep: both may need to tell the owner something.
+            for adapter in self.channels.all():
+                await adapter.setup(self.callbacks)
+                stack.push_async_callback(adapter.teardown)
+                self._component(f"channel:{adapter.channel_type}", "connected" if adapter.is_connected() else "down")
             await self.delivery.recover_uncertain()
             await self.delivery.start()
             stack.push_async_callback(self.delivery.stop)
@@ -123,11 +128,6 @@ class Host:
             stack.push_async_callback(self.sweep.stop)
             self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
             stack.push_async_callback(self._stop_housekeeping)
-
-            for adapter in self.channels.all():
-                await adapter.setup(self.callbacks)
-                stack.push_async_callback(adapter.teardown)
-                self._component(f"channel:{adapter.channel_type}", "connected" if adapter.is_connected() else "down")
 
             if self.web is not None:
                 await self.web.start()

@@ -149,7 +149,7 @@ async def test_no_redelivery_after_cleanup_and_outbox_is_removed(ctx, setup, cha
 
 
 async def test_rows_are_sent_in_seq_order_and_a_bad_row_does_not_block_the_rest(ctx, setup, channel, delivery,
-                                                                                failures):
+                                                                                failures, caplog):
     _, _, session, folder = setup
     bad_id, _ = write_out(folder, "{not json")
     write_out(folder, text("after the bad one"))
@@ -159,6 +159,7 @@ async def test_rows_are_sent_in_seq_order_and_a_bad_row_does_not_block_the_rest(
     assert record["status"] == "failed"
     assert "malformed" in record["error"]
     assert len(failures.told) == 1
+    assert any(r.levelname == "ERROR" and bad_id in r.getMessage() for r in caplog.records)
 
 
 async def test_deliver_after_in_the_future_waits(ctx, setup, channel, delivery):
