@@ -134,6 +134,11 @@ class _Content:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
 
+def _is_int(value: object) -> bool:
+    """An integer that is not a bool (JSON ``true`` must not pass as message 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _require(cond: bool, message: str) -> None:
     if not cond:
         raise ContractError(message)
@@ -151,7 +156,7 @@ class Attachment(_Content):
 
     def _check(self) -> None:
         _require(isinstance(self.name, str) and bool(self.name), "attachment needs a non-empty name")
-        _require(self.size is None or isinstance(self.size, int), "attachment size must be an integer")
+        _require(self.size is None or _is_int(self.size), "attachment size must be an integer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +240,7 @@ class EditOut(_Content):
     text: str
 
     def _check(self) -> None:
-        _require(isinstance(self.message_seq, int), "edit needs an integer message_seq")
+        _require(_is_int(self.message_seq), "edit needs an integer message_seq")
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +252,7 @@ class ReactionOut(_Content):
     emoji: str
 
     def _check(self) -> None:
-        _require(isinstance(self.message_seq, int), "reaction needs an integer message_seq")
+        _require(_is_int(self.message_seq), "reaction needs an integer message_seq")
 
 
 @dataclass(frozen=True, slots=True)

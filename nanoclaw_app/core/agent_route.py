@@ -158,7 +158,11 @@ async def route_to_agent(ctx: CoreContext, source: Session, row: OutboundRow) ->
     target = await _target_session(ctx, source_folder, replied, target_id)
     target_folder = ctx.store.dir(target.agent_group_id, target.id)
     inbox_id = new_id("a2a")
-    attachments = _copy_files(ctx, source_folder, row, target_folder, inbox_id, files) if files else []
+    attachments = (
+        await ctx.store.run_io(lambda: _copy_files(ctx, source_folder, row, target_folder, inbox_id, files))
+        if files
+        else []
+    )
     source_agent = await agents.get(ctx.db, source.agent_group_id)
     chat = ChatContent(
         text=text,

@@ -95,7 +95,7 @@ async def build_message(
 ) -> OutboundMessage:
     """The adapter-facing message for a decoded row; ``delivery_id`` is the row id, stable across retries."""
     if isinstance(content, TextOut):
-        files = read_files(ctx, folder, row.id, content.files)
+        files = await ctx.store.run_io(lambda: read_files(ctx, folder, row.id, content.files))
         if not content.text and not files:
             raise UserError(f"outbound row {row.id} has neither text nor files")
         return OutboundMessage(kind="text", delivery_id=row.id, text=content.text, files=files)

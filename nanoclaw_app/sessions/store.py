@@ -116,6 +116,10 @@ class SessionStore:
         """Run ``fn`` on a read-only connection to ``outbound.db`` alone."""
         return await self._call(lambda: _with_outbound(folder, fn, write=False))
 
+    async def run_io(self, fn: Callable[[], T]) -> T:
+        """Run blocking file work of a session (reading outbox files, copying attachments) off the event loop."""
+        return await self._call(fn)
+
     async def delete_orphan_acks(self, folder: Path, message_ids: Iterable[str] | None = None) -> int:
         """Delete ``processing`` acks left by a dead container. Only call when no container runs for the session."""
         ids = None if message_ids is None else list(message_ids)

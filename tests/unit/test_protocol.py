@@ -238,3 +238,12 @@ def test_the_schemas_enforce_seq_parity(dbs):
 def test_protocol_version_is_a_positive_integer():
     assert isinstance(PROTOCOL_VERSION, int)
     assert PROTOCOL_VERSION >= 1
+
+
+def test_a_json_true_is_not_accepted_as_a_message_seq() -> None:
+    from agent_runner.protocol import ContractError, EditOut, ReactionOut
+
+    with pytest.raises(ContractError, match="integer message_seq"):
+        EditOut.from_dict({"type": "edit", "message_seq": True, "text": "x"})
+    with pytest.raises(ContractError, match="integer message_seq"):
+        ReactionOut.from_dict({"type": "reaction", "message_seq": False, "emoji": "thumbs_up"})
