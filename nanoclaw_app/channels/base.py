@@ -53,6 +53,9 @@ class ChannelAdapter(ABC):
     async def set_typing(self, platform_id: str, thread_id: str | None) -> None:  # noqa: B027 - optional hook
         """Show a typing indicator (optional)."""
 
+    async def subscribe(self, platform_id: str, thread_id: str) -> None:  # noqa: B027 - optional hook
+        """Follow a thread so later messages in it arrive without a mention (threaded platforms; optional)."""
+
     async def open_dm(self, user_handle: str) -> str | None:
         """Return the DM chat id for a user. The default: the handle itself addresses the DM (Telegram, WhatsApp)."""
         return user_handle

@@ -126,6 +126,7 @@ class _PerMessage:
     approval_requested: bool = False
     denial_sent: bool = False
     typing_sent: bool = False
+    subscribed: bool = False
     drop_recorded: bool = False
 
 
@@ -360,10 +361,21 @@ class Router:
                                  session_id=session.id, seq=seq, trigger=engaged)
         if engaged:
             await self._wake(session)
+            if (wiring.engage_mode == "mention-sticky" and msg.is_group and msg.is_mention
+                    and msg.thread_id is not None and not once.subscribed):
+                # The first engaging sticky wiring follows the thread, so follow-ups arrive without a mention.
+                once.subscribed = True
+                await self._subscribe(adapter, msg.platform_id, msg.thread_id)
             if not once.typing_sent:
                 once.typing_sent = True
                 await self._typing(adapter, msg)
         return AgentOutcome(agent, outcome, None, session.id, seq)
+
+    async def _subscribe(self, adapter: ChannelAdapter, platform_id: str, thread_id: str) -> None:
+        try:
+            await adapter.subscribe(platform_id, thread_id)
+        except Exception:
+            log.exception("could not follow thread %s in %s on %s", thread_id, platform_id, adapter.channel_type)
 
     async def _gate(self, chat: MessagingGroup, wiring: Wiring, user_id: str) -> str | None:
         """The refusal reason, or None when the sender may reach this agent here."""

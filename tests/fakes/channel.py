@@ -31,6 +31,7 @@ class FakeChannel(ChannelAdapter):
     dm_prefix: str | None = None
     sent: list[Sent] = field(default_factory=list)
     typing: list[tuple[str, str | None]] = field(default_factory=list)
+    subscriptions: list[tuple[str, str]] = field(default_factory=list)
     fail_next: int = 0
     fail_always: bool = False
     host: HostCallbacks | None = None
@@ -59,6 +60,9 @@ class FakeChannel(ChannelAdapter):
 
     async def set_typing(self, platform_id: str, thread_id: str | None) -> None:
         self.typing.append((platform_id, thread_id))
+
+    async def subscribe(self, platform_id: str, thread_id: str) -> None:
+        self.subscriptions.append((platform_id, thread_id))
 
     async def open_dm(self, user_handle: str) -> str | None:
         if self.dm_prefix is None:

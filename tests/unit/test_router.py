@@ -468,6 +468,8 @@ async def test_mention_sticky_sticks_per_thread_on_threaded_adapters(
     other_thread = await router.route(inbound("unrelated", chat="grp", group=True, thread="t-2"))
     assert same_thread.delivered
     assert other_thread.drop_reason == "no_agent_engaged"
+    # the mention made the bot follow that thread, once, so the platform sends follow-ups without a mention
+    assert channel.subscriptions == [("grp", "t-1")]
 
 
 async def test_mention_mode_treats_a_dm_as_a_mention(ctx: CoreContext, router: Router) -> None:
