@@ -20,8 +20,10 @@ from nanoclaw_app.core.projection import project
 from nanoclaw_app.core.router import Router
 from nanoclaw_app.core.sweep import Sweep, idle_check
 from nanoclaw_app.core.system_actions import SystemActions, apply_add_mcp_server, apply_install_packages
+from nanoclaw_app.core.usage import ingest as ingest_usage
 from nanoclaw_app.core.watcher import OutboundWatcher
 from nanoclaw_app.db import agents as agents_db
+from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.migrate import migrate
 from nanoclaw_app.db.rows import Session
@@ -188,10 +190,26 @@ class Host:
             agent_dir=agent_dir,
             provider=session.agent_provider or (config.provider if config else "claude"),
             model=config.model if config else None,
+            env={
+                "NANOCLAW_TZ_NAME": self.settings.timezone,
+                "NANOCLAW_ASSISTANT_NAME": (config.assistant_name if config else None)
+                or (agent.name if agent else "Nano"),
+                "NANOCLAW_MAX_MESSAGES_PER_PROMPT": str(
+                    (config.max_messages_per_prompt if config else None) or self.settings.max_messages_per_prompt
+                ),
+            },
         )
 
     async def _on_outbound_change(self, session_id: str) -> None:
+        """The runner wrote: deliver what is due, then copy its token usage."""
         await self.delivery.deliver_session(session_id)
+        session = await sessions_db.get(self.db, session_id)
+        if session is None:
+            return
+        try:
+            await ingest_usage(self.ctx, session)
+        except Exception:
+            log.exception("could not record token usage of session %s", session_id)
 
     async def _on_delivery_failure(self, session: Session, text: str) -> None:
         """A reply could not be delivered: tell the owner over any channel that works."""

@@ -1,0 +1,52 @@
+"""``python -m agent_runner``: load the config, build the provider, run the loop until SIGTERM, exit 0.
+
+The container's main process; the host stops it with SIGTERM (podman stop), and a clean, prompt exit lets the host
+tell a stop from a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from agent_runner.config import RunnerConfig, load_config
+from agent_runner.loop import RunnerLoop
+from agent_runner.providers.registry import UnknownProvider, build_provider
+
+log = logging.getLogger("agent_runner")
+
+
+async def serve(config: RunnerConfig) -> None:
+    """Run the loop until SIGTERM or SIGINT."""
+    provider = build_provider(config.provider, config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers in asyncio; not a container
+            loop.add_signal_handler(sig, stop.set)
+    await RunnerLoop(config, provider).run(stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    logging.basicConfig(
+        level=os.environ.get("NANOCLAW_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    config = load_config(argv)
+    try:
+        asyncio.run(serve(config))
+    except UnknownProvider as err:
+        log.error("%s", err)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

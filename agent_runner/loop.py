@@ -1,0 +1,527 @@
+"""The runner's loop: claim inbound rows, run them through the provider, turn its answers into outbound rows.
+
+One batch at a time: wait for the host to write ``inbound.db`` (file events, with a slow poll as the fallback), take
+the newest due rows, claim them in ``processing_ack``, format them and start a query. While the query runs, rows that
+arrive are claimed and pushed into it as follow-up turns, so a conversation continues without restarting the model.
+The query is ended after a quiet period, or early when a slash command must start a fresh one.
+
+Each ``result`` answers the oldest unanswered turn (providers answer pushes in order). Its
+``<message to="name">`` blocks become outbound rows and the turn's rows are acked ``completed`` in the same
+transaction; an ``error`` tells the user and acks the rows ``failed``. The continuation is saved the moment the
+provider reports it, so a crash mid-turn still resumes the conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeVar
+
+from agent_runner import prompt as system_prompt
+from agent_runner.commands import Command, command_of, raw_text
+from agent_runner.config import RunnerConfig
+from agent_runner.formatter import format_batch
+from agent_runner.heartbeat import Heartbeat
+from agent_runner.inbound_watch import ChangeSignal, InboundWatcher
+from agent_runner.output import parse_output, strip_internal
+from agent_runner.protocol import (
+    AckStatus,
+    ChatContent,
+    ContractError,
+    InboundRow,
+    MessageKind,
+    TaskContent,
+)
+from agent_runner.providers.base import Provider, ProviderEvent, Query
+from agent_runner.replies import answer_to, failure_notice, nudge_text, route_blocks
+from agent_runner.session_db import SessionDB
+from agent_runner.task_script import run_task_script
+from agent_runner.tools.context import CurrentBatch, ToolContext
+from agent_runner.tools.ours import our_tools
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+QUIET_SECONDS = 60.0
+"""End a query after this long with every turn answered and no new rows; the next row starts a resumed one."""
+STOP_GRACE_SECONDS = 2.0
+CLEARED = "Session cleared."
+
+
+@dataclass(eq=False)
+class Turn:
+    """One prompt given to the model (the first, a pushed follow-up, or our nudge) and the rows it answers."""
+
+    rows: list[InboundRow]
+    nudge: bool = False
+    raw: bool = False
+    """A native slash command: its unwrapped output is the command's answer and goes to the command's chat."""
+    context: list[InboundRow] = field(default_factory=list)
+    """For a nudge: the rows of the turn it repeats (tools stamp ``in_reply_to`` from them)."""
+    sent_before: int = 0
+    """How many tool messages had been written when this turn became current."""
+
+
+@dataclass(eq=False)
+class _QueryState:
+    turns: deque[Turn]
+    last_activity: float
+    retry_fresh: bool = False
+    """The continuation was invalid: run the unanswered turns again in a fresh query."""
+    failed: bool = False
+    ended: bool = False
+    """``end()`` was called: nothing more may be pushed (not even a nudge)."""
+
+
+class RunnerLoop:
+    """Drives one provider over one session folder until ``stop`` is set."""
+
+    def __init__(self, config: RunnerConfig, provider: Provider, *, quiet_seconds: float = QUIET_SECONDS) -> None:
+        self.config = config
+        self.provider = provider
+        self.db = SessionDB(config.session_dir)
+        self.changes = ChangeSignal()
+        self.watcher = InboundWatcher(config.session_dir, self.changes)
+        self.heartbeat = Heartbeat(config.heartbeat)
+        self.batch = CurrentBatch()
+        self.tools = ToolContext(config=config, db=self.db, batch=self.batch, changes=self.changes,
+                                 heartbeat=self.heartbeat)
+        self.quiet_seconds = quiet_seconds
+        self.polls = 0
+        """How many times ``inbound.db`` was read for new rows (lets tests know a poll has happened)."""
+        self._first_poll = True
+        self._continuation: str | None = None
+        self._claimed: dict[str, InboundRow] = {}
+
+    @property
+    def watch_ready(self) -> asyncio.Event:
+        """Set once file events demonstrably arrive (else only the fallback poll notices new rows)."""
+        return self.watcher.ready
+
+    async def _io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # ------------------------------------------------------------------------------------------ outer loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process batches until ``stop`` is set; claims still open then are released for the next runner."""
+        await self._io(self.db.ensure_schema)
+        stale = await self._io(self.db.clear_stale_claims)
+        if stale:
+            log.info("dropped %d stale claims left by a previous runner", stale)
+        self._continuation = await self._io(self.db.load_continuation, self.provider.name)
+        log.info("runner started for %s with provider %s (%s)", self.config.session_dir, self.provider.name,
+                 "resuming a conversation" if self._continuation else "new conversation")
+        self.heartbeat.beat()
+        await self.watcher.start()
+        try:
+            while not stop.is_set():
+                version = self.changes.version
+                try:
+                    worked = await self._step_until_stopped(stop)
+                except Exception:
+                    log.exception("runner step failed; trying again after %.1f s", self.config.poll_seconds)
+                    worked = False
+                if not worked:
+                    await self._wait(version, stop, self.config.poll_seconds)
+        finally:
+            await self._release_open_claims()
+            await self.watcher.stop()
+            log.info("runner stopped")
+
+    async def _step_until_stopped(self, stop: asyncio.Event) -> bool:
+        """Run one step; on ``stop`` give it a grace period (a query aborts itself), then cancel it.
+
+        Without this a 30 s pre-task script or a slow DB lock could outlast the container engine's stop timeout.
+        """
+        step = asyncio.ensure_future(self._step(stop))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({step, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                await asyncio.wait({step}, timeout=STOP_GRACE_SECONDS)
+            if not step.done():
+                log.warning("the current step did not finish after stop; cancelling it")
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await step
+                return True
+            return step.result()
+        finally:
+            stopped.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopped
+            if not step.done():
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await step
+
+    async def _wait(self, version: int, stop: asyncio.Event, poll: float) -> None:
+        """Until ``inbound.db`` changes, ``stop`` is set, or ``poll`` seconds (the fallback poll) pass."""
+        if stop.is_set():
+            return
+        changed = asyncio.ensure_future(self.changes.wait(version, poll))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({changed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (changed, stopped):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _fetch(self) -> list[InboundRow]:
+        rows = await self._io(self.db.pending, include_on_wake=self._first_poll,
+                              limit=self.config.max_messages_per_prompt)
+        self._first_poll = False
+        self.polls += 1
+        return rows
+
+    def _command(self, row: InboundRow) -> Command | None:
+        """The command a row carries for this provider, if any."""
+        return command_of(row, native=self.provider.supports_native_slash_commands)
+
+    async def _step(self, stop: asyncio.Event) -> bool:
+        """Handle one batch; False when there was nothing to do (the caller waits)."""
+        rows = await self._fetch()
+        if not any(r.trigger == 1 for r in rows):
+            return False  # the accumulate gate: context rows wait for a row addressed to the agent
+        batch, command = self._pick(rows)
+        await self._claim(batch)
+        try:
+            if command == "clear":
+                await self._clear(batch[0])
+                return True
+            batch = await self._run_scripts(batch)
+            if not any(r.trigger == 1 for r in batch):
+                await self._release(batch)
+                return True
+            await self._converse(batch, raw=command == "native", stop=stop)
+        except Exception as err:
+            log.exception("handling rows %s failed", [r.id for r in batch])
+            open_rows = [r for r in batch if r.id in self._claimed]
+            try:
+                await self._fail(open_rows, f"the agent runner failed: {err}")
+            except Exception:
+                log.exception("could not even record the failure of rows %s; the host's sweep retries them",
+                              [r.id for r in open_rows])
+        return True
+
+    def _pick(self, rows: Sequence[InboundRow]) -> tuple[list[InboundRow], Command | None]:
+        """The rows to handle now: everything up to the first slash command, or the command alone.
+
+        A command must be the first input of a fresh query, so the rows before it go first; when those are only
+        context, the command goes first and the context waits for the next addressed row.
+        """
+        for index, row in enumerate(rows):
+            command = self._command(row)
+            if command is None:
+                continue
+            before = list(rows[:index])
+            if any(r.trigger == 1 for r in before):
+                return before, None
+            return [row], command
+        return list(rows), None
+
+    async def _claim(self, rows: Sequence[InboundRow]) -> None:
+        await self._io(self.db.claim, [r.id for r in rows])
+        self._claimed.update((r.id, r) for r in rows)
+
+    async def _release(self, rows: Sequence[InboundRow]) -> None:
+        ids = [r.id for r in rows if r.id in self._claimed]
+        await self._io(self.db.release_claims, ids)
+        for row_id in ids:
+            self._claimed.pop(row_id, None)
+
+    async def _release_open_claims(self) -> None:
+        if not self._claimed:
+            return
+        try:
+            released = await self._io(self.db.release_claims, list(self._claimed))
+            log.info("released %d claims on the way out; the next runner takes those rows", released)
+        except Exception:
+            log.exception("could not release claims %s; the host's sweep resets them", list(self._claimed))
+        self._claimed.clear()
+
+    def _settled(self, rows: Sequence[InboundRow]) -> None:
+        for row in rows:
+            self._claimed.pop(row.id, None)
+
+    # ------------------------------------------------------------------------------------------ commands, scripts
+
+    async def _clear(self, row: InboundRow) -> None:
+        """``/clear``: forget the conversation, say so in the chat that asked."""
+        self._continuation = None
+        await self._io(self.db.clear_continuation, self.provider.name)
+        await self._io(self.db.write_messages, [answer_to(row, CLEARED)], complete=[row.id])
+        self._settled([row])
+        log.info("conversation cleared by %s", row.id)
+
+    async def _run_scripts(self, rows: Sequence[InboundRow]) -> list[InboundRow]:
+        """Run task pre-check scripts; a task whose script says "no" is completed without waking the agent."""
+        kept: list[InboundRow] = []
+        for row in rows:
+            if row.kind != MessageKind.TASK:
+                kept.append(row)
+                continue
+            try:
+                content = TaskContent.from_dict(json.loads(row.content))
+            except (ValueError, ContractError):
+                kept.append(row)  # the formatter shows it as unreadable; the agent can tell the user
+                continue
+            if not content.script:
+                kept.append(row)
+                continue
+            outcome = await run_task_script(content.script, self.config.agent_dir)
+            if outcome.error is not None:
+                # Woken with the error rather than skipped: a check that silently never runs is worse.
+                log.warning("task %s: its script failed (%s); the agent is told", row.id, outcome.error)
+                output: Any = {"script_error": outcome.error}
+            elif not outcome.wake:
+                log.info("task %s: its script says there is nothing to do", row.id)
+                await self._io(self.db.set_acks, [row.id], AckStatus.COMPLETED)
+                self._settled([row])
+                continue
+            else:
+                output = outcome.data
+            updated = TaskContent(prompt=content.prompt, script=content.script, script_output=output)
+            kept.append(replace(row, content=updated.to_json()))
+        return kept
+
+    # ------------------------------------------------------------------------------------------ queries
+
+    async def _format(self, rows: Sequence[InboundRow]) -> str:
+        destinations = await self._io(self.db.destinations)
+        quoted: list[str] = []
+        for row in rows:
+            if row.kind != MessageKind.CHAT:
+                continue
+            with contextlib.suppress(ValueError, ContractError, AttributeError):
+                reply = ChatContent.from_dict(json.loads(row.content)).reply_to or {}
+                if isinstance(reply.get("message_id"), str):
+                    quoted.append(reply["message_id"])
+        reply_seqs = await self._io(self.db.seqs_for_platform_messages, quoted) if quoted else {}
+        return format_batch(rows, destinations, self.config.timezone, workspace=self.config.session_dir,
+                            reply_seqs=reply_seqs)
+
+    async def _converse(self, batch: list[InboundRow], *, raw: bool, stop: asyncio.Event) -> None:
+        """Run a query for ``batch``; if the stored continuation turns out invalid, once more without it."""
+        text = raw_text(batch[0]) if raw else await self._format(batch)
+        state = await self._query(text, Turn(rows=batch, raw=raw), stop, may_retry=True)
+        if state.retry_fresh and not stop.is_set():
+            rows = [r for turn in state.turns for r in turn.rows]
+            if rows:
+                log.info("retrying %d rows in a fresh conversation", len(rows))
+                raw_again = raw and len(state.turns) == 1 and state.turns[0].raw
+                text = raw_text(rows[0]) if raw_again else await self._format(rows)
+                await self._query(text, Turn(rows=rows, raw=raw_again), stop, may_retry=False)
+
+    def _make_current(self, state: _QueryState) -> None:
+        """Point the tools at the turn being answered now."""
+        if not state.turns:
+            return
+        turn = state.turns[0]
+        turn.sent_before = self.tools.sent
+        self.batch.rows = list(turn.rows or turn.context)
+
+    async def _query(self, text: str, first: Turn, stop: asyncio.Event, *, may_retry: bool) -> _QueryState:
+        loop = asyncio.get_running_loop()
+        state = _QueryState(turns=deque([first]), last_activity=loop.time())
+        self._make_current(state)
+        destinations = await self._io(self.db.destinations)
+        instructions = await self._io(system_prompt.build, self.config, destinations)
+        try:
+            query = self.provider.query(prompt=text, continuation=self._continuation, cwd=self.config.agent_dir,
+                                        system_prompt=instructions, tools=our_tools(self.tools))
+        except Exception as err:
+            log.exception("the provider could not start a query")
+            await self._on_error(str(err) or type(err).__name__, err, state, may_retry=may_retry)
+            return state
+        consumer = asyncio.ensure_future(self._consume(query, state, may_retry=may_retry))
+        pusher = asyncio.ensure_future(self._follow_ups(query, state))
+        stopped = asyncio.ensure_future(stop.wait())
+        finished = False
+        try:
+            await asyncio.wait({consumer, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if consumer.done():
+                consumer.result()  # an unexpected error propagates to _step, which fails the rows
+                finished = not (state.failed or state.retry_fresh)
+        finally:
+            for task in (pusher, stopped):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if not finished:
+                await self._abort(query)
+            if not consumer.done():
+                consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await consumer
+        return state
+
+    async def _abort(self, query: Query) -> None:
+        try:
+            async with asyncio.timeout(STOP_GRACE_SECONDS):
+                await query.abort()
+        except Exception:
+            log.exception("aborting the query failed")
+
+    async def _consume(self, query: Query, state: _QueryState, *, may_retry: bool) -> None:
+        async for event in query.events():
+            self.heartbeat.beat()
+            await self._on_event(event, query, state, may_retry=may_retry)
+            if state.failed or state.retry_fresh:
+                return
+        leftover = [r for turn in state.turns for r in turn.rows]
+        if leftover:
+            log.error("the provider stopped without answering rows %s", [r.id for r in leftover])
+            await self._fail(leftover, "the model stopped without answering")
+            state.failed = True
+
+    async def _follow_ups(self, query: Query, state: _QueryState) -> None:
+        """Push new rows into the live query; end it when a command waits or after the quiet period."""
+        loop = asyncio.get_running_loop()
+        while not (state.failed or state.retry_fresh):
+            version = self.changes.version
+            try:
+                outcome = await self._push_new(query, state)
+            except Exception:
+                log.exception("checking for follow-up messages failed")
+                outcome = "idle"
+            if outcome == "ended":
+                return
+            if outcome == "pushed":
+                continue
+            timeout = self.config.poll_seconds
+            if not state.turns:
+                idle = loop.time() - state.last_activity
+                if idle >= self.quiet_seconds:
+                    log.info("conversation quiet for %.0f s; ending the query", idle)
+                    state.ended = True
+                    query.end()
+                    return
+                timeout = min(timeout, self.quiet_seconds - idle)
+            await self.changes.wait(version, timeout)
+
+    async def _push_new(self, query: Query, state: _QueryState) -> Literal["pushed", "idle", "ended"]:
+        """Claim and push rows that arrived.
+
+        A waiting slash command ends the query instead (turns already pushed are still answered), because it must
+        be the first input of a fresh query.
+        """
+        rows = await self._fetch()
+        if any(self._command(r) for r in rows):
+            log.info("a slash command is waiting; ending the query so it starts a fresh one")
+            state.ended = True
+            query.end()
+            return "ended"
+        if not any(r.trigger == 1 for r in rows):
+            return "idle"
+        await self._claim(rows)
+        rows = await self._run_scripts(rows)
+        if not any(r.trigger == 1 for r in rows):
+            await self._release(rows)
+            return "idle"
+        text = await self._format(rows)
+        turn = Turn(rows=rows)
+        state.turns.append(turn)
+        query.push(text)
+        if len(state.turns) == 1:
+            self._make_current(state)
+        state.last_activity = asyncio.get_running_loop().time()
+        log.info("pushed %d follow-up rows into the running query", len(rows))
+        return "pushed"
+
+    # ------------------------------------------------------------------------------------------ events
+
+    async def _on_event(self, event: ProviderEvent, query: Query, state: _QueryState, *, may_retry: bool) -> None:
+        if event.continuation and event.kind in ("init", "result") and event.continuation != self._continuation:
+            self._continuation = event.continuation
+            await self._quietly("saving the continuation", self.db.save_continuation, self.provider.name,
+                                event.continuation)
+        if event.kind == "tool_start":
+            await self._quietly("recording the running tool", self.db.set_tool, event.tool_name or "unknown",
+                                event.tool_timeout_ms)
+        elif event.kind == "tool_end":
+            await self._quietly("clearing the running tool", self.db.clear_tool)
+        elif event.kind == "usage":
+            model = event.model or self.config.model or self.provider.name
+            await self._quietly("recording usage", self.db.record_usage, self.provider.name, model, event.usage)
+        elif event.kind == "result":
+            await self._on_result(event, query, state)
+        elif event.kind == "error":
+            await self._on_error(event.text or "the model failed", None, state, may_retry=may_retry)
+        elif event.kind == "compacted":
+            log.info("the provider compacted the conversation: %s", event.text)
+
+    async def _quietly(self, what: str, fn: Callable[..., object], *args: Any) -> None:
+        """Bookkeeping whose failure must not end the conversation (it is logged)."""
+        try:
+            await self._io(fn, *args)
+        except Exception:
+            log.exception("%s failed", what)
+
+    async def _on_result(self, event: ProviderEvent, query: Query, state: _QueryState) -> None:
+        loop = asyncio.get_running_loop()
+        state.last_activity = loop.time()  # before any await: the quiet timer must not fire mid-answer
+        if state.turns:
+            turn = state.turns.popleft()
+        else:
+            log.warning("the provider answered more turns than were given; routing the answer anyway")
+            turn = Turn(rows=[])
+        parsed = parse_output(event.text)
+        for note in parsed.internal:
+            log.debug("internal: %s", note)
+        destinations = await self._io(self.db.destinations)
+        routing = await self._io(self.db.routing)
+        messages, unknown = await self._io(route_blocks, self.db, parsed, destinations, routing,
+                                           turn.rows or turn.context)
+        if turn.raw and not parsed.blocks and turn.rows and strip_internal(event.text):
+            # A native command's output is the answer to whoever sent the command.
+            messages.append(answer_to(turn.rows[0], strip_internal(event.text)))
+        elif parsed.stray:
+            log.info("scratchpad (not sent): %s", parsed.stray[:500])
+        await self._io(self.db.write_messages, messages, complete=[r.id for r in turn.rows])
+        self._settled(turn.rows)
+        by_tools = self.tools.sent - turn.sent_before
+        if (not messages and not turn.nudge and not turn.raw and not state.ended and destinations and by_tools == 0
+                and (parsed.stray or unknown)):
+            nudge = Turn(rows=[], nudge=True, context=turn.rows or turn.context)
+            state.turns.append(nudge)
+            query.push(nudge_text(destinations, unknown))
+            log.info("the answer addressed nobody; nudged the agent to re-send it wrapped")
+        self._make_current(state)
+        state.last_activity = loop.time()
+
+    async def _on_error(self, text: str, error: BaseException | None, state: _QueryState, *, may_retry: bool) -> None:
+        invalid = self._continuation is not None and self.provider.is_session_invalid(error or text)
+        if invalid:
+            log.warning("the stored conversation cannot be resumed (%s); starting a fresh one", text)
+            self._continuation = None
+            await self._io(self.db.clear_continuation, self.provider.name)
+            if may_retry:
+                state.retry_fresh = True
+                return
+        rows = [r for turn in state.turns for r in turn.rows]
+        log.error("the provider failed: %s (rows %s)", text, [r.id for r in rows])
+        await self._fail(rows, text)
+        state.failed = True
+
+    async def _fail(self, rows: Sequence[InboundRow], text: str) -> None:
+        """Tell the chat that asked, and ack the rows ``failed`` (the host keeps them failed)."""
+        if not rows:
+            return
+        notice = failure_notice(rows, text, await self._io(self.db.routing))
+        if notice is None:
+            log.error("nobody to tell about the failure of rows %s: %s", [r.id for r in rows], text)
+        await self._io(self.db.write_messages, [notice] if notice else [], fail=[r.id for r in rows])
+        self._settled(rows)
+
+
+__all__ = ["CLEARED", "QUIET_SECONDS", "RunnerLoop", "Turn"]

@@ -1,0 +1,1 @@
+"""Model providers: ``claude`` (claude-agent-sdk), ``anthropic`` and ``openai`` (our own tool loop)."""

@@ -1,0 +1,563 @@
+"""The ``claude`` provider: Claude Code (the CLI bundled with claude-agent-sdk) in one streaming session per query.
+
+Claude Code brings its own tools (Bash, Read, Write, Edit, …): the container is the sandbox, so permissions are
+bypassed. Our tools run in this process through an SDK MCP server (``claude_tools``). The CLI keeps the conversation as
+a transcript under ``<agent_dir>/.claude``; its session id is our continuation.
+
+Settings: ``setting_sources=["project", "local"]`` so the agent folder's own files are used on purpose —
+``CLAUDE.md`` (shared instructions, imports), ``CLAUDE.local.md`` (the agent's memory, which it edits itself),
+``.claude/settings.json`` and ``.claude/skills``. ``"user"`` is left out: with ``CLAUDE_CONFIG_DIR`` inside the agent
+folder it would only read the same folder a second time, and nothing outside the agent folder should shape the agent.
+``strict_mcp_config`` keeps MCP servers to the ones the host approved (a ``.mcp.json`` the agent writes is ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeAgentOptions,
+    ClaudeSDKClient,
+    CLINotFoundError,
+    HookContext,
+    HookInput,
+    HookJSONOutput,
+    HookMatcher,
+    Message,
+    ProcessError,
+    ResultError,
+    ResultMessage,
+    SettingSource,
+    StreamEvent,
+    SystemMessage,
+)
+from claude_agent_sdk.types import HookEvent, McpServerConfig
+
+from agent_runner.config import RunnerConfig
+from agent_runner.providers.base import ProviderEvent
+from agent_runner.providers.claude_tools import SERVER_NAME, build_tool_server, mcp_tool_name
+from agent_runner.tools.base import ToolSpec
+
+log = logging.getLogger(__name__)
+
+DISALLOWED_TOOLS = (
+    "CronCreate",
+    "CronDelete",
+    "CronList",
+    "ScheduleWakeup",
+    "AskUserQuestion",
+    "EnterPlanMode",
+    "ExitPlanMode",
+)
+"""Claude Code tools we replace: scheduling and questions go through our own tools and the host."""
+
+SETTING_SOURCES: list[SettingSource] = ["project", "local"]
+BASH_DEFAULT_TIMEOUT_MS = 120_000
+"""Claude Code's Bash timeout when the model gives none."""
+STREAM_ACTIVITY_INTERVAL = 1.0
+"""Partial-message events arrive per token; one ``activity`` per second of them is enough for the heartbeat."""
+INTERRUPT_TIMEOUT = 5.0
+_STDERR_LINES = 20
+
+_INVALID_SESSION = re.compile(
+    r"no conversation found|ENOENT[^\n]*\.jsonl|transcript[^\n]*(?:missing|not found)", re.IGNORECASE
+)
+
+
+class ClaudeProvider:
+    """Creates one Claude Code session per query; resumes by the SDK session id."""
+
+    name = "claude"
+    supports_native_slash_commands = True
+
+    def __init__(self, config: RunnerConfig) -> None:
+        self._config = config
+
+    def query(
+        self, *, prompt: str, continuation: str | None, cwd: Path, system_prompt: str, tools: list[ToolSpec]
+    ) -> ClaudeQuery:
+        """Start (lazily, on ``events()``) a session answering ``prompt``, resuming ``continuation`` when given."""
+        timeouts = {mcp_tool_name(t.name): t.declared_timeout_ms for t in tools}
+        base = self.options(continuation=continuation, cwd=cwd, system_prompt=system_prompt, tools=tools)
+        return ClaudeQuery(
+            prompt,
+            options=lambda hooks, stderr: replace(base, hooks=hooks, stderr=stderr),
+            tool_timeouts=timeouts,
+            archive_dir=self._config.agent_dir / "conversations",
+            timezone=self._config.timezone,
+            assistant_name=self._config.assistant_name,
+            model=self._config.model,
+        )
+
+    def options(
+        self, *, continuation: str | None, cwd: Path, system_prompt: str, tools: list[ToolSpec]
+    ) -> ClaudeAgentOptions:
+        """The SDK options for one session (hooks and the stderr sink are added per query)."""
+        config = self._config
+        env = {
+            "ENABLE_TOOL_SEARCH": "false",  # otherwise MCP tools hide behind ToolSearch
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",  # no telemetry, update checks or token counting
+            "CLAUDE_CONFIG_DIR": str(config.agent_dir / ".claude"),
+            "IS_SANDBOX": "1",  # the container is the sandbox; lets bypassPermissions run as root there
+        }
+        if config.base_url:
+            env["ANTHROPIC_BASE_URL"] = config.base_url
+        if config.api_key:
+            # Only the gateway token may authenticate: blank credentials inherited from a developer's shell.
+            env.update({"ANTHROPIC_API_KEY": config.api_key, "ANTHROPIC_AUTH_TOKEN": "", "CLAUDE_CODE_OAUTH_TOKEN": ""})
+        servers: dict[str, McpServerConfig] = {}
+        for name, server in config.mcp_servers.items():
+            if name == SERVER_NAME:
+                log.warning("configured MCP server %r clashes with our own tool server; ignored", name)
+                continue
+            servers[name] = cast(McpServerConfig, server)
+        servers[SERVER_NAME] = build_tool_server(tools)
+        allowed = [mcp_tool_name(t.name) for t in tools] + [f"mcp__{name}" for name in servers if name != SERVER_NAME]
+        return ClaudeAgentOptions(
+            cwd=cwd,
+            model=config.model,
+            env=env,
+            permission_mode="bypassPermissions",
+            disallowed_tools=list(DISALLOWED_TOOLS),
+            allowed_tools=allowed,
+            mcp_servers=servers,
+            strict_mcp_config=True,
+            system_prompt={"type": "preset", "preset": "claude_code", "append": system_prompt},
+            setting_sources=SETTING_SOURCES,
+            resume=continuation,
+            include_partial_messages=True,
+        )
+
+    def is_session_invalid(self, error: BaseException | str) -> bool:
+        """The CLI's "No conversation found with session ID" (or a missing transcript file)."""
+        return bool(_INVALID_SESSION.search(str(error)))
+
+
+OptionsFactory = Callable[[dict[HookEvent, list[HookMatcher]], Callable[[str], None]], ClaudeAgentOptions]
+
+
+class ClaudeQuery:
+    """One live Claude Code session: a driver task owns the client from connect to disconnect.
+
+    Pushed messages go to the CLI one at a time, each once the previous one is answered: the CLI would fold a message
+    sent mid-turn into the running turn, and then one ``result`` would answer two pushes, while the loop pairs results
+    with pushes one to one. Each message carries its own uuid and results name the uuids they answered, so "answered"
+    is exact rather than a count of results.
+    """
+
+    def __init__(
+        self,
+        prompt: str,
+        *,
+        options: OptionsFactory,
+        tool_timeouts: dict[str, int | None],
+        archive_dir: Path,
+        timezone: str,
+        assistant_name: str,
+        model: str | None,
+    ) -> None:
+        self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
+        self._options = options(self._hooks(), self._on_stderr)
+        self._tool_timeouts = tool_timeouts
+        self._archive_dir = archive_dir
+        self._timezone = timezone
+        self._assistant_name = assistant_name
+        self._model = model
+        self._inbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._pending: dict[str, str] = {}
+        """uuid → text of messages sent (or queued) and not yet answered, oldest first."""
+        self._events: asyncio.Queue[ProviderEvent | None] = asyncio.Queue()
+        self._answered = asyncio.Event()
+        """Set whenever a result answered a message; the writer waits on it before sending the next."""
+        self._stop = asyncio.Event()
+        self._ended = False
+        self._aborted = False
+        self._failed = False
+        self._session_id: str | None = None
+        self._last_stream_activity = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._started = False
+        self._enqueue(prompt)
+
+    # -- the Query interface -----------------------------------------------------------------------------------------
+
+    def push(self, text: str) -> None:
+        """Send another user message into the live session; it is answered after the ones before it."""
+        if self._ended:
+            raise RuntimeError("push() after end(): the query takes no more input")
+        self._enqueue(text)
+
+    def end(self) -> None:
+        """Finish once every message sent so far is answered."""
+        self._ended = True
+        self._check_finished()
+
+    async def events(self) -> AsyncGenerator[ProviderEvent, None]:
+        """Events until everything pushed is answered after ``end()``, an error, or ``abort()``."""
+        if self._started:
+            raise RuntimeError("events() can be iterated only once")
+        self._started = True
+        if not self._aborted:
+            self._task = asyncio.create_task(self._drive(), name="claude-query")
+        else:
+            self._events.put_nowait(None)
+        try:
+            while (event := await self._events.get()) is not None:
+                yield event
+        finally:
+            # A consumer that stops early must not leave the CLI running.
+            await self.abort()
+
+    async def abort(self) -> None:
+        """Interrupt the turn and close the session; returns once the CLI process is gone."""
+        self._aborted = True
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    @property
+    def session_id(self) -> str | None:
+        """The SDK session id once the CLI announced it."""
+        return self._session_id
+
+    # -- the driver --------------------------------------------------------------------------------------------------
+
+    async def _drive(self) -> None:
+        """Connect, pump input and output until told to stop, then disconnect — all in this one task.
+
+        The task is never cancelled from outside: the SDK's shutdown (stdin EOF, wait, terminate, kill) only runs
+        reliably when not interrupted by an asyncio cancellation.
+        """
+        client = ClaudeSDKClient(self._options)
+        try:
+            try:
+                await client.connect()
+            except Exception as exc:
+                self._fail(exc)
+                return
+            if not self._stop.is_set():
+                await self._converse(client)
+        finally:
+            try:
+                await client.disconnect()
+            except Exception:
+                log.exception("closing the Claude Code session failed")
+            self._events.put_nowait(None)
+
+    async def _converse(self, client: ClaudeSDKClient) -> None:
+        writer = asyncio.create_task(self._write(client), name="claude-writer")
+        reader = asyncio.create_task(self._read(client), name="claude-reader")
+        stopper = asyncio.create_task(self._stop.wait(), name="claude-stop")
+        try:
+            await asyncio.wait({writer, reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if self._aborted:
+                await self._interrupt(client)
+        finally:
+            for task in (writer, reader, stopper):
+                task.cancel()
+            for task in (writer, reader, stopper):
+                with contextlib.suppress(asyncio.CancelledError):
+                    try:
+                        await task
+                    except Exception as exc:
+                        self._fail(exc)
+
+    async def _interrupt(self, client: ClaudeSDKClient) -> None:
+        try:
+            await asyncio.wait_for(client.interrupt(), INTERRUPT_TIMEOUT)
+        except Exception as exc:  # the session is closed next anyway
+            log.info("interrupting Claude Code did not complete: %s", exc)
+
+    async def _write(self, client: ClaudeSDKClient) -> None:
+        while True:
+            message_id, text = await self._inbox.get()
+            await client.query(_one_message(message_id, text))
+            while message_id in self._pending:
+                self._answered.clear()
+                await self._answered.wait()
+
+    async def _read(self, client: ClaudeSDKClient) -> None:
+        try:
+            async for message in client.receive_messages():
+                self._handle(message)
+                if self._stop.is_set():
+                    return
+        except Exception as exc:
+            self._fail(exc)
+            return
+        if not self._stop.is_set():
+            self._fail(RuntimeError("Claude Code ended the session unexpectedly"))
+
+    # -- messages -> events ------------------------------------------------------------------------------------------
+
+    def _handle(self, message: Message) -> None:
+        if isinstance(message, StreamEvent):
+            now = time.monotonic()
+            if now - self._last_stream_activity >= STREAM_ACTIVITY_INTERVAL:
+                self._last_stream_activity = now
+                self._emit(ProviderEvent("activity"))
+            return
+        self._emit(ProviderEvent("activity"))
+        if isinstance(message, SystemMessage):
+            self._on_system(message)
+        elif isinstance(message, AssistantMessage):
+            if message.model and not message.model.startswith("<"):  # "<synthetic>" marks CLI-made error text
+                self._model = message.model
+        elif isinstance(message, ResultMessage):
+            self._on_result(message)
+
+    def _on_system(self, message: SystemMessage) -> None:
+        if message.subtype == "init":
+            session_id = message.data.get("session_id")
+            if isinstance(session_id, str) and session_id != self._session_id:
+                self._session_id = session_id
+                self._emit(ProviderEvent("init", continuation=session_id))
+        elif message.subtype == "compact_boundary":
+            meta = message.data.get("compact_metadata") or {}
+            tokens = meta.get("pre_tokens")
+            text = f"Context compacted ({tokens} tokens)." if isinstance(tokens, int) else "Context compacted."
+            self._emit(ProviderEvent("compacted", text=text))
+
+    def _on_result(self, message: ResultMessage) -> None:
+        self._session_id = message.session_id or self._session_id
+        usage = _usage(message.usage)
+        if any(usage.values()):
+            self._emit(ProviderEvent("usage", usage=usage, model=self._model))
+        self._mark_answered(message)
+        if message.is_error:
+            self._fail_with(_result_error_text(message))
+            return
+        self._emit(ProviderEvent("result", text=message.result or "", continuation=self._session_id))
+        self._check_finished()
+
+    def _mark_answered(self, message: ResultMessage) -> None:
+        answered = message.user_message_uuids or ([message.user_message_uuid] if message.user_message_uuid else [])
+        if answered:
+            for message_id in answered:
+                self._pending.pop(message_id, None)
+        elif message.origin is None and self._pending:
+            # Results of local commands (e.g. /compact) may not name their message; they answer the oldest.
+            self._pending.pop(next(iter(self._pending)))
+        self._answered.set()
+
+    # -- hooks -------------------------------------------------------------------------------------------------------
+
+    def _hooks(self) -> dict[HookEvent, list[HookMatcher]]:
+        return {
+            "PreToolUse": [HookMatcher(hooks=[self._pre_tool_use])],
+            "PostToolUse": [HookMatcher(hooks=[self._post_tool_use])],
+            "PostToolUseFailure": [HookMatcher(hooks=[self._post_tool_use])],
+            "PreCompact": [HookMatcher(hooks=[self._pre_compact])],
+        }
+
+    async def _pre_tool_use(self, data: HookInput, tool_use_id: str | None, context: HookContext) -> HookJSONOutput:
+        fields = cast(dict[str, Any], data)
+        name = str(fields.get("tool_name", ""))
+        self._emit(ProviderEvent("tool_start", tool_name=name, tool_timeout_ms=self._timeout_of(name, fields)))
+        return {}
+
+    async def _post_tool_use(self, data: HookInput, tool_use_id: str | None, context: HookContext) -> HookJSONOutput:
+        fields = cast(dict[str, Any], data)
+        self._emit(ProviderEvent("tool_end", tool_name=str(fields.get("tool_name", ""))))
+        return {}
+
+    async def _pre_compact(self, data: HookInput, tool_use_id: str | None, context: HookContext) -> HookJSONOutput:
+        fields = cast(dict[str, Any], data)
+        transcript = fields.get("transcript_path")
+        try:
+            if transcript:
+                archive_transcript(
+                    Path(transcript), self._archive_dir, _now(self._timezone), assistant_name=self._assistant_name
+                )
+        except Exception:
+            # Compaction goes ahead either way; losing the archive must not cost the conversation.
+            log.exception("archiving transcript %s before compaction failed", transcript)
+        return {}
+
+    def _timeout_of(self, tool_name: str, fields: dict[str, Any]) -> int | None:
+        if tool_name in self._tool_timeouts:
+            return self._tool_timeouts[tool_name]
+        if tool_name == "Bash":
+            tool_input = fields.get("tool_input") or {}
+            timeout = tool_input.get("timeout") if isinstance(tool_input, dict) else None
+            return int(timeout) if isinstance(timeout, int | float) and timeout > 0 else BASH_DEFAULT_TIMEOUT_MS
+        return None
+
+    # -- plumbing ----------------------------------------------------------------------------------------------------
+
+    def _enqueue(self, text: str) -> None:
+        message_id = str(uuid.uuid4())
+        self._pending[message_id] = text
+        self._inbox.put_nowait((message_id, text))
+
+    def _check_finished(self) -> None:
+        if self._ended and not self._pending:
+            self._stop.set()
+
+    def _emit(self, event: ProviderEvent) -> None:
+        self._events.put_nowait(event)
+
+    def _fail(self, exc: BaseException) -> None:
+        log.warning("Claude Code session failed: %r; stderr tail: %s", exc, " | ".join(self._stderr))
+        self._fail_with(_plain_error(exc, list(self._stderr)))
+
+    def _fail_with(self, text: str) -> None:
+        """One ``error`` event per query, then the query stops."""
+        if not self._failed and not self._aborted:
+            self._failed = True
+            self._emit(ProviderEvent("error", text=text))
+        self._stop.set()
+
+    def _on_stderr(self, line: str) -> None:
+        self._stderr.append(line)
+        log.debug("claude: %s", line)
+
+
+def _one_message(message_id: str, text: str) -> AsyncIterator[dict[str, Any]]:
+    async def gen() -> AsyncIterator[dict[str, Any]]:
+        yield {
+            "type": "user",
+            "message": {"role": "user", "content": text},
+            "parent_tool_use_id": None,
+            "uuid": message_id,
+        }
+
+    return gen()
+
+
+def _usage(raw: dict[str, Any] | None) -> dict[str, int]:
+    raw = raw or {}
+
+    def number(key: str) -> int:
+        value = raw.get(key)
+        return int(value) if isinstance(value, int | float) else 0
+
+    return {
+        "input_tokens": number("input_tokens"),
+        "output_tokens": number("output_tokens"),
+        "cache_read_tokens": number("cache_read_input_tokens"),
+        "cache_write_tokens": number("cache_creation_input_tokens"),
+    }
+
+
+def _result_error_text(message: ResultMessage) -> str:
+    errors = [e.strip() for e in message.errors or [] if isinstance(e, str) and e.strip()]
+    if errors:
+        return "; ".join(errors)
+    if message.result:
+        return message.result
+    if message.api_error_status:
+        return f"The model API failed (HTTP {message.api_error_status})."
+    return f"Claude Code stopped: {message.subtype}"
+
+
+def _plain_error(exc: BaseException, stderr: list[str]) -> str:
+    """A message for the user: the CLI's own words where it gave some, never a traceback."""
+    if isinstance(exc, ResultError):
+        if exc.errors:
+            return "; ".join(exc.errors)
+        if exc.result:
+            return exc.result
+    if isinstance(exc, CLINotFoundError):
+        return "Claude Code is not installed in this container."
+    if isinstance(exc, ProcessError):
+        detail = next((line.strip() for line in reversed(stderr) if line.strip()), "")
+        code = f" (exit code {exc.exit_code})" if exc.exit_code is not None else ""
+        return f"Claude Code failed{code}: {detail}" if detail else f"Claude Code failed{code}."
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _now(timezone: str) -> datetime:
+    try:
+        return datetime.now(ZoneInfo(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return datetime.now(ZoneInfo("UTC"))
+
+
+# -- transcript archive --------------------------------------------------------------------------------------------
+
+_TAG = re.compile(r"<[^>]+>")
+_FIRST_MESSAGE = re.compile(r"<message\b[^>]*>(.*?)</message>", re.DOTALL)
+
+
+def archive_transcript(
+    transcript: Path, folder: Path, now: datetime, *, assistant_name: str = "Assistant"
+) -> Path | None:
+    """Write the user/assistant text of a Claude Code transcript to ``folder/<date>-<slug>.md``.
+
+    Compaction replaces the history with a summary; the archive keeps the full wording where the agent (and the user)
+    can still read it. Tool calls and their results are left out. Returns None when there was nothing to keep.
+    """
+    turns: list[tuple[str, str]] = []
+    with transcript.open(encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            turn = _turn(entry)
+            if turn is not None:
+                turns.append(turn)
+    if not turns:
+        return None
+    first_user = next((text for role, text in turns if role == "user"), "")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = _free_path(folder, f"{now:%Y-%m-%d}-{_slug(first_user)}")
+    names = {"user": "User", "assistant": assistant_name}
+    body = "\n\n".join(f"**{names[role]}**: {text}" for role, text in turns)
+    path.write_text(f"# Conversation archived {now:%Y-%m-%d %H:%M %Z}\n\n{body}\n", encoding="utf-8")
+    return path
+
+
+def _turn(entry: Any) -> tuple[str, str] | None:
+    if not isinstance(entry, dict) or entry.get("type") not in ("user", "assistant"):
+        return None
+    if entry.get("isMeta") or entry.get("isSidechain") or entry.get("isCompactSummary"):
+        return None
+    message = entry.get("message")
+    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+        return None
+    content = message.get("content")
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        text = "\n".join(
+            str(block.get("text", "")) for block in content if isinstance(block, dict) and block.get("type") == "text"
+        )
+    else:
+        return None
+    text = text.strip()
+    if not text or text.startswith(("<local-command", "<command-")):
+        return None
+    return str(message["role"]), text
+
+
+def _slug(text: str) -> str:
+    found = _FIRST_MESSAGE.search(text)
+    plain = _TAG.sub(" ", found.group(1) if found else text)
+    words = re.findall(r"[a-z0-9]+", plain.lower())[:6]
+    return "-".join(words)[:48].strip("-") or "conversation"
+
+
+def _free_path(folder: Path, stem: str) -> Path:
+    path = folder / f"{stem}.md"
+    counter = 2
+    while path.exists():
+        path = folder / f"{stem}-{counter}.md"
+        counter += 1
+    return path

@@ -1,0 +1,208 @@
+"""The ``openai`` provider: any OpenAI-compatible Chat Completions server, with our own tool loop and built-in tools.
+
+OpenAI, Ollama, LM Studio, vLLM and OpenRouter all serve this API; we talk to it through the ``openai`` SDK.
+
+``base_url`` is used as given, so it carries the server's version path (``http://localhost:11434/v1``); in a
+container it is the host's model gateway.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import openai
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
+
+from agent_runner.config import RunnerConfig
+from agent_runner.providers.base import Query
+from agent_runner.providers.toolloop import (
+    MAX_HISTORY_CHARS,
+    MAX_TOOL_ROUNDS,
+    ModelCallError,
+    ModelReply,
+    ToolCall,
+    ToolLoopQuery,
+    Turn,
+    error_detail,
+    http_error_message,
+    is_continuation_error,
+    tool_cwd_note,
+    usage_numbers,
+)
+from agent_runner.tools.base import ToolSpec
+from agent_runner.tools.builtin import builtin_tools
+
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+class OpenAIProvider:
+    """Creates tool-loop queries against an OpenAI-compatible Chat Completions API."""
+
+    name = "openai"
+    supports_native_slash_commands = False
+
+    def __init__(
+        self,
+        config: RunnerConfig,
+        *,
+        max_retries: int = 2,
+        max_tool_rounds: int = MAX_TOOL_ROUNDS,
+        max_history_chars: int = MAX_HISTORY_CHARS,
+    ) -> None:
+        self.model = config.model or DEFAULT_MODEL
+        self._base_url = config.base_url
+        self._api_key = config.api_key
+        self._max_retries = max_retries
+        self._max_tool_rounds = max_tool_rounds
+        self._max_history_chars = max_history_chars
+
+    def query(
+        self, *, prompt: str, continuation: str | None, cwd: Path, system_prompt: str, tools: list[ToolSpec]
+    ) -> Query:
+        """A query over our tool loop; the built-in tools run in ``cwd``."""
+        return ToolLoopQuery(
+            provider_name=self.name,
+            make_client=self._client,
+            prompt=prompt,
+            continuation=continuation,
+            system_prompt=system_prompt + tool_cwd_note(cwd),
+            tools=[*builtin_tools(cwd), *tools],
+            max_tool_rounds=self._max_tool_rounds,
+            max_history_chars=self._max_history_chars,
+        )
+
+    def is_session_invalid(self, error: BaseException | str) -> bool:
+        """Only an unreadable continuation is invalid; API errors leave the conversation intact."""
+        return is_continuation_error(error)
+
+    def _client(self) -> OpenAIClient:
+        sdk = openai.AsyncOpenAI(base_url=self._base_url, api_key=self._api_key, max_retries=self._max_retries)
+        return OpenAIClient(sdk, model=self.model)
+
+
+class OpenAIClient:
+    """One query's connection to a Chat Completions server (``toolloop.ModelClient``)."""
+
+    def __init__(self, sdk: openai.AsyncOpenAI, *, model: str) -> None:
+        self.model = model
+        self._sdk = sdk
+
+    async def aclose(self) -> None:
+        """Close the SDK's HTTP client."""
+        await self._sdk.close()
+
+    async def complete(
+        self, *, system: str, history: list[Turn], tools: list[ToolSpec], on_delta: Callable[[], None]
+    ) -> ModelReply:
+        """Stream one completion, assembling text and tool calls from the chunks."""
+        kwargs: dict[str, Any] = {}
+        if tools:
+            kwargs["tools"] = [
+                cast(
+                    ChatCompletionToolParam,
+                    {
+                        "type": "function",
+                        "function": {"name": t.name, "description": t.description, "parameters": t.input_schema},
+                    },
+                )
+                for t in tools
+            ]
+        text: list[str] = []
+        partial: dict[int, dict[str, Any]] = {}
+        usage: dict[str, int] | None = None
+        finish: str | None = None
+        try:
+            stream = await self._sdk.chat.completions.create(
+                model=self.model,
+                messages=to_messages(system, history),
+                stream=True,
+                stream_options={"include_usage": True},
+                **kwargs,
+            )
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        usage = _usage(chunk.usage)
+                    for choice in chunk.choices:
+                        delta = choice.delta
+                        finish = choice.finish_reason or finish
+                        if delta.content:
+                            text.append(delta.content)
+                            on_delta()
+                        elif getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None):
+                            on_delta()
+                        for piece in delta.tool_calls or []:
+                            slot = partial.setdefault(piece.index, {"id": None, "name": "", "arguments": ""})
+                            slot["id"] = piece.id or slot["id"]
+                            if piece.function is not None:
+                                slot["name"] += piece.function.name or ""
+                                slot["arguments"] += piece.function.arguments or ""
+                            on_delta()
+        except openai.APIStatusError as exc:
+            raise ModelCallError(http_error_message(exc.status_code, error_detail(exc.body, exc.message))) from exc
+        except openai.APITimeoutError as exc:
+            raise ModelCallError("The model service did not answer in time.") from exc
+        except openai.APIConnectionError as exc:
+            raise ModelCallError(f"Could not reach the model service at {self._sdk.base_url}: {exc}") from exc
+        except openai.OpenAIError as exc:
+            raise ModelCallError(f"The model service sent something unexpected: {exc}") from exc
+        calls = [_tool_call(index, slot) for index, slot in sorted(partial.items())]
+        return ModelReply(text="".join(text), tool_calls=calls, usage=usage, stop_reason=finish)
+
+
+def _tool_call(index: int, slot: dict[str, Any]) -> ToolCall:
+    """Arguments arrive as a JSON string (sometimes empty for no arguments); a bad one is reported to the model."""
+    call_id = slot["id"] or f"call_{index}"
+    raw = slot["arguments"].strip() or "{}"
+    try:
+        arguments = json.loads(raw)
+    except ValueError as exc:
+        return ToolCall(id=call_id, name=slot["name"], input={}, input_error=f"{exc} in {raw[:200]!r}")
+    if not isinstance(arguments, dict):
+        return ToolCall(id=call_id, name=slot["name"], input={}, input_error=f"expected an object, got {raw[:200]!r}")
+    return ToolCall(id=call_id, name=slot["name"], input=arguments)
+
+
+def _usage(usage: Any) -> dict[str, int]:
+    """OpenAI counts cached tokens inside ``prompt_tokens``; we report them apart, as Anthropic does."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = int(getattr(details, "cached_tokens", 0) or 0)
+    written = int(getattr(details, "cache_write_tokens", 0) or 0)
+    prompt = int(usage.prompt_tokens or 0)
+    return usage_numbers(max(0, prompt - cached - written), int(usage.completion_tokens or 0), cached, written)
+
+
+def to_messages(system: str, history: list[Turn]) -> list[ChatCompletionMessageParam]:
+    """Neutral turns to chat messages: one ``tool`` message per result, errors marked in the text."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for turn in history:
+        if turn["role"] == "user":
+            messages.append({"role": "user", "content": turn["text"]})
+        elif turn["role"] == "assistant":
+            message: dict[str, Any] = {"role": "assistant", "content": turn.get("text") or None}
+            calls = turn.get("tool_calls") or []
+            if calls:
+                message["tool_calls"] = [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": json.dumps(c["input"], ensure_ascii=False)},
+                    }
+                    for c in calls
+                ]
+            elif message["content"] is None:
+                message["content"] = ""
+            messages.append(message)
+        else:
+            messages.extend(
+                {
+                    "role": "tool",
+                    "tool_call_id": r["id"],
+                    "content": ("Error: " if r.get("is_error") else "") + (r["content"] or "(no output)"),
+                }
+                for r in turn["results"]
+            )
+    return cast(list[ChatCompletionMessageParam], messages)

@@ -1,0 +1,118 @@
+"""Added latency from the adapter callback to the adapter's deliver call, with a model that answers instantly.
+
+    .venv/bin/python bench/e2e_latency.py --runtime local [--n 50]
+
+The whole real path runs: router → inbound.db → runner (a subprocess, woken by inotify) → the `anthropic` provider
+over HTTP to a fake model server on 127.0.0.1 → outbound.db → host file watcher → delivery → adapter. The last line
+printed is one JSON object: runtime, n, cold_ms (first message, runner not yet started), warm_p50_ms, warm_p99_ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def run(runtime_name: str, n: int) -> dict[str, object]:
+    from nanoclaw_app.core.messages import InboundMessage, OutboundMessage
+    from nanoclaw_app.db import agents
+    from nanoclaw_app.db.database import Database
+    from nanoclaw_app.db.migrate import migrate
+    from nanoclaw_app.host import Host
+    from nanoclaw_app.runtime.local import LocalRuntime
+    from nanoclaw_app.settings import load_settings
+    from tests.fakes.anthropic_server import FakeAnthropic, Text
+    from tests.fakes.channel import FakeChannel
+    from tests.integration.seed import seed
+
+    if runtime_name != "local":
+        raise SystemExit(f"runtime {runtime_name!r} is not available yet; use --runtime local")
+
+    delivered: dict[str, float] = {}
+    arrived = asyncio.Event()
+
+    class TimedChannel(FakeChannel):
+        async def deliver(self, platform_id: str, thread_id: str | None, message: OutboundMessage) -> str | None:
+            delivered[message.text] = time.perf_counter()
+            arrived.set()
+            return await super().deliver(platform_id, thread_id, message)
+
+    def responder(request: dict[str, object]) -> Text:
+        messages = request["messages"]
+        assert isinstance(messages, list)
+        last = json.dumps(messages[-1])
+        marker = last.split("ping-", 1)[1].split("<", 1)[0].split("\\", 1)[0].split('"', 1)[0]
+        return Text(f'<message to="owner-dm">pong-{marker}</message>')
+
+    fake = FakeAnthropic(responder=responder)
+    await fake.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["NANOCLAW_HOME"] = f"{tmp}/home"
+        os.environ["NANOCLAW_CONFIG_DIR"] = f"{tmp}/config"
+        settings = load_settings(port=0)
+        settings.paths.ensure()
+        async with Database(settings.paths.central_db) as db:
+            await migrate(db)
+            seeded = await seed(db)
+            await agents.update_config(db, seeded.agent_id, provider="anthropic", model="claude-test")
+        channel = TimedChannel()
+        runtime = LocalRuntime(
+            sessions_root=settings.paths.sessions,
+            env={"NANOCLAW_MODEL_BASE_URL": fake.url, "NANOCLAW_MODEL_TOKEN": "bench-token",
+                 "NANOCLAW_POLL_SECONDS": "2"},
+        )
+        host = Host(settings, runtime=runtime, adapters=[channel], serve_web=False)
+        await host.start()
+        try:
+            samples: list[float] = []
+            for i in range(n + 1):
+                arrived.clear()
+                msg = InboundMessage(channel_type="test", platform_id="owner", message_id=f"b{i}",
+                                     sender_id="owner", sender_name="Owner", text=f"ping-{i}")
+                start = time.perf_counter()
+                await channel.inject(msg)
+                async with asyncio.timeout(60):
+                    while f"pong-{i}" not in delivered:
+                        await arrived.wait()
+                        arrived.clear()
+                samples.append((delivered[f"pong-{i}"] - start) * 1000)
+        finally:
+            await host.stop()
+            await fake.stop()
+    cold, warm = samples[0], samples[1:]
+    return {
+        "runtime": runtime_name,
+        "n": len(warm),
+        "cold_ms": round(cold, 1),
+        "warm_p50_ms": round(statistics.median(warm), 2),
+        "warm_p99_ms": round(percentile(warm, 0.99), 2),
+        "warm_max_ms": round(max(warm), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runtime", default="local")
+    parser.add_argument("--n", type=int, default=50)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.runtime, args.n))))
+
+
+if __name__ == "__main__":
+    main()

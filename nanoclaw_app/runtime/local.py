@@ -1,0 +1,146 @@
+"""Runs ``python -m agent_runner`` as a local subprocess per session: for development, tests and benchmarks.
+
+It gives no sandbox — Podman does that — so the app never picks it for users. The runner code is the same one a
+container runs; only its paths come from arguments instead of the container's ``/workspace`` defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from nanoclaw_app.errors import ConfigError, TransientError
+from nanoclaw_app.paths import resource, resource_root
+from nanoclaw_app.runtime.base import ExitCallback, SessionSpec
+
+log = logging.getLogger(__name__)
+
+PID_FILE = ".runner.pid"
+
+
+class LocalRuntime:
+    """One runner subprocess per session, its output appended to the session's ``container.log``."""
+
+    name = "local"
+
+    def __init__(
+        self, *, sessions_root: Path | None = None, python: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        if getattr(sys, "frozen", False) and python is None:
+            raise ConfigError("the local runtime needs a Python interpreter; the frozen app uses Podman")
+        self._python = python or sys.executable
+        self._sessions_root = sessions_root
+        self._env = dict(env or {})
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._waiters: dict[str, asyncio.Task[None]] = {}
+        self._callbacks: list[ExitCallback] = []
+        self._stopping: set[str] = set()
+
+    def on_exit(self, callback: ExitCallback) -> None:
+        """Register an exit callback."""
+        self._callbacks.append(callback)
+
+    async def start(self, spec: SessionSpec) -> None:
+        """Spawn the runner for a session (no-op when it already runs)."""
+        if spec.session_id in self._procs:
+            return
+        env = {
+            **os.environ,
+            **self._env,
+            **spec.env,
+            "PYTHONPATH": str(resource_root()),
+            "NANOCLAW_PROVIDER": spec.provider,
+        }
+        if spec.model:
+            env["NANOCLAW_MODEL"] = spec.model
+        log_path = spec.session_dir / "container.log"
+        args = [
+            self._python, "-m", "agent_runner",
+            "--session-dir", str(spec.session_dir),
+            "--agent-dir", str(spec.agent_dir),
+            "--skills-dir", str(resource("skills")),
+        ]
+        with log_path.open("ab") as log_file:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *args, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
+                    cwd=str(spec.agent_dir), start_new_session=True,
+                )
+            except OSError as err:
+                raise TransientError(f"cannot start the agent runner: {err}") from err
+        (spec.session_dir / PID_FILE).write_text(str(proc.pid))
+        self._procs[spec.session_id] = proc
+        self._waiters[spec.session_id] = asyncio.create_task(
+            self._wait(spec.session_id, spec.session_dir, proc), name=f"runner-{spec.session_id}"
+        )
+        log.info("started runner pid %d for session %s", proc.pid, spec.session_id)
+
+    async def _wait(self, session_id: str, session_dir: Path, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        self._procs.pop(session_id, None)
+        self._waiters.pop(session_id, None)
+        with contextlib.suppress(FileNotFoundError):
+            (session_dir / PID_FILE).unlink()
+        if session_id not in self._stopping and code != 0:
+            log.warning("runner of session %s exited with code %s; see %s", session_id, code,
+                        session_dir / "container.log")
+        self._stopping.discard(session_id)
+        for callback in self._callbacks:
+            try:
+                await callback(session_id, code)
+            except Exception:
+                log.exception("exit callback for session %s failed", session_id)
+
+    async def stop(self, session_id: str, *, grace_seconds: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after the grace period; returns after the exit was reported."""
+        proc = self._procs.get(session_id)
+        waiter = self._waiters.get(session_id)
+        if proc is None or waiter is None:
+            return
+        self._stopping.add(session_id)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout=grace_seconds)
+        except TimeoutError:
+            log.warning("runner of session %s ignored SIGTERM for %.0f s; killing it", session_id, grace_seconds)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await waiter
+
+    async def is_running(self, session_id: str) -> bool:
+        """Whether the session's runner process is alive."""
+        proc = self._procs.get(session_id)
+        return proc is not None and proc.returncode is None
+
+    async def notify(self, session_id: str) -> None:
+        """Nothing to do: the runner watches ``inbound.db`` itself."""
+
+    async def remove_orphans(self) -> int:
+        """Kill runners left by an earlier host (found by their pid files) whose command line is ours."""
+        if self._sessions_root is None:
+            return 0
+        return await asyncio.to_thread(_kill_orphans, self._sessions_root)
+
+
+def _kill_orphans(sessions_root: Path) -> int:
+    """Kill runner processes recorded in pid files under ``sessions_root`` that are still alive."""
+    killed = 0
+    for pid_file in sessions_root.glob(f"*/*/{PID_FILE}"):
+        try:
+            pid = int(pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            pid_file.unlink(missing_ok=True)
+            continue
+        if b"-m" in cmdline and b"agent_runner" in cmdline and str(pid_file.parent).encode() in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        pid_file.unlink(missing_ok=True)
+    return killed
