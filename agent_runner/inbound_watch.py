@@ -25,7 +25,7 @@ PROBE = ".inbound-watch-probe"
 PROBE_SECONDS = 5.0
 """How long to wait for the probe before concluding that file events do not arrive here."""
 DEBOUNCE_MS = 50
-STEP_MS = 10
+STEP_MS = 2
 
 
 class ChangeSignal:

@@ -1,6 +1,6 @@
 """Added latency from the adapter callback to the adapter's deliver call, with a model that answers instantly.
 
-    .venv/bin/python bench/e2e_latency.py --runtime local [--n 50]
+    .venv/bin/python bench/e2e_latency.py --runtime local [--n 100]
 
 The whole real path runs: router → inbound.db → runner (a subprocess, woken by inotify) → the `anthropic` provider
 over HTTP to a fake model server on 127.0.0.1 → outbound.db → host file watcher → delivery → adapter. The last line
@@ -109,7 +109,7 @@ async def run(runtime_name: str, n: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runtime", default="local")
-    parser.add_argument("--n", type=int, default=50)
+    parser.add_argument("--n", type=int, default=100)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args.runtime, args.n))))
 

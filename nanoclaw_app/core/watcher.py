@@ -25,7 +25,7 @@ JOURNAL = f"{OUTBOUND}-journal"
 PROBE = ".watch-probe"
 """Touched in the root by :meth:`OutboundWatcher.wait_ready` until the watch reports it."""
 DEBOUNCE_MS = 5
-STEP_MS = 5
+STEP_MS = 2
 
 
 def _interesting(change: Change, path: str) -> bool:
