@@ -157,15 +157,12 @@ class SessionDB:
             conn.close()
 
     @contextmanager
-    def _write(self, *, with_inbound: bool = False) -> Iterator[sqlite3.Connection]:
-        """One transaction on ``outbound.db`` (``inbound.db`` attached read-only as ``ib`` on request), then close."""
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction on ``outbound.db`` alone, then close (never with ``inbound.db`` attached: see ``write``)."""
         conn = sqlite3.connect(_uri(self.outbound, "rw"), uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout=5000")
-            if with_inbound:
-                conn.execute("ATTACH DATABASE ? AS ib", (_uri(self.inbound, "ro"),))
-                conn.execute("PRAGMA ib.mmap_size=0")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -399,11 +396,13 @@ class SessionDB:
         fail: Sequence[str] = (),
     ) -> list[int]:
         """Insert rows (odd seqs above the max of both DBs) and settle acks in one transaction; returns the seqs."""
-        with self._write(with_inbound=True) as conn:
-            current = conn.execute(
-                "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM messages_out UNION ALL"
-                " SELECT MAX(seq) FROM ib.messages_in)"
-            ).fetchone()[0]
+        # The host's max seq is read first, on its own connection: holding a lock on inbound.db while committing
+        # outbound.db deadlocks with a host doing the mirror image (each waits for the other's read lock).
+        with self._read() as reader:
+            inbound_max = reader.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0] or 0
+        with self._write() as conn:
+            outbound_max = conn.execute("SELECT MAX(seq) FROM messages_out").fetchone()[0] or 0
+            current = max(inbound_max, outbound_max)
             stamp = now_iso()
             seqs: list[int] = []
             for msg in messages:

@@ -107,30 +107,38 @@ def read_container_view(conn: sqlite3.Connection) -> tuple[list[Claim], ToolStat
     return read_claims(conn), read_tool(conn)
 
 
-def sync_acks(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
-    """Copy container acks onto ``messages_in`` (inbound main, outbound as ``ob``); returns (completed, failed) ids."""
-    completed = [
-        r[0]
-        for r in conn.execute(
-            "SELECT m.id FROM messages_in m JOIN ob.processing_ack a ON a.message_id = m.id"
-            " WHERE a.status = ? AND m.status IN (?, ?)",
-            (AckStatus.COMPLETED.value, InboundStatus.PENDING.value, InboundStatus.FAILED.value),
-        )
-    ]
-    failed = [
-        r[0]
-        for r in conn.execute(
-            "SELECT m.id FROM messages_in m JOIN ob.processing_ack a ON a.message_id = m.id"
-            " WHERE a.status = ? AND m.status = ?",
-            (AckStatus.FAILED.value, InboundStatus.PENDING.value),
-        )
-    ]
-    conn.executemany(
-        "UPDATE messages_in SET status = ? WHERE id = ?", [(InboundStatus.COMPLETED.value, i) for i in completed]
-    )
-    conn.executemany(
-        "UPDATE messages_in SET status = ? WHERE id = ?", [(InboundStatus.FAILED.value, i) for i in failed]
-    )
+def read_final_acks(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(message id, status) of every completed or failed ack, read from ``outbound.db`` alone."""
+    rows = conn.execute(
+        "SELECT message_id, status FROM processing_ack WHERE status IN (?, ?)",
+        (AckStatus.COMPLETED.value, AckStatus.FAILED.value),
+    ).fetchall()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def sync_acks(conn: sqlite3.Connection, acks: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """Copy container acks onto ``messages_in`` (inbound.db alone); returns the (completed, failed) ids changed.
+
+    The acks are read beforehand in a separate step: holding a lock on ``outbound.db`` while committing to
+    ``inbound.db`` can deadlock with a runner that does the mirror image.
+    """
+    completed: list[str] = []
+    failed: list[str] = []
+    for message_id, status in acks:
+        if status == AckStatus.COMPLETED.value:
+            changed = conn.execute(
+                "UPDATE messages_in SET status = ? WHERE id = ? AND status IN (?, ?)",
+                (InboundStatus.COMPLETED.value, message_id, InboundStatus.PENDING.value, InboundStatus.FAILED.value),
+            ).rowcount
+            if changed:
+                completed.append(message_id)
+        else:
+            changed = conn.execute(
+                "UPDATE messages_in SET status = ? WHERE id = ? AND status = ?",
+                (InboundStatus.FAILED.value, message_id, InboundStatus.PENDING.value),
+            ).rowcount
+            if changed:
+                failed.append(message_id)
     return completed, failed
 
 
@@ -282,7 +290,8 @@ class Sweep:
         store = ctx.store
         folder = store.dir(session.agent_group_id, session.id)
 
-        completed, failed = await store.write(folder, sync_acks, with_outbound=True)
+        acks = await store.read_outbound(folder, read_final_acks)
+        completed, failed = await store.write(folder, lambda conn: sync_acks(conn, acks))
         report.acks_completed += len(completed)
         report.acks_failed += len(failed)
         for message_id in failed:
@@ -387,6 +396,7 @@ __all__ = [
     "message_previews",
     "read_claims",
     "read_container_view",
+    "read_final_acks",
     "read_tool",
     "reset_claims",
     "session_is_idle",

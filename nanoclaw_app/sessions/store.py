@@ -108,9 +108,13 @@ class SessionStore:
         """Run ``fn`` on a read-only view of ``inbound.db`` (as ``main``) with ``outbound.db`` attached as ``ob``."""
         return await self._call(lambda: _with_conn(folder, fn, write=False, attach=with_outbound))
 
-    async def write(self, folder: Path, fn: Callable[[sqlite3.Connection], T], *, with_outbound: bool = False) -> T:
-        """Run ``fn`` inside ``BEGIN IMMEDIATE`` on ``inbound.db``; commit, close. ``ob`` is attached read-only."""
-        return await self._call(lambda: _with_conn(folder, fn, write=True, attach=with_outbound))
+    async def write(self, folder: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` inside ``BEGIN IMMEDIATE`` on ``inbound.db`` alone; commit, close.
+
+        ``outbound.db`` is never attached here: holding its read lock while committing ``inbound.db`` deadlocks
+        with a runner committing ``outbound.db`` while reading ``inbound.db``. Read what you need first.
+        """
+        return await self._call(lambda: _with_conn(folder, fn, write=True, attach=False))
 
     async def read_outbound(self, folder: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on a read-only connection to ``outbound.db`` alone."""

@@ -101,15 +101,18 @@ def claim(folder: Path, message_ids: list[str]) -> None:
 
 def write_replies(folder: Path, replies: list[tuple[InboundRow, str]], completed: list[str]) -> list[int]:
     """Write the replies and complete the acks in one transaction; returns the seqs written."""
+    # Read the host's max seq first, on its own: holding inbound.db while committing outbound.db can deadlock.
+    reader = _connect(folder / INBOUND, write=False)
+    try:
+        inbound_max = reader.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0] or 0
+    finally:
+        reader.close()
     conn = _connect(folder / OUTBOUND, write=True)
     try:
-        conn.execute("ATTACH DATABASE ? AS ib", (f"file:{quote(str(folder / INBOUND))}?mode=ro",))
         conn.execute("BEGIN IMMEDIATE")
         try:
-            current = conn.execute(
-                "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM messages_out UNION ALL"
-                " SELECT MAX(seq) FROM ib.messages_in)"
-            ).fetchone()[0]
+            outbound_max = conn.execute("SELECT MAX(seq) FROM messages_out").fetchone()[0] or 0
+            current = max(inbound_max, outbound_max)
             seqs: list[int] = []
             stamp = now_iso()
             for row, text in replies:
