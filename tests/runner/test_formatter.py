@@ -160,8 +160,8 @@ def test_attachments_point_at_files_in_the_session_folder() -> None:
                        kind="image").to_dict()
     result = fmt(chat("look", attachments=[photo]), workspace=Path("/workspace"))
     assert "[image: /workspace/inbox/pm-1/cat.jpg (cat.jpg, image/jpeg, 2.0 KB)]" in result
-    local = fmt(chat("look", attachments=[photo]), workspace=Path("/home/me/sessions/ag/s1"))
-    assert "/home/me/sessions/ag/s1/inbox/pm-1/cat.jpg" in local
+    local = fmt(chat("look", attachments=[photo]), workspace=Path("/srv/nanoclaw/sessions/ag/s1"))
+    assert "/srv/nanoclaw/sessions/ag/s1/inbox/pm-1/cat.jpg" in local
 
 
 def test_an_attachment_that_was_not_saved_says_why() -> None:

@@ -44,7 +44,7 @@ SHAPES = [
                 attachments=[{"name": "a.txt", "mime_type": "text/plain", "size": 3}],
                 reply_to={"text": "earlier", "sender": "Bob"}, is_group=True, is_mention=True,
                 platform_message_id="tg-2", extra={"from_me": False}),
-    TaskContent(prompt="water the plants", script="test -f /tmp/x", script_output={"ok": True}),
+    TaskContent(prompt="water the plants", script="test -f /srv/flag", script_output={"ok": True}),
     QuestionResponse(question_id="q-1", selected_option="yes", user_id="telegram:42"),
     TextOut(text="hello", files=["report.pdf"]),
     EditOut(message_seq=7, text="fixed"),

@@ -72,11 +72,11 @@ async def live(ctx: CoreContext, folder: Path) -> dict[str, Any]:
 
 async def test_a_new_task_is_its_own_series(ctx, setup):
     _, folder = setup
-    seq = await write(ctx, folder, lambda c: scheduling.schedule(c, task("task-1", script="test -f /tmp/x")))
+    seq = await write(ctx, folder, lambda c: scheduling.schedule(c, task("task-1", script="test -f /srv/flag")))
     (row,) = await rows(ctx, folder)
     assert seq % 2 == 0
     assert (row["series_id"], row["status"], row["process_after"]) == ("task-1", "pending", "2030-01-01T08:00:00.000Z")
-    assert json.loads(row["content"]) == {"prompt": "noop", "script": "test -f /tmp/x"}
+    assert json.loads(row["content"]) == {"prompt": "noop", "script": "test -f /srv/flag"}
 
 
 async def test_cancel_by_the_original_id_reaches_the_live_follow_up(ctx, setup):
