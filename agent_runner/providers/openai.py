@@ -10,73 +10,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, cast
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
-from agent_runner.config import RunnerConfig
-from agent_runner.providers.base import Query
 from agent_runner.providers.toolloop import (
-    MAX_HISTORY_CHARS,
-    MAX_TOOL_ROUNDS,
     ModelCallError,
     ModelReply,
     ToolCall,
-    ToolLoopQuery,
     Turn,
     error_detail,
     http_error_message,
-    is_continuation_error,
-    tool_cwd_note,
     usage_numbers,
 )
+from agent_runner.providers.toolloop_provider import ToolLoopProvider
 from agent_runner.tools.base import ToolSpec
-from agent_runner.tools.builtin import builtin_tools
 
 DEFAULT_MODEL = "gpt-4o-mini"
 
 
-class OpenAIProvider:
+class OpenAIProvider(ToolLoopProvider):
     """Creates tool-loop queries against an OpenAI-compatible Chat Completions API."""
 
     name = "openai"
-    supports_native_slash_commands = False
-
-    def __init__(
-        self,
-        config: RunnerConfig,
-        *,
-        max_retries: int = 2,
-        max_tool_rounds: int = MAX_TOOL_ROUNDS,
-        max_history_chars: int = MAX_HISTORY_CHARS,
-    ) -> None:
-        self.model = config.model or DEFAULT_MODEL
-        self._base_url = config.base_url
-        self._api_key = config.api_key
-        self._max_retries = max_retries
-        self._max_tool_rounds = max_tool_rounds
-        self._max_history_chars = max_history_chars
-
-    def query(
-        self, *, prompt: str, continuation: str | None, cwd: Path, system_prompt: str, tools: list[ToolSpec]
-    ) -> Query:
-        """A query over our tool loop; the built-in tools run in ``cwd``."""
-        return ToolLoopQuery(
-            provider_name=self.name,
-            make_client=self._client,
-            prompt=prompt,
-            continuation=continuation,
-            system_prompt=system_prompt + tool_cwd_note(cwd),
-            tools=[*builtin_tools(cwd), *tools],
-            max_tool_rounds=self._max_tool_rounds,
-            max_history_chars=self._max_history_chars,
-        )
-
-    def is_session_invalid(self, error: BaseException | str) -> bool:
-        """Only an unreadable continuation is invalid; API errors leave the conversation intact."""
-        return is_continuation_error(error)
+    default_model = DEFAULT_MODEL
 
     def _client(self) -> OpenAIClient:
         sdk = openai.AsyncOpenAI(base_url=self._base_url, api_key=self._api_key, max_retries=self._max_retries)
