@@ -8,6 +8,7 @@ message id the agent sees, so its parity says which table it refers to.
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
@@ -413,6 +414,54 @@ def row_from_mapping(cls: type[Any], mapping: Any) -> Any:
     names = {f.name for f in fields(cls)}
     keys = mapping.keys()
     return cls(**{k: mapping[k] for k in keys if k in names})
+
+
+# --------------------------------------------------------------------------------------------- shared reads
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSeries:
+    """One scheduled series as ``list_tasks`` shows it: its earliest live occurrence."""
+
+    series_id: str
+    id: str
+    status: str
+    process_after: str | None
+    recurrence: str | None
+    prompt_preview: str
+
+
+def list_task_series(conn: sqlite3.Connection, status: str | None = None) -> list[TaskSeries]:
+    """One row per series in ``inbound.db``, soonest first; ``status`` filters pending or paused (else both).
+
+    Both sides need this listing (the agent's ``list_tasks`` tool, the host's pages), so it lives with the schema.
+    """
+    live = (InboundStatus.PENDING.value, InboundStatus.PAUSED.value)
+    statuses = (status,) if status in live else live
+    marks = ", ".join("?" for _ in statuses)
+    rows = conn.execute(
+        f"SELECT id, series_id, status, process_after, recurrence, content FROM messages_in"
+        f" WHERE kind = 'task' AND status IN ({marks}) ORDER BY COALESCE(process_after, ''), seq",
+        statuses,
+    ).fetchall()
+    seen: set[str] = set()
+    result: list[TaskSeries] = []
+    for task_id, series_id, task_status, process_after, recurrence, content in rows:
+        series = series_id or task_id
+        if series in seen:
+            continue
+        seen.add(series)
+        try:
+            data = json.loads(content)
+            prompt = str(data.get("prompt", "")) if isinstance(data, dict) else ""
+        except ValueError:
+            prompt = ""
+        prompt = " ".join(prompt.split())
+        result.append(TaskSeries(
+            series_id=series, id=task_id, status=task_status, process_after=process_after, recurrence=recurrence,
+            prompt_preview=prompt if len(prompt) <= 80 else prompt[:79] + "…",
+        ))
+    return result
 
 
 # --------------------------------------------------------------------------------------------- session DB schemas

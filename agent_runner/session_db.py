@@ -30,6 +30,8 @@ from agent_runner.protocol import (
     InboundStatus,
     MessageKind,
     QuestionResponse,
+    TaskSeries,
+    list_task_series,
     next_container_seq,
     row_from_mapping,
 )
@@ -115,16 +117,8 @@ class SeqTarget:
     thread_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class TaskSummary:
-    """One scheduled series as ``list_tasks`` shows it: its live occurrence."""
-
-    series_id: str
-    id: str
-    status: str
-    process_after: str | None
-    recurrence: str | None
-    prompt_preview: str
+TaskSummary = TaskSeries
+"""One scheduled series as ``list_tasks`` shows it (the shape is shared with the host)."""
 
 
 # --------------------------------------------------------------------------------------------- the DB pair
@@ -326,33 +320,8 @@ class SessionDB:
 
     def list_tasks(self, status: str | None = None) -> list[TaskSummary]:
         """One row per scheduled series (its earliest live occurrence), soonest first."""
-        live = (InboundStatus.PENDING.value, InboundStatus.PAUSED.value)
-        statuses = (status,) if status in live else live
-        marks = ", ".join("?" for _ in statuses)
         with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT id, series_id, status, process_after, recurrence, content FROM messages_in"
-                f" WHERE kind = 'task' AND status IN ({marks}) ORDER BY COALESCE(process_after, ''), seq",
-                statuses,
-            ).fetchall()
-        seen: set[str] = set()
-        result: list[TaskSummary] = []
-        for row in rows:
-            series = row["series_id"] or row["id"]
-            if series in seen:
-                continue
-            seen.add(series)
-            try:
-                data = json.loads(row["content"])
-                prompt = str(data.get("prompt", "")) if isinstance(data, dict) else ""
-            except ValueError:
-                prompt = ""
-            prompt = " ".join(prompt.split())
-            result.append(TaskSummary(
-                series_id=series, id=row["id"], status=row["status"], process_after=row["process_after"],
-                recurrence=row["recurrence"], prompt_preview=prompt if len(prompt) <= 80 else prompt[:79] + "…",
-            ))
-        return result
+            return list_task_series(conn, status)
 
     # ------------------------------------------------------------------------------------------ acks
 

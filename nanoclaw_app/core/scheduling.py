@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from agent_runner.protocol import InboundStatus, MessageKind, TaskContent
+from agent_runner.protocol import InboundStatus, MessageKind, TaskContent, TaskSeries, list_task_series
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.notes import write_system_note
 from nanoclaw_app.core.projection import routing_for
@@ -93,17 +93,8 @@ class NewTask:
     thread_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TaskSummary:
-    """One series as ``list_tasks`` shows it: its live occurrence."""
-
-    series_id: str
-    id: str
-    status: str
-    process_after: str | None
-    recurrence: str | None
-    prompt_preview: str
-
+TaskSummary = TaskSeries
+"""One series as ``list_tasks`` shows it (the shape is shared with the runner)."""
 
 def schedule(conn: sqlite3.Connection, task: NewTask) -> int:
     """Insert a task row whose ``series_id`` is its own id; returns its seq (re-inserting the same id is a no-op)."""
@@ -195,34 +186,7 @@ def update(
 
 def list_tasks(conn: sqlite3.Connection, status: str | None = None) -> list[TaskSummary]:
     """One row per series (its earliest live occurrence), soonest first; ``status`` filters pending or paused."""
-    statuses = (status,) if status in LIVE else LIVE
-    marks = ", ".join("?" for _ in statuses)
-    rows = conn.execute(
-        f"SELECT id, series_id, status, process_after, recurrence, content FROM messages_in"
-        f" WHERE kind = 'task' AND status IN ({marks}) ORDER BY COALESCE(process_after, ''), seq",
-        statuses,
-    ).fetchall()
-    seen: set[str] = set()
-    result: list[TaskSummary] = []
-    for row in rows:
-        series = row["series_id"] or row["id"]
-        if series in seen:
-            continue
-        seen.add(series)
-        try:
-            prompt = str(json.loads(row["content"]).get("prompt", ""))
-        except (ValueError, AttributeError):
-            prompt = ""
-        prompt = " ".join(prompt.split())
-        result.append(TaskSummary(
-            series_id=series,
-            id=row["id"],
-            status=row["status"],
-            process_after=row["process_after"],
-            recurrence=row["recurrence"],
-            prompt_preview=prompt if len(prompt) <= 80 else prompt[:79] + "…",
-        ))
-    return result
+    return list_task_series(conn, status)
 
 
 def clone_recurring(conn: sqlite3.Connection, tz: ZoneInfo, *, now: datetime | None = None) -> int:
