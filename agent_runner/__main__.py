@@ -1,7 +1,8 @@
 """``python -m agent_runner``: load the config, build the provider, run the loop until SIGTERM, exit 0.
 
 The container's main process; the host stops it with SIGTERM (podman stop), and a clean, prompt exit lets the host
-tell a stop from a crash.
+tell a stop from a crash. When the host's model gateway is gone mid-turn (the host crashed or is restarting) it exits
+at once with ``EXIT_GATEWAY_LOST``, its claims left for the restarted host's sweep to retry.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from collections.abc import Sequence
 
 from agent_runner.config import RunnerConfig, load_config
 from agent_runner.loop import RunnerLoop
+from agent_runner.providers.base import GatewayLost
 from agent_runner.providers.registry import UnknownProvider, build_provider
 
 log = logging.getLogger("agent_runner")
+
+EXIT_GATEWAY_LOST = 75
+"""``EX_TEMPFAIL``: the host's gateway vanished mid-turn; the work was kept, not answered with an error."""
 
 
 async def serve(config: RunnerConfig) -> None:
@@ -29,7 +34,10 @@ async def serve(config: RunnerConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers in asyncio; not a container
             loop.add_signal_handler(sig, stop.set)
-    await RunnerLoop(config, provider).run(stop)
+    try:
+        await RunnerLoop(config, provider).run(stop)
+    finally:
+        await provider.aclose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnknownProvider as err:
         log.error("%s", err)
         return 2
+    except GatewayLost as err:
+        log.error("exiting: %s; the host retries the claimed messages when it is back", err)
+        return EXIT_GATEWAY_LOST
     return 0
 
 

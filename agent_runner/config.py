@@ -28,6 +28,11 @@ class RunnerConfig:
     """Model endpoint (the host's gateway); None means the provider's default."""
     api_key: str | None = None
     """A per-container token for the gateway — never a real provider key."""
+    gateway_socket: Path | None = None
+    """A unix socket to the host's model gateway (Linux): every model HTTP call goes over it, whatever host
+    ``base_url`` names. None means ``base_url`` is reached over TCP (a Podman machine on macOS/Windows; tests)."""
+    model_max_retries: int = 2
+    """Retries of a failed model call by the SDK or the Claude CLI (the CLI's own default is 10, even for a 401)."""
     timezone: str = "UTC"
     assistant_name: str = "Nano"
     max_messages_per_prompt: int = 10
@@ -57,6 +62,16 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"NANOCLAW_{name}", default)
 
 
+def _non_negative_int(name: str, default: int) -> int:
+    raw = (_env(name) or "").strip()
+    if not raw:
+        return default
+    value = int(raw)  # a typo must stop the runner at start, not silently become the default
+    if value < 0:
+        raise ValueError(f"NANOCLAW_{name} must be 0 or more, got {raw!r}")
+    return value
+
+
 def load_config(argv: Sequence[str] | None = None) -> RunnerConfig:
     """Arguments win over ``NANOCLAW_*`` environment variables, which win over the container defaults."""
     parser = argparse.ArgumentParser(prog="agent_runner")
@@ -77,6 +92,8 @@ def load_config(argv: Sequence[str] | None = None) -> RunnerConfig:
         model=args.model or _env("MODEL"),
         base_url=_env("MODEL_BASE_URL"),
         api_key=_env("MODEL_TOKEN"),
+        gateway_socket=Path(socket) if (socket := _env("GATEWAY_SOCKET")) else None,
+        model_max_retries=_non_negative_int("MODEL_MAX_RETRIES", defaults.model_max_retries),
         timezone=_env("TZ_NAME") or os.environ.get("TZ") or defaults.timezone,
         assistant_name=_env("ASSISTANT_NAME") or defaults.assistant_name,
         max_messages_per_prompt=int(_env("MAX_MESSAGES_PER_PROMPT") or defaults.max_messages_per_prompt),

@@ -9,6 +9,10 @@ Each ``result`` answers the oldest unanswered turn (providers answer pushes in o
 ``<message to="name">`` blocks become outbound rows and the turn's rows are acked ``completed`` in the same
 transaction; an ``error`` tells the user and acks the rows ``failed``. The continuation is saved the moment the
 provider reports it, so a crash mid-turn still resumes the conversation.
+
+A model call that fails because the host's gateway socket is gone (the provider says so, or the socket refuses a probe)
+is not the user's error: ``run`` raises ``GatewayLost`` and leaves every claim in place, so the restarted host's sweep
+hands the rows to a fresh runner.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from agent_runner import prompt as system_prompt
 from agent_runner.commands import Command, command_of, raw_text
 from agent_runner.config import RunnerConfig
 from agent_runner.formatter import format_batch
+from agent_runner.gateway_relay import gateway_reachable
 from agent_runner.heartbeat import Heartbeat
 from agent_runner.inbound_watch import ChangeSignal, InboundWatcher
 from agent_runner.output import parse_output, strip_internal
@@ -37,7 +42,7 @@ from agent_runner.protocol import (
     MessageKind,
     TaskContent,
 )
-from agent_runner.providers.base import Provider, ProviderEvent, Query
+from agent_runner.providers.base import GatewayLost, Provider, ProviderEvent, Query
 from agent_runner.replies import answer_to, failure_notice, nudge_text, route_blocks
 from agent_runner.session_db import SessionDB
 from agent_runner.task_script import run_task_script
@@ -110,7 +115,10 @@ class RunnerLoop:
     # ------------------------------------------------------------------------------------------ outer loop
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Process batches until ``stop`` is set; claims still open then are released for the next runner."""
+        """Process batches until ``stop`` is set; claims still open then are released for the next runner.
+
+        Raises ``GatewayLost`` when the host's gateway is gone; the claims then stay for the host's sweep.
+        """
         await self._io(self.db.ensure_schema)
         stale = await self._io(self.db.clear_stale_claims)
         if stale:
@@ -120,18 +128,26 @@ class RunnerLoop:
                  "resuming a conversation" if self._continuation else "new conversation")
         self.heartbeat.beat()
         await self.watcher.start()
+        lost = False
         try:
             while not stop.is_set():
                 version = self.changes.version
                 try:
                     worked = await self._step_until_stopped(stop)
+                except GatewayLost:
+                    lost = True
+                    raise
                 except Exception:
                     log.exception("runner step failed; trying again after %.1f s", self.config.poll_seconds)
                     worked = False
                 if not worked:
                     await self._wait(version, stop, self.config.poll_seconds)
         finally:
-            await self._release_open_claims()
+            if lost:
+                log.error("the host's model gateway is gone; leaving claims %s for the host's sweep to retry",
+                          list(self._claimed))
+            else:
+                await self._release_open_claims()
             await self.watcher.stop()
             log.info("runner stopped")
 
@@ -203,6 +219,8 @@ class RunnerLoop:
                 await self._release(batch)
                 return True
             await self._converse(batch, raw=command == "native", stop=stop)
+        except GatewayLost:
+            raise
         except Exception as err:
             log.exception("handling rows %s failed", [r.id for r in batch])
             open_rows = [r for r in batch if r.id in self._claimed]
@@ -341,7 +359,8 @@ class RunnerLoop:
                                         system_prompt=instructions, tools=our_tools(self.tools))
         except Exception as err:
             log.exception("the provider could not start a query")
-            await self._on_error(str(err) or type(err).__name__, err, state, may_retry=may_retry)
+            await self._on_error(str(err) or type(err).__name__, err, state, may_retry=may_retry,
+                                 gateway_lost=isinstance(err, GatewayLost))
             return state
         consumer = asyncio.ensure_future(self._consume(query, state, may_retry=may_retry))
         pusher = asyncio.ensure_future(self._follow_ups(query, state))
@@ -381,6 +400,7 @@ class RunnerLoop:
         leftover = [r for turn in state.turns for r in turn.rows]
         if leftover:
             log.error("the provider stopped without answering rows %s", [r.id for r in leftover])
+            await self._check_gateway(reported=False, text="the model stopped without answering")
             await self._fail(leftover, "the model stopped without answering")
             state.failed = True
 
@@ -451,12 +471,13 @@ class RunnerLoop:
         elif event.kind == "tool_end":
             await self._quietly("clearing the running tool", self.db.clear_tool)
         elif event.kind == "usage":
-            model = event.model or self.config.model or self.provider.name
-            await self._quietly("recording usage", self.db.record_usage, self.provider.name, model, event.usage)
+            # The host's gateway meters every model call (the CLI's own ones too); here it is only liveness.
+            log.debug("model %s used %s", event.model or self.config.model or self.provider.name, event.usage)
         elif event.kind == "result":
             await self._on_result(event, query, state)
         elif event.kind == "error":
-            await self._on_error(event.text or "the model failed", None, state, may_retry=may_retry)
+            await self._on_error(event.text or "the model failed", None, state, may_retry=may_retry,
+                                 gateway_lost=event.gateway_lost)
         elif event.kind == "compacted":
             log.info("the provider compacted the conversation: %s", event.text)
 
@@ -499,7 +520,9 @@ class RunnerLoop:
         self._make_current(state)
         state.last_activity = loop.time()
 
-    async def _on_error(self, text: str, error: BaseException | None, state: _QueryState, *, may_retry: bool) -> None:
+    async def _on_error(self, text: str, error: BaseException | None, state: _QueryState, *, may_retry: bool,
+                        gateway_lost: bool = False) -> None:
+        await self._check_gateway(reported=gateway_lost, text=text)
         invalid = self._continuation is not None and self.provider.is_session_invalid(error or text)
         if invalid:
             log.warning("the stored conversation cannot be resumed (%s); starting a fresh one", text)
@@ -512,6 +535,19 @@ class RunnerLoop:
         log.error("the provider failed: %s (rows %s)", text, [r.id for r in rows])
         await self._fail(rows, text)
         state.failed = True
+
+    async def _check_gateway(self, *, reported: bool, text: str) -> None:
+        """Raise ``GatewayLost`` when a failed model call is the host's absence rather than an answer for the user.
+
+        The provider's word (``reported``) is trusted; otherwise the socket is probed, which also catches a host that
+        died mid-stream. Without a gateway socket (a TCP base URL) every failure is the user's to hear about.
+        """
+        socket = self.config.gateway_socket
+        if socket is None:
+            return
+        if reported or not await gateway_reachable(socket):
+            log.error("the model call failed because the host's model gateway (%s) is gone: %s", socket, text)
+            raise GatewayLost(f"the model gateway at {socket} is gone: {text}")
 
     async def _fail(self, rows: Sequence[InboundRow], text: str) -> None:
         """Tell the chat that asked, and ack the rows ``failed`` (the host keeps them failed)."""

@@ -409,16 +409,6 @@ class SessionDB:
                 " tool_started_at = NULL WHERE id = 1"
             )
 
-    def record_usage(self, provider: str, model: str, usage: dict[str, int]) -> None:
-        """Token counts of one model call, for the host's usage accounting."""
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO usage_out (provider, model, input_tokens, output_tokens, cache_read_tokens,"
-                " cache_write_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (provider, model, int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)),
-                 int(usage.get("cache_read_tokens", 0)), int(usage.get("cache_write_tokens", 0)), now_iso()),
-            )
-
 
 def _set_acks(conn: sqlite3.Connection, message_ids: Iterable[str], status: AckStatus) -> None:
     stamp = now_iso()

@@ -1,4 +1,4 @@
-"""Command line: ``nanoclaw [--version] {serve,doctor,db migrate}``."""
+"""Command line: ``nanoclaw [--version] {serve,doctor,db migrate,image build}``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("migrate", help="apply pending schema migrations")
+    image = sub.add_parser("image", help="the agent container image")
+    image_sub = image.add_subparsers(dest="image_command", required=True)
+    image_sub.add_parser("build", help="build the agent image now (otherwise the first message builds it)")
     return parser
 
 
@@ -44,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor(as_json=args.json)
         if args.command == "db":
             return asyncio.run(_migrate())
+        if args.command == "image":
+            return asyncio.run(_image_build())
         # No command: the desktop window arrives with the app UI; until then run headless.
         return _serve(getattr(args, "host", None), getattr(args, "port", None))
     except ConfigError as err:
@@ -75,6 +81,46 @@ async def _migrate() -> int:
         applied = await migrate(db)
     print("applied: " + ", ".join(applied) if applied else "database is up to date")
     return 0
+
+
+async def _image_build() -> int:
+    from nanoclaw_app.runtime.image import BuildProgress
+    from nanoclaw_app.runtime.podman_runtime import PodmanRuntime
+    from nanoclaw_app.settings import load_settings
+
+    settings = load_settings()
+    settings.paths.ensure()
+    tty = sys.stdout.isatty()
+
+    def show(progress: BuildProgress) -> None:
+        print(render_progress(progress, width=shutil.get_terminal_size().columns if tty else 0),
+              end="\r" if tty else "\n", flush=True)
+
+    runtime = PodmanRuntime(settings)
+    try:
+        await runtime.open()
+        print(f"building the agent image on {settings.agent_base_image} (several minutes the first time)")
+        tag = await runtime.images.ensure_base(on_progress=show)
+    finally:
+        await runtime.close()
+    if tty:
+        print()
+    print(f"agent image ready: {tag}")
+    return 0
+
+
+def render_progress(progress: object, *, width: int) -> str:
+    """One status line for a build step: a bar on a terminal (``width`` > 0), plain text otherwise."""
+    from nanoclaw_app.runtime.image import BuildProgress
+
+    assert isinstance(progress, BuildProgress)
+    head = f"step {progress.step}/{progress.steps or '?'} {progress.elapsed_s:5.0f}s"
+    if width <= 0:
+        return f"{head}  {progress.line}"
+    filled = round(20 * progress.step / progress.steps) if progress.steps else 0
+    bar = "[" + "#" * filled + "." * (20 - filled) + "]"
+    text = f"{bar} {head}  {progress.line}"
+    return text[: width - 1].ljust(width - 1)
 
 
 def _check_bind(host: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.migrate import applied_versions, discover
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.paths import Paths
+from nanoclaw_app.runtime.podman_socket import probe
 from nanoclaw_app.settings import load_settings
 
 
@@ -49,7 +49,7 @@ async def run_checks(paths: Paths) -> list[Check]:
         checks.append(Check("home", False, f"{paths.home}: {err}", "set NANOCLAW_HOME to a writable folder"))
         return checks
     checks.append(await _database(paths))
-    checks.append(_podman())
+    checks.append(await _podman(paths))
     return checks
 
 
@@ -65,18 +65,30 @@ async def _database(paths: Paths) -> Check:
     return Check("database", True, f"{paths.central_db} (schema {max(done) if done else 0})")
 
 
-def _podman() -> Check:
-    exe = shutil.which("podman")
-    if exe is None:
-        return Check(
-            "podman", False, "not installed; agents run in Podman containers",
-            "install Podman (Debian/Ubuntu: sudo apt install podman)", required=False,
-        )
+async def _podman(paths: Paths) -> Check:
+    """Podman the way the host would use it: installed, which version, rootless or not, and whether it answers.
+
+    When no engine runs, a service is started for the check and stopped again, so a pass means the host can start
+    containers. Required only when agents are set to run in Podman.
+    """
     try:
-        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10, check=True)  # noqa: S603
-    except (OSError, subprocess.SubprocessError) as err:
-        return Check("podman", False, f"{exe} does not run: {err}", "reinstall Podman", required=False)
-    return Check("podman", True, out.stdout.strip(), required=False)
+        settings = load_settings(paths)
+        configured_url, required = settings.podman_url, settings.runtime == "podman"
+    except ConfigError:
+        configured_url, required = "", True  # the settings line already reports the broken file
+    try:
+        result = await probe(configured_url=configured_url, run_dir=paths.run)
+    except Exception as err:  # the doctor reports, never crashes
+        return Check("podman", False, f"checking Podman failed: {err}", "run `podman info`", required=required)
+    if result.endpoint is None:
+        detail = result.problem if not result.client_version else f"{result.client_version}; {result.problem}"
+        return Check("podman", False, detail, result.fix, required=required)
+    endpoint = result.endpoint
+    where = f"machine {endpoint.machine}" if endpoint.machine else endpoint.url.removeprefix("unix://")
+    started = " (started briefly for this check)" if endpoint.started_service else ""
+    detail = (f"{result.client_version or 'podman'}, {'rootless' if endpoint.rootless else 'rootful'}, "
+              f"engine {result.engine_version or '?'} answers at {where}{started}")
+    return Check("podman", True, detail, required=required)
 
 
 def render(checks: list[Check]) -> str:

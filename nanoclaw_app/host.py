@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -15,21 +16,25 @@ from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.delivery import Delivery
 from nanoclaw_app.core.events import EventBus
 from nanoclaw_app.core.host_callbacks import HostEvents
+from nanoclaw_app.core.notes import write_system_note
 from nanoclaw_app.core.notify import notify_owner
 from nanoclaw_app.core.projection import project
 from nanoclaw_app.core.router import Router
 from nanoclaw_app.core.sweep import Sweep, idle_check
 from nanoclaw_app.core.system_actions import SystemActions, apply_add_mcp_server, apply_install_packages
-from nanoclaw_app.core.usage import ingest as ingest_usage
 from nanoclaw_app.core.watcher import OutboundWatcher
 from nanoclaw_app.db import agents as agents_db
-from nanoclaw_app.db import sessions as sessions_db
+from nanoclaw_app.db import users as users_db
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.migrate import migrate
 from nanoclaw_app.db.rows import Session
-from nanoclaw_app.runtime.base import ContainerRuntime, SessionSpec
-from nanoclaw_app.runtime.unavailable import UnavailableRuntime
+from nanoclaw_app.errors import ConfigError, NanoClawError
+from nanoclaw_app.gateway.server import ModelGateway
+from nanoclaw_app.runtime.base import ContainerRuntime, ExtraMount, SessionSpec
+from nanoclaw_app.runtime.mounts import MountRequest, load_allowlist, resolve_mounts
 from nanoclaw_app.runtime.wake import WakeManager
+from nanoclaw_app.secrets.backend import choose_os_keyring
+from nanoclaw_app.secrets.store import SecretStore
 from nanoclaw_app.sessions.store import SessionStore
 from nanoclaw_app.settings import Settings
 from nanoclaw_app.web.app import create_app
@@ -51,6 +56,7 @@ class Host:
         runtime: ContainerRuntime | None = None,
         adapters: Sequence[ChannelAdapter] = (),
         serve_web: bool = True,
+        secrets: SecretStore | None = None,
     ) -> None:
         self.settings = settings
         self.state = HostState()
@@ -60,9 +66,13 @@ class Host:
         self.channels = ChannelRegistry()
         for adapter in adapters:
             self.channels.add(adapter)
-        self.runtime: ContainerRuntime = runtime or UnavailableRuntime(
-            "no container engine is set up yet (Podman support arrives with the container runtime)"
+        self._choose_secrets = secrets is None
+        self.secrets = secrets or SecretStore(None, unavailable_reason="the secret store is not open yet")
+        self.gateway = ModelGateway(
+            settings=settings, db=self.db, secrets=self.secrets, events=self.events,
+            on_cap_reached=self._on_spend_cap,
         )
+        self.runtime: ContainerRuntime = runtime or self._default_runtime()
         self.waker = WakeManager(
             self.db,
             self.runtime,
@@ -108,12 +118,29 @@ class Host:
             stack.push_async_callback(self.store.close)
             self._component("database", "ok")
 
+            if self._choose_secrets:
+                backend, reason = await asyncio.to_thread(choose_os_keyring)
+                self.secrets.set_backend(backend, reason)
+                if backend is None:
+                    log.warning("secrets: %s", reason)
+            self._component("secrets", "ok" if self.secrets.available else self.secrets.unavailable_reason)
+            await self.gateway.start()
+            stack.push_async_callback(self.gateway.stop)
+            self._component("gateway", self.gateway.transport)
+
+            stack.push_async_callback(self.runtime.close)
+            try:
+                await self.runtime.open()
+            except NanoClawError as err:
+                # The app still comes up to say what is wrong; messages stay pending until the engine works.
+                log.error("container engine unavailable: %s", err)
+                self._component("containers", f"unavailable: {err}")
             removed = await self.runtime.remove_orphans()
             if removed:
                 log.info("removed %d orphan containers from an earlier run", removed)
             await self.waker.start()
             stack.push_async_callback(self.waker.stop_all)
-            self._component("containers", self.runtime.name)
+            self.state.components.setdefault("containers", self.runtime.name)
 
             await self.approvals.sweep_stale_on_start()
             # Channels come up before recovery and the sweep: both may need to tell the owner something.
@@ -169,6 +196,23 @@ class Host:
     def _component(self, name: str, status: str) -> None:
         self.state.components[name] = status
 
+    def _default_runtime(self) -> ContainerRuntime:
+        """The engine named by settings: Podman for users, a plain subprocess for development."""
+        if self.settings.runtime == "local":
+            from nanoclaw_app.runtime.local import LocalRuntime
+
+            return LocalRuntime(sessions_root=self.settings.paths.sessions, gateway=self.gateway)
+        from nanoclaw_app.runtime.podman_runtime import PodmanRuntime
+
+        return PodmanRuntime(self.settings, gateway=self.gateway, events=self.events, notice=self._notice)
+
+    async def _notice(self, session_id: str, text: str) -> None:
+        await write_system_note(self.ctx, session_id, text)
+
+    async def _on_spend_cap(self, text: str) -> None:
+        if not await notify_owner(self.ctx, text):
+            log.error("could not tell anyone that the daily spend cap was reached: %s", text)
+
     async def _route(self, message: object) -> None:
         from nanoclaw_app.core.messages import InboundMessage
 
@@ -176,13 +220,28 @@ class Host:
         await self.router.route(message)
 
     async def _prepare(self, session: Session) -> SessionSpec:
-        """Before a container starts: project destinations and routing, and say what to run."""
+        """Before a container starts: project destinations and routing, and say what to run and mount."""
         await project(self.ctx, session)
         agent = await agents_db.get(self.db, session.agent_group_id)
         config = await agents_db.get_config(self.db, session.agent_group_id)
         folder = agent.folder if agent is not None else session.agent_group_id
         agent_dir = self.settings.paths.agents / folder
         agent_dir.mkdir(parents=True, exist_ok=True)
+        admins = [
+            *await users_db.owners(self.db),
+            *await users_db.global_admins(self.db),
+            *await users_db.scoped_admins(self.db, session.agent_group_id),
+        ]
+        env = {
+            "NANOCLAW_TZ_NAME": self.settings.timezone,
+            "NANOCLAW_ASSISTANT_NAME": (config.assistant_name if config else None) or (agent.name if agent else "Nano"),
+            "NANOCLAW_MAX_MESSAGES_PER_PROMPT": str(
+                (config.max_messages_per_prompt if config else None) or self.settings.max_messages_per_prompt
+            ),
+            "NANOCLAW_ADMIN_USER_IDS": ",".join(dict.fromkeys(admins)),
+        }
+        if config is not None and config.mcp_servers not in ("", "{}"):
+            env["NANOCLAW_MCP_SERVERS"] = config.mcp_servers
         return SessionSpec(
             session_id=session.id,
             agent_group_id=session.agent_group_id,
@@ -190,26 +249,37 @@ class Host:
             agent_dir=agent_dir,
             provider=session.agent_provider or (config.provider if config else "claude"),
             model=config.model if config else None,
-            env={
-                "NANOCLAW_TZ_NAME": self.settings.timezone,
-                "NANOCLAW_ASSISTANT_NAME": (config.assistant_name if config else None)
-                or (agent.name if agent else "Nano"),
-                "NANOCLAW_MAX_MESSAGES_PER_PROMPT": str(
-                    (config.max_messages_per_prompt if config else None) or self.settings.max_messages_per_prompt
-                ),
-            },
+            env=env,
+            mounts=await self._extra_mounts(session, config.additional_mounts if config else "[]"),
+            packages_apt=tuple(_json_strings(config.packages_apt if config else "[]")),
+            packages_pip=tuple(_json_strings(config.packages_pip if config else "[]")),
         )
 
-    async def _on_outbound_change(self, session_id: str) -> None:
-        """The runner wrote: deliver what is due, then copy its token usage."""
-        await self.delivery.deliver_session(session_id)
-        session = await sessions_db.get(self.db, session_id)
-        if session is None:
-            return
+    async def _extra_mounts(self, session: Session, raw: str) -> tuple[ExtraMount, ...]:
+        """The agent's extra folders that the allowlist permits; refusals are logged and shown, never fatal."""
         try:
-            await ingest_usage(self.ctx, session)
-        except Exception:
-            log.exception("could not record token usage of session %s", session_id)
+            items = json.loads(raw or "[]")
+            requests = [MountRequest.from_json(item) for item in items]
+            allowlist = load_allowlist(self.settings.paths.mount_allowlist)
+        except (ValueError, ConfigError) as err:
+            log.warning("extra mounts of agent %s ignored: %s", session.agent_group_id, err)
+            self.events.publish("mounts.refused", agent_group_id=session.agent_group_id, reason=str(err))
+            return ()
+        if not requests:
+            return ()
+        resolved, refused = resolve_mounts(
+            requests, allowlist, protected=[self.settings.paths.home, self.settings.paths.config]
+        )
+        for item in refused:
+            log.warning("mount %s of agent %s refused: %s", item.request.host_path, session.agent_group_id,
+                        item.reason)
+            self.events.publish("mounts.refused", agent_group_id=session.agent_group_id,
+                                host_path=item.request.host_path, reason=item.reason)
+        return tuple(ExtraMount(m.source, m.target, m.read_only) for m in resolved)
+
+    async def _on_outbound_change(self, session_id: str) -> None:
+        """The runner wrote: deliver what is due."""
+        await self.delivery.deliver_session(session_id)
 
     async def _on_delivery_failure(self, session: Session, text: str) -> None:
         """A reply could not be delivered: tell the owner over any channel that works."""
@@ -230,3 +300,13 @@ class Host:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _json_strings(raw: str) -> list[str]:
+    """A JSON list of strings from a config column; anything else counts as empty (and is logged)."""
+    try:
+        value = json.loads(raw or "[]")
+    except ValueError:
+        log.warning("ignoring malformed package list %r", raw[:100])
+        return []
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

@@ -30,4 +30,6 @@ def setup_logging(log_dir: Path, level: str = "INFO", *, console: bool = True) -
         handler.setFormatter(logging.Formatter(FORMAT))
         handler._nanoclaw = True  # type: ignore[attr-defined]
         root.addHandler(handler)
+    # httpx logs every request at INFO: one line per forwarded model call and per engine call is noise.
+    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
     return log_file

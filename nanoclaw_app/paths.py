@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +80,19 @@ class Paths:
         return self.home / "logs"
 
     @property
+    def run(self) -> Path:
+        """Sockets the host serves or starts (model gateway, Podman service).
+
+        Unix socket paths are limited to about 100 bytes, so a deep home dir falls back to a short folder in the
+        system temp dir, named after the home so two installs never share one.
+        """
+        preferred = self.home / "run"
+        if len(str(preferred / "gateway.sock").encode()) <= 100:
+            return preferred
+        digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"nanoclaw-{digest}"
+
+    @property
     def settings_file(self) -> Path:
         """User settings (JSON). Never holds secrets."""
         return self.config / "settings.json"
@@ -89,5 +104,5 @@ class Paths:
 
     def ensure(self) -> None:
         """Create the folders the host needs, private to the user."""
-        for folder in (self.home, self.sessions, self.agents, self.channels, self.logs, self.config):
+        for folder in (self.home, self.sessions, self.agents, self.channels, self.logs, self.config, self.run):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)

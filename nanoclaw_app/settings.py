@@ -71,6 +71,31 @@ class Settings:
     """Most agent-to-agent hops a conversation may take before the loop is broken."""
     idle_stop_seconds: float = 600.0
     """A container with no activity for this long is stopped."""
+    runtime: str = "podman"
+    """Container engine for agent sessions: ``podman`` (the sandbox), or ``local`` (a plain subprocess, development)."""
+    podman_url: str = ""
+    """Podman REST socket, e.g. ``unix:///run/podman/podman.sock``; empty finds the user's socket or starts one."""
+    agent_base_image: str = "docker.io/library/python:3.11-slim-bookworm"
+    """Base of the agent image. A registry image by default; a local image (``localhost/...``) works offline."""
+    agent_ca_certificates: str = ""
+    """A PEM file of extra CA certificates for agent containers and image builds (corporate TLS proxies)."""
+    container_memory_mb: int = 2048
+    """Memory limit of each agent container."""
+    container_cpus: float = 2.0
+    """CPU limit of each agent container, in cores."""
+    container_pids_limit: int = 512
+    """Most processes one agent container may run."""
+    container_stop_grace_seconds: float = 5.0
+    """How long a container gets to exit after SIGTERM before it is killed."""
+    gateway_transport: str = "auto"
+    """How containers reach the model gateway: ``unix`` (a socket mounted in; Linux), ``tcp`` (Podman machine on
+    macOS/Windows, via ``host.containers.internal``) or ``auto``."""
+    anthropic_base_url: str = "https://api.anthropic.com"
+    """Upstream the gateway forwards Anthropic requests to."""
+    openai_base_url: str = "https://api.openai.com/v1"
+    """Upstream the gateway forwards OpenAI-compatible requests to (e.g. ``http://localhost:11434/v1`` for Ollama)."""
+    daily_spend_cap_usd: float = 0.0
+    """Model spending allowed per day (midnight to midnight in ``timezone``), over all agents; 0 turns the cap off."""
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -131,9 +156,18 @@ def _validate(settings: Settings) -> None:
         ) from err
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range 0-65535")
-    for name in ("max_concurrent_containers", "max_messages_per_prompt", "delivery_max_attempts"):
+    for name in ("max_concurrent_containers", "max_messages_per_prompt", "delivery_max_attempts",
+                 "container_memory_mb", "container_pids_limit"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"setting {name!r} must be at least 1")
+    if settings.container_cpus <= 0:
+        raise ConfigError("setting 'container_cpus' must be more than 0")
+    if settings.daily_spend_cap_usd < 0:
+        raise ConfigError("setting 'daily_spend_cap_usd' must be 0 (off) or more")
+    choices = {"runtime": ("podman", "local"), "gateway_transport": ("auto", "unix", "tcp")}
+    for name, allowed in choices.items():
+        if getattr(settings, name) not in allowed:
+            raise ConfigError(f"setting {name!r} must be one of {', '.join(allowed)}; got {getattr(settings, name)!r}")
 
 
 def save_settings(paths: Paths, changes: dict[str, Any]) -> None:

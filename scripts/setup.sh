@@ -18,6 +18,8 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >
   need_apt+=(python3-venv)
 fi
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+# Agents run in Podman containers (uidmap: rootless Podman for normal users).
+command -v podman >/dev/null 2>&1 || need_apt+=(podman uidmap)
 if [ "$DEV" = 1 ]; then
   # binutils: PyInstaller needs objdump/objcopy to collect shared libraries.
   command -v objdump >/dev/null 2>&1 || need_apt+=(binutils)

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
+# Real containers for the `podman` tests: engine, CI engine settings and the local base image (test setup only).
+scripts/setup_podman.sh
 
 echo "==> ruff"
 .venv/bin/ruff check .

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import anthropic
+import httpx2
 from anthropic.types import MessageParam, TextBlockParam, ToolParam
 
 from agent_runner.config import RunnerConfig
@@ -23,7 +24,7 @@ from agent_runner.providers.toolloop import (
     http_error_message,
     usage_numbers,
 )
-from agent_runner.providers.toolloop_provider import ToolLoopProvider
+from agent_runner.providers.toolloop_provider import ToolLoopProvider, lost_gateway
 from agent_runner.tools.base import ToolSpec
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
@@ -43,21 +44,41 @@ class AnthropicProvider(ToolLoopProvider):
         self._max_tokens = max_tokens
 
     def _client(self) -> AnthropicClient:
-        sdk = anthropic.AsyncAnthropic(base_url=self._base_url, api_key=self._api_key, max_retries=self._max_retries)
-        return AnthropicClient(sdk, model=self.model, max_tokens=self._max_tokens)
+        http = self._gateway_http()
+        sdk = anthropic.AsyncAnthropic(
+            base_url=self._base_url, api_key=self._api_key, max_retries=self._max_retries, http_client=http
+        )
+        return AnthropicClient(
+            sdk, model=self.model, max_tokens=self._max_tokens, owns_http=http is None, over_socket=http is not None
+        )
+
+    def _http_client(self, transport: httpx2.AsyncHTTPTransport) -> httpx2.AsyncClient:
+        return anthropic.DefaultAsyncHttpxClient(transport=transport)
 
 
 class AnthropicClient:
     """One query's connection to the Messages API (``toolloop.ModelClient``)."""
 
-    def __init__(self, sdk: anthropic.AsyncAnthropic, *, model: str, max_tokens: int) -> None:
+    def __init__(
+        self,
+        sdk: anthropic.AsyncAnthropic,
+        *,
+        model: str,
+        max_tokens: int,
+        owns_http: bool = True,
+        over_socket: bool = False,
+    ) -> None:
         self.model = model
         self._sdk = sdk
         self._max_tokens = max_tokens
+        self._owns_http = owns_http
+        self._over_socket = over_socket
+        """Calls go over the gateway's unix socket: a connection failure there means the host is gone."""
 
     async def aclose(self) -> None:
-        """Close the SDK's HTTP client."""
-        await self._sdk.close()
+        """Close the SDK's HTTP client, unless it is the provider's shared gateway client."""
+        if self._owns_http:
+            await self._sdk.close()
 
     async def complete(
         self, *, system: str, history: list[Turn], tools: list[ToolSpec], on_delta: Callable[[], None]
@@ -84,7 +105,10 @@ class AnthropicClient:
         except anthropic.APITimeoutError as exc:
             raise ModelCallError("The model service did not answer in time.") from exc
         except anthropic.APIConnectionError as exc:
-            raise ModelCallError(f"Could not reach the model service at {self._sdk.base_url}: {exc}") from exc
+            raise ModelCallError(
+                f"Could not reach the model service at {self._sdk.base_url}: {exc}",
+                gateway_lost=self._over_socket and lost_gateway(exc),
+            ) from exc
         except anthropic.AnthropicError as exc:
             raise ModelCallError(f"The model service sent something unexpected: {exc}") from exc
         texts: list[str] = []

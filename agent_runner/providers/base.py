@@ -28,8 +28,20 @@ class ProviderEvent:
     tool_name: str | None = None
     tool_timeout_ms: int | None = None
     usage: dict[str, int] = field(default_factory=dict)
-    """``usage``: input_tokens, output_tokens, cache_read_tokens, cache_write_tokens."""
+    """``usage``: input_tokens, output_tokens, cache_read_tokens, cache_write_tokens — for logs only: the host's gateway
+    meters every model call, including ones the runner never sees."""
     model: str | None = None
+    gateway_lost: bool = False
+    """``error``: the call failed because the gateway socket could not be reached (missing, refusing, or dropped
+    before answering) — the host is gone, so the loop keeps the work for the next runner instead of replying."""
+
+
+class GatewayLost(Exception):
+    """The host's model gateway is gone: the runner exits with ``EXIT_GATEWAY_LOST``, leaving its claims in place.
+
+    A failed model call must not become an error reply then: nobody may be there to deliver it, and the message would
+    never be answered. The restarted host's sweep gives the claimed rows back (with backoff) and a fresh runner answers.
+    """
 
 
 class Query(Protocol):
@@ -49,9 +61,12 @@ class Query(Protocol):
 
 
 class Provider(Protocol):
-    """Creates queries; one provider object lives for the runner's lifetime."""
+    """Creates queries; one provider object lives for the runner's lifetime and is closed by whoever built it."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The provider's registry name (also the key its continuation is stored under)."""
+
     supports_native_slash_commands: bool
 
     def query(
@@ -61,3 +76,6 @@ class Provider(Protocol):
 
     def is_session_invalid(self, error: BaseException | str) -> bool:
         """True when the stored continuation cannot be resumed and must be cleared."""
+
+    async def aclose(self) -> None:
+        """Release what the provider holds for its lifetime (HTTP clients, the gateway relay); called once at exit."""

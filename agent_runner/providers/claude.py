@@ -9,6 +9,11 @@ Settings: ``setting_sources=["project", "local"]`` so the agent folder's own fil
 ``.claude/settings.json`` and ``.claude/skills``. ``"user"`` is left out: with ``CLAUDE_CONFIG_DIR`` inside the agent
 folder it would only read the same folder a second time, and nothing outside the agent folder should shape the agent.
 ``strict_mcp_config`` keeps MCP servers to the ones the host approved (a ``.mcp.json`` the agent writes is ignored).
+
+Model calls go to the host's gateway with the container's token as the API key. When the gateway is a unix socket
+(Linux), the CLI — which speaks HTTP only over TCP — is pointed at a loopback ``GatewayRelay`` owned by the provider;
+a query that fails while the relay records a gateway outage says so (``gateway_lost``), since the CLI's own error text
+cannot tell the relay's 502 from the gateway's.
 """
 
 from __future__ import annotations
@@ -18,14 +23,16 @@ import collections
 import contextlib
 import json
 import logging
+import os
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from claude_agent_sdk import (
@@ -48,6 +55,7 @@ from claude_agent_sdk import (
 from claude_agent_sdk.types import HookEvent, McpServerConfig
 
 from agent_runner.config import RunnerConfig
+from agent_runner.gateway_relay import GatewayRelay
 from agent_runner.providers.base import ProviderEvent
 from agent_runner.providers.claude_tools import SERVER_NAME, build_tool_server, mcp_tool_name
 from agent_runner.tools.base import ToolSpec
@@ -86,6 +94,24 @@ class ClaudeProvider:
 
     def __init__(self, config: RunnerConfig) -> None:
         self._config = config
+        self._relay = GatewayRelay(config.gateway_socket) if config.gateway_socket is not None else None
+
+    @property
+    def relay(self) -> GatewayRelay | None:
+        """The loopback relay to the gateway socket, when there is one."""
+        return self._relay
+
+    async def aclose(self) -> None:
+        """Close the gateway relay; a query still running loses its model connection."""
+        if self._relay is not None:
+            await self._relay.aclose()
+
+    def base_url(self) -> str | None:
+        """Where the CLI sends model calls: the configured URL, or the relay with the same path over the socket."""
+        if self._relay is None:
+            return self._config.base_url
+        path = urlsplit(self._config.base_url or "").path.rstrip("/")
+        return self._relay.url(path)
 
     def query(
         self, *, prompt: str, continuation: str | None, cwd: Path, system_prompt: str, tools: list[ToolSpec]
@@ -101,7 +127,12 @@ class ClaudeProvider:
             timezone=self._config.timezone,
             assistant_name=self._config.assistant_name,
             model=self._config.model,
+            prepare=self._relay.start if self._relay is not None else None,
+            gateway_lost=self._gateway_lost,
         )
+
+    def _gateway_lost(self) -> bool:
+        return self._relay is not None and self._relay.outage is not None
 
     def options(
         self, *, continuation: str | None, cwd: Path, system_prompt: str, tools: list[ToolSpec]
@@ -113,9 +144,13 @@ class ClaudeProvider:
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",  # no telemetry, update checks or token counting
             "CLAUDE_CONFIG_DIR": str(config.agent_dir / ".claude"),
             "IS_SANDBOX": "1",  # the container is the sandbox; lets bypassPermissions run as root there
+            "CLAUDE_CODE_MAX_RETRIES": str(config.model_max_retries),  # its default retries even a 401 ten times
         }
-        if config.base_url:
-            env["ANTHROPIC_BASE_URL"] = config.base_url
+        base_url = self.base_url()
+        if base_url:
+            env["ANTHROPIC_BASE_URL"] = base_url
+        if self._relay is not None:
+            env.update(_no_proxy_for_loopback())
         if config.api_key:
             # Only the gateway token may authenticate: blank credentials inherited from a developer's shell.
             env.update({"ANTHROPIC_API_KEY": config.api_key, "ANTHROPIC_AUTH_TOKEN": "", "CLAUDE_CODE_OAUTH_TOKEN": ""})
@@ -169,6 +204,8 @@ class ClaudeQuery:
         timezone: str,
         assistant_name: str,
         model: str | None,
+        prepare: Callable[[], Awaitable[None]] | None = None,
+        gateway_lost: Callable[[], bool] = lambda: False,
     ) -> None:
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self._options = options(self._hooks(), self._on_stderr)
@@ -177,6 +214,10 @@ class ClaudeQuery:
         self._timezone = timezone
         self._assistant_name = assistant_name
         self._model = model
+        self._prepare = prepare
+        """Run before the CLI starts (the provider's relay begins accepting)."""
+        self._gateway_lost = gateway_lost
+        """Asked when the query fails: was the gateway gone (the host down) rather than answering with an error?"""
         self._inbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._pending: dict[str, str] = {}
         """uuid → text of messages sent (or queued) and not yet answered, oldest first."""
@@ -245,6 +286,8 @@ class ClaudeQuery:
         client = ClaudeSDKClient(self._options)
         try:
             try:
+                if self._prepare is not None:
+                    await self._prepare()
                 await client.connect()
             except Exception as exc:
                 self._fail(exc)
@@ -419,12 +462,21 @@ class ClaudeQuery:
         """One ``error`` event per query, then the query stops."""
         if not self._failed and not self._aborted:
             self._failed = True
-            self._emit(ProviderEvent("error", text=text))
+            self._emit(ProviderEvent("error", text=text, gateway_lost=self._gateway_lost()))
         self._stop.set()
 
     def _on_stderr(self, line: str) -> None:
         self._stderr.append(line)
         log.debug("claude: %s", line)
+
+
+def _no_proxy_for_loopback() -> dict[str, str]:
+    """Keep the relay's loopback address away from any proxy the container inherited (Podman passes the host's)."""
+    current = os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or ""
+    hosts = [h for h in current.replace(" ", ",").split(",") if h]
+    hosts += [h for h in ("127.0.0.1", "localhost") if h not in hosts]
+    value = ",".join(hosts)
+    return {"NO_PROXY": value, "no_proxy": value}
 
 
 def _one_message(message_id: str, text: str) -> AsyncIterator[dict[str, Any]]:

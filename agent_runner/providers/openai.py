@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any, cast
 
+import httpx2
 import openai
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
@@ -24,7 +25,7 @@ from agent_runner.providers.toolloop import (
     http_error_message,
     usage_numbers,
 )
-from agent_runner.providers.toolloop_provider import ToolLoopProvider
+from agent_runner.providers.toolloop_provider import ToolLoopProvider, lost_gateway
 from agent_runner.tools.base import ToolSpec
 
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -37,20 +38,32 @@ class OpenAIProvider(ToolLoopProvider):
     default_model = DEFAULT_MODEL
 
     def _client(self) -> OpenAIClient:
-        sdk = openai.AsyncOpenAI(base_url=self._base_url, api_key=self._api_key, max_retries=self._max_retries)
-        return OpenAIClient(sdk, model=self.model)
+        http = self._gateway_http()
+        sdk = openai.AsyncOpenAI(
+            base_url=self._base_url, api_key=self._api_key, max_retries=self._max_retries, http_client=http
+        )
+        return OpenAIClient(sdk, model=self.model, owns_http=http is None, over_socket=http is not None)
+
+    def _http_client(self, transport: httpx2.AsyncHTTPTransport) -> httpx2.AsyncClient:
+        return openai.DefaultAsyncHttpxClient(transport=transport)
 
 
 class OpenAIClient:
     """One query's connection to a Chat Completions server (``toolloop.ModelClient``)."""
 
-    def __init__(self, sdk: openai.AsyncOpenAI, *, model: str) -> None:
+    def __init__(
+        self, sdk: openai.AsyncOpenAI, *, model: str, owns_http: bool = True, over_socket: bool = False
+    ) -> None:
         self.model = model
         self._sdk = sdk
+        self._owns_http = owns_http
+        self._over_socket = over_socket
+        """Calls go over the gateway's unix socket: a connection failure there means the host is gone."""
 
     async def aclose(self) -> None:
-        """Close the SDK's HTTP client."""
-        await self._sdk.close()
+        """Close the SDK's HTTP client, unless it is the provider's shared gateway client."""
+        if self._owns_http:
+            await self._sdk.close()
 
     async def complete(
         self, *, system: str, history: list[Turn], tools: list[ToolSpec], on_delta: Callable[[], None]
@@ -104,7 +117,10 @@ class OpenAIClient:
         except openai.APITimeoutError as exc:
             raise ModelCallError("The model service did not answer in time.") from exc
         except openai.APIConnectionError as exc:
-            raise ModelCallError(f"Could not reach the model service at {self._sdk.base_url}: {exc}") from exc
+            raise ModelCallError(
+                f"Could not reach the model service at {self._sdk.base_url}: {exc}",
+                gateway_lost=self._over_socket and lost_gateway(exc),
+            ) from exc
         except openai.OpenAIError as exc:
             raise ModelCallError(f"The model service sent something unexpected: {exc}") from exc
         calls = [_tool_call(index, slot) for index, slot in sorted(partial.items())]

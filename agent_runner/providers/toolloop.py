@@ -50,7 +50,15 @@ class ContinuationError(ValueError):
 
 
 class ModelCallError(Exception):
-    """A model call failed; the message is written for the user (no stack traces, no raw JSON)."""
+    """A model call failed; the message is written for the user (no stack traces, no raw JSON).
+
+    ``gateway_lost``: the gateway socket could not be reached at all — the host is gone, and the loop keeps the work
+    rather than telling the user.
+    """
+
+    def __init__(self, message: str, *, gateway_lost: bool = False) -> None:
+        super().__init__(message)
+        self.gateway_lost = gateway_lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +353,7 @@ class ToolLoopQuery:
                 )
             except ModelCallError as exc:
                 log.warning("%s model call failed: %s", self._provider_name, exc)
-                self._emit("error", text=str(exc))
+                self._emit("error", text=str(exc), gateway_lost=exc.gateway_lost)
                 return None
             if reply.usage is not None:
                 self._emit("usage", usage=reply.usage, model=self._model)

@@ -9,6 +9,15 @@ from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
+class ExtraMount:
+    """A host folder the allowlist approved for an agent, bound at ``target`` (under ``/workspace/extra``)."""
+
+    source: Path
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SessionSpec:
     """What a runtime needs to start one session's container."""
 
@@ -19,6 +28,9 @@ class SessionSpec:
     provider: str = "claude"
     model: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    mounts: tuple[ExtraMount, ...] = ()
+    packages_apt: tuple[str, ...] = ()
+    packages_pip: tuple[str, ...] = ()
 
 
 ExitCallback = Callable[[str, int | None], Awaitable[None]]
@@ -47,3 +59,9 @@ class ContainerRuntime(Protocol):
 
     def on_exit(self, callback: ExitCallback) -> None:
         """Register the callback for container exits."""
+
+    async def open(self) -> None:
+        """Connect to the engine; raise ``TransientError`` saying what to fix when it is not usable yet."""
+
+    async def close(self) -> None:
+        """Release the engine connection (running containers are stopped by the wake manager first)."""

@@ -13,10 +13,14 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nanoclaw_app.errors import ConfigError, TransientError
 from nanoclaw_app.paths import resource, resource_root
 from nanoclaw_app.runtime.base import ExitCallback, SessionSpec
+
+if TYPE_CHECKING:
+    from nanoclaw_app.gateway.server import ModelGateway
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +33,19 @@ class LocalRuntime:
     name = "local"
 
     def __init__(
-        self, *, sessions_root: Path | None = None, python: str | None = None, env: dict[str, str] | None = None
+        self,
+        *,
+        sessions_root: Path | None = None,
+        python: str | None = None,
+        env: dict[str, str] | None = None,
+        gateway: ModelGateway | None = None,
     ) -> None:
         if getattr(sys, "frozen", False) and python is None:
             raise ConfigError("the local runtime needs a Python interpreter; the frozen app uses Podman")
         self._python = python or sys.executable
         self._sessions_root = sessions_root
         self._env = dict(env or {})
+        self._gateway = gateway
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self._callbacks: list[ExitCallback] = []
@@ -58,6 +68,12 @@ class LocalRuntime:
         }
         if spec.model:
             env["NANOCLAW_MODEL"] = spec.model
+        if self._gateway is not None:
+            token = self._gateway.grant(spec.session_id, spec.agent_group_id)
+            socket = self._gateway.socket_path if self._gateway.transport == "unix" else None
+            env.update(self._gateway.runner_env(
+                token, spec.provider, socket_in_runner=str(socket) if socket else None, host_alias=None
+            ))
         log_path = spec.session_dir / "container.log"
         args = [
             self._python, "-m", "agent_runner",
@@ -72,6 +88,8 @@ class LocalRuntime:
                     cwd=str(spec.agent_dir), start_new_session=True,
                 )
             except OSError as err:
+                if self._gateway is not None:
+                    self._gateway.revoke(spec.session_id)
                 raise TransientError(f"cannot start the agent runner: {err}") from err
         (spec.session_dir / PID_FILE).write_text(str(proc.pid))
         self._procs[spec.session_id] = proc
@@ -84,6 +102,8 @@ class LocalRuntime:
         code = await proc.wait()
         self._procs.pop(session_id, None)
         self._waiters.pop(session_id, None)
+        if self._gateway is not None:
+            self._gateway.revoke(session_id)
         with contextlib.suppress(FileNotFoundError):
             (session_dir / PID_FILE).unlink()
         if session_id not in self._stopping and code != 0:
@@ -120,6 +140,12 @@ class LocalRuntime:
 
     async def notify(self, session_id: str) -> None:
         """Nothing to do: the runner watches ``inbound.db`` itself."""
+
+    async def open(self) -> None:
+        """Nothing to connect to: the runner is a local subprocess."""
+
+    async def close(self) -> None:
+        """Nothing to release; running runners are stopped by the wake manager."""
 
     async def remove_orphans(self) -> int:
         """Kill runners left by an earlier host (found by their pid files) whose command line is ours."""

@@ -37,3 +37,9 @@ class UnavailableRuntime:
 
     def on_exit(self, callback: ExitCallback) -> None:
         """Nothing will ever exit."""
+
+    async def open(self) -> None:
+        """Nothing to connect to."""
+
+    async def close(self) -> None:
+        """Nothing to release."""

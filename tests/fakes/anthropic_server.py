@@ -11,6 +11,10 @@ Use it from async tests or fixtures::
     ...  # AsyncAnthropic(base_url=fake.url, api_key="k")
     await fake.stop()
 
+To stand in for the host's model gateway as a container sees it on Linux, give ``unix_socket=path``: the server then
+also listens on that unix socket (clients reach it with any host name in the URL, e.g. ``http://gateway``), and
+``prefix="/anthropic"`` serves the API under a route prefix as the gateway does.
+
 The ``HttpFake`` base class is shared with ``tests.fakes.openai_server``.
 """
 
@@ -24,6 +28,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -76,16 +81,25 @@ Responder = Callable[[dict[str, Any]], Any]
 
 
 class HttpFake:
-    """An aiohttp server on 127.0.0.1 with a random port, recording requests, with a prompt ``stop()``."""
+    """An aiohttp server on 127.0.0.1 with a random port (and optionally a unix socket), recording requests, with a
+    prompt ``stop()``."""
 
-    def __init__(self, responder: Responder | None = None) -> None:
+    def __init__(
+        self, responder: Responder | None = None, *, unix_socket: Path | None = None, prefix: str = ""
+    ) -> None:
         self.responder: Responder = responder or self.default_reply
+        self.unix_socket = unix_socket
+        """Also listen here when set (the gateway socket a container gets)."""
+        self.prefix = prefix.rstrip("/")
+        """Routes are served under this path prefix; other paths are recorded 404s."""
         self.requests: list[dict[str, Any]] = []
         """JSON bodies of the model calls, in order."""
         self.headers: list[dict[str, str]] = []
         """Lower-cased headers of the model calls, parallel to ``requests``."""
         self.calls: list[tuple[str, str]] = []
         """``(method, path)`` of every request, including unknown paths."""
+        self.via: list[str] = []
+        """``"tcp"`` or ``"unix"`` for every request, parallel to ``calls``: which listener it came in on."""
         self.not_found: list[str] = []
         """Paths answered with 404 (e.g. the claude CLI's extra calls)."""
         self.usage = dict(USAGE)
@@ -100,21 +114,25 @@ class HttpFake:
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Listen on a free port of 127.0.0.1."""
+        """Listen on a free port of 127.0.0.1, and on ``unix_socket`` when set."""
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self._port = int(self._runner.addresses[0][1])
+        self._port = next(int(address[1]) for address in self._runner.addresses if isinstance(address, tuple))
+        if self.unix_socket is not None:
+            await web.UnixSite(self._runner, str(self.unix_socket)).start()
 
     async def stop(self) -> None:
-        """Wake held requests and close the server."""
+        """Wake held requests and close the server (removing its unix socket)."""
         self._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.unix_socket is not None:
+            self.unix_socket.unlink(missing_ok=True)
 
     async def __aenter__(self) -> HttpFake:
         await self.start()
@@ -125,8 +143,12 @@ class HttpFake:
 
     @property
     def url(self) -> str:
-        """Base URL without ``/v1`` (what the SDKs take as ``base_url`` for Anthropic)."""
-        return f"http://127.0.0.1:{self._port}"
+        """Base URL over TCP, with the prefix and without ``/v1`` (what the SDKs take as ``base_url`` for Anthropic)."""
+        return f"http://127.0.0.1:{self._port}{self.prefix}"
+
+    def socket_url(self, host: str = "gateway") -> str:
+        """Base URL for a client connected to ``unix_socket``: the host name is only a label there."""
+        return f"http://{host}{self.prefix}"
 
     # -- scripting -------------------------------------------------------------------------------------------------
 
@@ -155,7 +177,12 @@ class HttpFake:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         self.calls.append((request.method, request.path))
-        handler = self.routes().get((request.method, request.path))
+        sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
+        self.via.append("unix" if isinstance(sockname, str) else "tcp")
+        path = request.path
+        if self.prefix:
+            path = path[len(self.prefix):] if path.startswith(self.prefix + "/") else ""
+        handler = self.routes().get((request.method, path))
         if handler is None:
             self.not_found.append(request.path)
             log.info("fake server: no route for %s %s", request.method, request.path)

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -62,8 +63,10 @@ class FakeOpenAI(HttpFake):
 
     model_ids: tuple[str, ...] = ("fake-model",)
 
-    def __init__(self, responder: Responder | None = None) -> None:
-        super().__init__(responder)
+    def __init__(
+        self, responder: Responder | None = None, *, unix_socket: Path | None = None, prefix: str = ""
+    ) -> None:
+        super().__init__(responder, unix_socket=unix_socket, prefix=prefix)
         self.usage = dict(USAGE)
         self.stream_usage = True
         """False acts like servers that ignore ``stream_options.include_usage``."""
@@ -72,6 +75,10 @@ class FakeOpenAI(HttpFake):
     def v1_url(self) -> str:
         """The base URL OpenAI clients expect (with ``/v1``)."""
         return self.url + "/v1"
+
+    def socket_v1_url(self, host: str = "gateway") -> str:
+        """``v1_url`` for a client connected to ``unix_socket``."""
+        return self.socket_url(host) + "/v1"
 
     def default_reply(self, body: dict[str, Any]) -> Any:
         """Echo the last user text, or mention the tool results the conversation ends with."""

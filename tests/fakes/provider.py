@@ -182,6 +182,7 @@ class ScriptedProvider:
         self.tool_names: list[list[str]] = []
         self.tool_results: list[tuple[str, str]] = []
         self.queries: list[ScriptedQuery] = []
+        self.closed = False
         self._conversations = 0
 
     def new_conversation_id(self) -> str:
@@ -207,6 +208,9 @@ class ScriptedProvider:
 
     def is_session_invalid(self, error: BaseException | str) -> bool:
         return INVALID_MARKER in str(error)
+
+    async def aclose(self) -> None:
+        self.closed = True
 
 
 __all__ = ["INVALID_MARKER", "Reply", "ScriptedProvider", "ScriptedQuery", "ToolCall", "echo"]

@@ -227,6 +227,9 @@ class InProcessRuntime:
         if agent is not None:
             agent.poke.set()
 
+    async def open(self) -> None:
+        """Nothing to connect to."""
+
     async def remove_orphans(self) -> int:
         return 0
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import sqlite3
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +162,8 @@ class Session:
         rows = self._rows("outbound.db", "SELECT * FROM container_state WHERE id = 1")
         return dict(rows[0]) if rows else {}
 
-    def usage(self) -> list[sqlite3.Row]:
-        return self._rows("outbound.db", "SELECT * FROM usage_out")
+    def tables(self, db: str = "outbound.db") -> set[str]:
+        return {r[0] for r in self._rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
 
     # ------------------------------------------------------------------------------------------ the runner
 
@@ -185,3 +187,13 @@ async def session(store: SessionStore, tmp_path: Path) -> Session:
     folder = await store.create(AGENT_ID, "sess-1")
     await store.write_projection(folder, [FAMILY, WORK, HELPER], ("test", "chat-1", None))
     return Session(store, folder, tmp_path)
+
+
+@pytest.fixture
+def gateway_socket() -> Iterator[Path]:
+    """A path for a unix socket standing in for the gateway's; short, since socket paths are limited to ~100 bytes."""
+    folder = Path(tempfile.mkdtemp(prefix="ncgw-", dir="/tmp"))
+    try:
+        yield folder / "gateway.sock"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -125,11 +125,8 @@ BACKENDS: dict[str, type[Backend]] = {"claude": ClaudeBackend, "anthropic": Anth
 
 
 @pytest.fixture(params=list(BACKENDS))
-async def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     """A started fake model server for one provider, stopped after the test."""
-    if request.param == "claude":
-        # The CLI retries failed API calls (even 401) with backoff; the error scenario wants the first failure.
-        monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "0")
     adapter = BACKENDS[request.param]()
     await adapter.fake.start()
     try:
@@ -144,19 +141,25 @@ async def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 @contextlib.asynccontextmanager
 async def running(session: Session, backend: Backend) -> AsyncIterator[asyncio.Task[None]]:
     """The real loop with a fresh provider from the registry; stopped by its event on exit unless it was killed."""
-    config = session.config(provider=backend.name, base_url=backend.base_url, api_key=TOKEN, model=backend.model)
-    loop = RunnerLoop(config, build_provider(backend.name, config))
+    # No retries: the SDKs and the CLI retry failed calls with backoff; the error scenario wants the first failure.
+    config = session.config(provider=backend.name, base_url=backend.base_url, api_key=TOKEN, model=backend.model,
+                            model_max_retries=0)
+    provider = build_provider(backend.name, config)
+    loop = RunnerLoop(config, provider)
     stop = asyncio.Event()
     task = asyncio.create_task(loop.run(stop))
     try:
         yield task
     finally:
-        if not task.done():
-            stop.set()
-            async with asyncio.timeout(TIMEOUT):
-                await task
-        elif not task.cancelled():
-            task.result()  # a loop that died on its own is a failure
+        try:
+            if not task.done():
+                stop.set()
+                async with asyncio.timeout(TIMEOUT):
+                    await task
+            elif not task.cancelled():
+                task.result()  # a loop that died on its own is a failure
+        finally:
+            await provider.aclose()
 
 
 async def kill(task: asyncio.Task[None]) -> None:

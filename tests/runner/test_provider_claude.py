@@ -25,12 +25,6 @@ SAFETY = 60.0
 """Only guards against a hang; never a synchronisation point."""
 
 
-@pytest.fixture(autouse=True)
-def _no_api_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI retries failed API calls (even 401) with backoff; an error test wants the first failure."""
-    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "0")
-
-
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeAnthropic]:
     server = FakeAnthropic()
@@ -57,6 +51,7 @@ def config(tmp_path: Path, agent_dir: Path, fake: FakeAnthropic) -> RunnerConfig
         api_key="gateway-token-123",
         model=MODEL,
         timezone="Europe/Berlin",
+        model_max_retries=0,  # the CLI retries failed calls with backoff; an error test wants the first failure
     )
 
 

@@ -25,7 +25,7 @@ async def test_fresh_database_gets_every_table(db: Database) -> None:
 
 async def test_migrate_twice_applies_nothing_the_second_time(db: Database) -> None:
     assert await migrate(db) == []
-    ledger = await db.fetchall("SELECT version, name FROM schema_migrations")
+    ledger = await db.fetchall("SELECT version, name FROM schema_migrations ORDER BY version")
     assert [(r["version"], r["name"]) for r in ledger] == [(m.version, m.name) for m in discover()]
 
 

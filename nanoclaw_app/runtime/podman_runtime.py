@@ -1,0 +1,409 @@
+"""Agent sessions in Podman containers: the sandbox every user session runs in.
+
+One container per session, named and labelled after this install and the session, so a later host run finds and
+removes what an earlier one left behind. Mounts follow DESIGN.md §6: the session folder at ``/workspace`` (rw), the
+agent's folder at ``/workspace/agent`` (rw), global memory at ``/workspace/global`` (ro), the runner's source and the
+skills under ``/app`` (ro), approved extra folders under ``/workspace/extra`` and, on Linux, the model gateway's socket.
+The environment carries the timezone, the provider settings and a per-container gateway token — never a key.
+
+Container output goes straight to the session's ``container.log`` (Podman's k8s-file log driver appends there, and the
+file outlives the container), so a crash can always be read afterwards. Exits are learned from Podman's event stream
+(one connection for all containers) with a periodic reconcile as a safety net for missed events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nanoclaw_app.core.events import EventBus
+from nanoclaw_app.errors import NanoClawError, TransientError
+from nanoclaw_app.ids import base36
+from nanoclaw_app.paths import resource
+from nanoclaw_app.runtime.base import ExitCallback, SessionSpec
+from nanoclaw_app.runtime.image import AgentImages
+from nanoclaw_app.runtime.podman_api import BindMount, ContainerConfig, ImageBuildFailed, PodmanApi, PodmanCallFailed
+from nanoclaw_app.runtime.podman_socket import PodmanService
+from nanoclaw_app.settings import Settings
+
+if TYPE_CHECKING:
+    from nanoclaw_app.gateway.server import ModelGateway
+
+log = logging.getLogger(__name__)
+
+LABEL_INSTALL = "io.nanoclaw.install"
+LABEL_SESSION = "io.nanoclaw.session"
+LABEL_AGENT = "io.nanoclaw.agent"
+CONTAINER_GATEWAY_SOCKET = "/run/nanoclaw/gateway.sock"
+HOST_ALIAS = "host.containers.internal"
+EXIT_GATEWAY_LOST = 75
+"""The runner's exit code when the gateway vanished mid-turn (a host restart): claims are kept for the retry."""
+RECONCILE_SECONDS = 15.0
+EVENT_RETRY_SECONDS = 1.0
+
+Notice = Callable[[str, str], Awaitable[None]]
+"""``await notice(session_id, text)``: something the agent should be told at its next turn (e.g. packages failed)."""
+
+
+def install_id(home: Path) -> str:
+    """A short id for this install (its home dir): two installs on one machine never touch each other's containers."""
+    return hashlib.sha256(str(home).encode()).hexdigest()[:10]
+
+
+class PodmanRuntime:
+    """Starts, watches and stops session containers through Podman's REST API."""
+
+    name = "podman"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        service: PodmanService | None = None,
+        gateway: ModelGateway | None = None,
+        events: EventBus | None = None,
+        notice: Notice | None = None,
+    ) -> None:
+        self._settings = settings
+        self._service = service or PodmanService(configured_url=settings.podman_url, run_dir=settings.paths.run)
+        self._gateway = gateway
+        self._events = events
+        self._notice = notice
+        self.install = install_id(settings.paths.home)
+        self._api: PodmanApi | None = None
+        self._rootless = False
+        self._connect_lock = asyncio.Lock()
+        self.images = AgentImages(
+            self._require_api, base_image=settings.agent_base_image,
+            ca_certificates=settings.agent_ca_certificates, events=events,
+        )
+        self._callbacks: list[ExitCallback] = []
+        self._running: dict[str, str] = {}  # session id -> container name
+        self._session_dirs: dict[str, Path] = {}
+        self._exit_waiters: dict[str, asyncio.Future[int | None]] = {}
+        self._watch: asyncio.Task[None] | None = None
+        self._closed = False
+        self._starts = 0
+
+    # ------------------------------------------------------------------------------------------ connection
+
+    @property
+    def api(self) -> PodmanApi | None:
+        """The connected API (None until :meth:`open` succeeded)."""
+        return self._api
+
+    @property
+    def rootless(self) -> bool:
+        """Whether the engine runs rootless (container root is the user)."""
+        return self._rootless
+
+    def _require_api(self) -> PodmanApi:
+        if self._api is None:
+            raise TransientError("Podman is not connected yet")
+        return self._api
+
+    async def open(self) -> None:
+        """Find or start the engine and watch container exits; raises ``PodmanUnavailable`` saying what to fix."""
+        async with self._connect_lock:
+            if self._api is not None:
+                return
+            endpoint = await self._service.ensure()
+            api = PodmanApi(endpoint.url)
+            try:
+                info = await api.info()
+            except PodmanCallFailed:
+                await api.close()
+                raise
+            self._rootless = bool(((info.get("host") or {}).get("security") or {}).get("rootless", endpoint.rootless))
+            self._api = api
+            version = (info.get("version") or {}).get("Version", "?")
+            mode = "rootless" if self._rootless else "rootful"
+            log.info("Podman %s connected at %s (%s)", version, endpoint.url, mode)
+            self._watch = asyncio.create_task(self._watch_exits(), name="podman-exits")
+
+    async def close(self) -> None:
+        """Stop watching and release the engine connection (and a service we started)."""
+        self._closed = True
+        task, self._watch = self._watch, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        api, self._api = self._api, None
+        if api is not None:
+            await api.close()
+        await self._service.close()
+
+    # ------------------------------------------------------------------------------------------ runtime API
+
+    def on_exit(self, callback: ExitCallback) -> None:
+        """Register an exit callback."""
+        self._callbacks.append(callback)
+
+    async def start(self, spec: SessionSpec) -> None:
+        """Create and start the session's container (no-op when it already runs)."""
+        if spec.session_id in self._running:
+            return
+        await self.open()
+        api = self._require_api()
+        image = await self._image_for(spec)
+        # A fresh name per start: events about an earlier container of the session (a late 'died') must never be
+        # mistaken for this one's.
+        self._starts += 1
+        name = f"nanoclaw-{self.install}-{spec.session_id}-{base36(time.time_ns() // 1_000_000)}{self._starts}"
+        env = self._environment(spec)
+        config = ContainerConfig(
+            name=name,
+            image=image,
+            command=["python", "-m", "agent_runner"],
+            labels={LABEL_INSTALL: self.install, LABEL_SESSION: spec.session_id, LABEL_AGENT: spec.agent_group_id},
+            environment=env,
+            mounts=self._mounts(spec),
+            log_path=spec.session_dir / "container.log",
+            workdir="/workspace/agent",
+            memory_mb=self._settings.container_memory_mb,
+            cpus=self._settings.container_cpus,
+            pids_limit=self._settings.container_pids_limit,
+            user=self._user(),
+            extra_hosts={},
+        )
+        self._running[spec.session_id] = name
+        self._session_dirs[spec.session_id] = spec.session_dir
+        try:
+            await api.run(config)
+        except BaseException:
+            self._running.pop(spec.session_id, None)
+            self._revoke(spec.session_id)
+            raise
+        log.info("container %s started for session %s (image %s)", name, spec.session_id, image)
+
+    async def stop(self, session_id: str, *, grace_seconds: float = 5.0) -> None:
+        """SIGTERM, kill after the grace period; returns once the exit has been reported."""
+        name = self._running.get(session_id)
+        if name is None:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._exit_waiters.get(session_id)
+        if waiter is None:
+            waiter = loop.create_future()
+            self._exit_waiters[session_id] = waiter
+        api = self._require_api()
+        try:
+            await api.stop(name, grace_seconds=grace_seconds)
+        except PodmanCallFailed as err:
+            log.warning("stopping %s failed (%s); killing it", name, err)
+            with contextlib.suppress(PodmanCallFailed):
+                await api.kill(name)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout=grace_seconds + 10)
+        except TimeoutError:
+            log.warning("no exit event for %s after stop; removing it and reporting the exit", name)
+            with contextlib.suppress(PodmanCallFailed):
+                await api.remove(name)
+            await self._exited(session_id, None)
+
+    async def is_running(self, session_id: str) -> bool:
+        """Whether the session's container runs (kept current by the event stream)."""
+        return session_id in self._running
+
+    async def notify(self, session_id: str) -> None:
+        """Nothing to do: the runner watches ``inbound.db`` through the bind mount (and polls as a fallback)."""
+
+    async def remove_orphans(self) -> int:
+        """Remove every container of this install left by an earlier host run."""
+        try:
+            await self.open()
+        except NanoClawError as err:
+            log.warning("cannot look for orphan containers: %s", err)
+            return 0
+        api = self._require_api()
+        removed = 0
+        for info in await api.list({LABEL_INSTALL: self.install}):
+            if info.labels.get(LABEL_SESSION) in self._running:
+                continue
+            log.info("removing orphan container %s (%s) of session %s", info.name, info.state,
+                     info.labels.get(LABEL_SESSION))
+            await api.remove(info.name)
+            removed += 1
+        return removed
+
+    # ------------------------------------------------------------------------------------------ spec → config
+
+    async def _image_for(self, spec: SessionSpec) -> str:
+        """The agent's image, built when missing; a failed package build falls back to the plain image."""
+        try:
+            return await self.images.ensure_for(spec.packages_apt, spec.packages_pip)
+        except ImageBuildFailed as err:
+            if not (spec.packages_apt or spec.packages_pip):
+                raise
+            base = await self.images.ensure_base()
+            text = (
+                "Your extra packages could not be installed, so this container runs without them. "
+                f"The build said: {err}"
+            )
+            self._publish("image.packages_failed", agent_group_id=spec.agent_group_id, error=str(err))
+            if self._notice is not None:
+                try:
+                    await self._notice(spec.session_id, text)
+                except Exception:
+                    log.exception("could not tell session %s that its packages failed", spec.session_id)
+            return base
+
+    def _environment(self, spec: SessionSpec) -> dict[str, str]:
+        env = {
+            **spec.env,
+            "TZ": self._settings.timezone,
+            "NANOCLAW_TZ_NAME": self._settings.timezone,
+            "NANOCLAW_PROVIDER": spec.provider,
+            "NANOCLAW_SESSION_DIR": "/workspace",
+            "NANOCLAW_AGENT_DIR": "/workspace/agent",
+            "NANOCLAW_SKILLS_DIR": "/app/skills",
+        }
+        if spec.model:
+            env["NANOCLAW_MODEL"] = spec.model
+        if self._gateway is not None:
+            token = self._gateway.grant(spec.session_id, spec.agent_group_id)
+            unix = self._gateway.transport == "unix"
+            env.update(self._gateway.runner_env(
+                token, spec.provider,
+                socket_in_runner=CONTAINER_GATEWAY_SOCKET if unix else None,
+                host_alias=None if unix else HOST_ALIAS,
+            ))
+        return env
+
+    def _mounts(self, spec: SessionSpec) -> list[BindMount]:
+        global_dir = self._settings.paths.home / "global"
+        global_dir.mkdir(parents=True, exist_ok=True)
+        spec.agent_dir.mkdir(parents=True, exist_ok=True)
+        mounts = [
+            BindMount(spec.session_dir, "/workspace", read_only=False),
+            BindMount(spec.agent_dir, "/workspace/agent", read_only=False),
+            BindMount(global_dir, "/workspace/global", read_only=True),
+            BindMount(resource("agent_runner"), "/app/agent_runner", read_only=True),
+        ]
+        skills = resource("skills")
+        if skills.is_dir():
+            mounts.append(BindMount(skills, "/app/skills", read_only=True))
+        if self._gateway is not None and self._gateway.transport == "unix" and self._gateway.socket_path:
+            mounts.append(BindMount(self._gateway.socket_path, CONTAINER_GATEWAY_SOCKET, read_only=False))
+        mounts.extend(BindMount(m.source, m.target, read_only=m.read_only) for m in spec.mounts)
+        return mounts
+
+    def _user(self) -> str | None:
+        """Who the runner runs as: root in a rootless engine is the user; rootful needs the user's own uid."""
+        if self._rootless or not hasattr(os, "getuid") or os.getuid() == 0:
+            return None
+        return f"{os.getuid()}:{os.getgid()}"
+
+    # ------------------------------------------------------------------------------------------ exits
+
+    async def _watch_exits(self) -> None:
+        """Follow the event stream (reconnecting) and reconcile periodically."""
+        reconcile = asyncio.create_task(self._reconcile_loop(), name="podman-reconcile")
+        try:
+            while not self._closed:
+                api = self._api
+                if api is None:
+                    return
+                try:
+                    async for event in api.exits({LABEL_INSTALL: self.install}):
+                        session_id = event.labels.get(LABEL_SESSION)
+                        if session_id:
+                            await self._on_event(session_id, event.name, event.exit_code)
+                except PodmanCallFailed as err:
+                    log.warning("%s; reconnecting", err)
+                await asyncio.sleep(EVENT_RETRY_SECONDS)
+                await self._reconcile()
+        finally:
+            reconcile.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconcile
+
+    async def _on_event(self, session_id: str, name: str, code: int | None) -> None:
+        if self._running.get(session_id) != name:
+            return  # e.g. the 'remove' that follows a 'died' already handled
+        if code is None and await self._still_listed(name):
+            return
+        await self._exited(session_id, code)
+
+    async def _still_listed(self, name: str) -> bool:
+        api = self._api
+        if api is None:
+            return False
+        with contextlib.suppress(PodmanCallFailed):
+            info = await api.inspect(name)
+            return info is not None and bool((info.get("State") or {}).get("Running"))
+        return False
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RECONCILE_SECONDS)
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        """Report exits the event stream missed: sessions we think run whose container is gone or stopped."""
+        api = self._api
+        if api is None or not self._running:
+            return
+        try:
+            listed = {info.name: info.state for info in await api.list({LABEL_INSTALL: self.install})}
+        except PodmanCallFailed as err:
+            log.warning("cannot reconcile containers: %s", err)
+            return
+        for session_id, name in list(self._running.items()):
+            state = listed.get(name)
+            if state is None or state in ("exited", "stopped", "dead"):
+                log.warning("container %s of session %s is %s without an exit event", name, session_id,
+                            state or "gone")
+                await self._exited(session_id, None)
+
+    async def _exited(self, session_id: str, code: int | None) -> None:
+        """Record an exit once: revoke the token, note it in the log, wake stop() and tell the callbacks."""
+        name = self._running.pop(session_id, None)
+        if name is None:
+            return
+        self._revoke(session_id)
+        session_dir = self._session_dirs.pop(session_id, None)
+        if session_dir is not None:
+            self._append_log(session_dir, f"[nanoclaw] container {name} exited with code {code}")
+        waiter = self._exit_waiters.pop(session_id, None)
+        requested = waiter is not None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(code)
+        if code == EXIT_GATEWAY_LOST:
+            log.info("container of session %s stopped because the model gateway was gone; its work is kept and "
+                     "retried", session_id)
+        elif not requested and code not in (0, None):
+            log.warning("container of session %s exited with code %s; see %s", session_id, code,
+                        (session_dir or Path()) / "container.log")
+        for callback in self._callbacks:
+            try:
+                await callback(session_id, code)
+            except Exception:
+                log.exception("exit callback for session %s failed", session_id)
+
+    def _revoke(self, session_id: str) -> None:
+        if self._gateway is not None:
+            self._gateway.revoke(session_id)
+
+    @staticmethod
+    def _append_log(session_dir: Path, text: str) -> None:
+        """Add a line in the log driver's own format, so the file stays one consistent stream."""
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+        try:
+            with (session_dir / "container.log").open("a", encoding="utf-8") as file:
+                file.write(f"{stamp} stderr F {text}\n")
+        except OSError as err:
+            log.warning("cannot append to %s/container.log: %s", session_dir, err)
+
+    def _publish(self, kind: str, **data: object) -> None:
+        if self._events is not None:
+            self._events.publish(kind, **data)

@@ -1,0 +1,570 @@
+"""Find the user's Podman REST socket, or start one, and say exactly what to do when neither works.
+
+Agents run in Podman containers, reached through Podman's REST API on a unix socket. Where that socket is differs per
+setup (a configured URL, ``CONTAINER_HOST``, the systemd socket of root or of the user, a Podman machine VM on
+macOS/Windows), and often none is running at all, so this module tries them in order, pings each for real, and
+otherwise starts ``podman system service`` itself and owns that child until ``close()``.
+
+This module never imports podman-py (``podman_api.py`` is the one module that does): finding the engine must work, and
+explain itself, even when the engine or the library is broken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from nanoclaw_app.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SERVICE_SOCKET = "podman.sock"
+"""Name of the socket of the service we start, inside the host's short ``run`` dir."""
+_PID_FILE = "podman-service.pid"
+_LOG_FILE = "podman-service.log"
+_MAX_SOCKET_PATH = 100
+"""Unix socket paths longer than this fail to bind on macOS (104 bytes) and Linux (108 bytes)."""
+
+PING_TIMEOUT = 3.0
+SERVICE_START_TIMEOUT = 30.0
+MACHINE_START_TIMEOUT = 300.0
+"""Booting a Podman machine VM can take minutes on a cold laptop."""
+CLI_TIMEOUT = 30.0
+STOP_GRACE = 5.0
+_MACHINE_PLATFORMS = ("darwin", "win32")
+
+
+@dataclass(frozen=True, slots=True)
+class PodmanEndpoint:
+    """A Podman REST endpoint that answered a ping."""
+
+    url: str
+    """``unix:///path/podman.sock`` (or ``tcp://host:port`` when configured so); what podman-py's ``base_url`` takes."""
+    rootless: bool
+    started_service: bool
+    """True when this process started ``podman system service`` and will stop it on ``close()``."""
+    machine: str | None = None
+    """Name of the Podman machine VM serving it (macOS/Windows)."""
+
+
+class PodmanUnavailable(ConfigError):
+    """Podman is missing, stopped or unreachable.
+
+    A ``ConfigError`` rather than a ``TransientError``: retrying cannot help until the user acts (installs Podman,
+    starts the machine, fixes a URL or a permission), so the host shows this message and keeps messages pending.
+    """
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(f"{problem}. To fix: {fix}")
+        self.problem = problem
+        self.fix = fix
+
+
+def install_hint(platform: str = sys.platform) -> str:
+    """How to install Podman on this OS, as one line a user can follow."""
+    if platform == "darwin":
+        return ("install Podman with `brew install podman` (or Podman Desktop from https://podman.io), then run "
+                "`podman machine init` and `podman machine start`")
+    if platform == "win32":
+        return ("install Podman with `winget install RedHat.Podman` (or Podman Desktop from https://podman.io), then "
+                "run `podman machine init` and `podman machine start`")
+    return ("install Podman: `sudo apt install podman` (Debian/Ubuntu), `sudo dnf install podman` (Fedora), "
+            "`sudo pacman -S podman` (Arch); see https://podman.io/docs/installation")
+
+
+def standard_socket_path(uid: int | None = None) -> Path:
+    """The socket systemd's ``podman.socket`` unit listens on for this user (root's is system-wide)."""
+    uid = os.geteuid() if uid is None else uid
+    if uid == 0:
+        return Path("/run/podman/podman.sock")
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{uid}"
+    return Path(runtime_dir) / "podman" / "podman.sock"
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Result of ``GET /_ping``: whether it answered, the engine's API version, or what went wrong."""
+
+    ok: bool
+    version: str = ""
+    error: str = ""
+
+
+async def ping(url: str, *, within: float = PING_TIMEOUT) -> Ping:
+    """Ask the engine at ``url`` whether it is alive; never raises."""
+    try:
+        base, uds = _http_target(url)
+    except ValueError as err:
+        return Ping(False, error=str(err))
+    problem = _socket_problem(uds) if uds is not None else None
+    if problem is not None:
+        return Ping(False, error=problem)
+    transport = httpx.AsyncHTTPTransport(uds=uds) if uds is not None else httpx.AsyncHTTPTransport()
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=base, timeout=within) as client:
+            response = await client.get("/_ping")
+    except httpx.HTTPError as err:
+        return Ping(False, error=f"no answer at {url}: {_describe(err)}")
+    if response.status_code != 200:
+        return Ping(False, error=f"{url} answered HTTP {response.status_code} to a ping: {response.text[:200]}")
+    return Ping(True, version=response.headers.get("Libpod-Api-Version", ""))
+
+
+async def engine_info(url: str) -> dict[str, Any] | None:
+    """The engine's ``libpod/info`` document, or ``None`` when it cannot be had (logged)."""
+    try:
+        base, uds = _http_target(url)
+        transport = httpx.AsyncHTTPTransport(uds=uds) if uds is not None else httpx.AsyncHTTPTransport()
+        async with httpx.AsyncClient(transport=transport, base_url=base, timeout=PING_TIMEOUT) as client:
+            response = await client.get("/v4.0.0/libpod/info")
+            response.raise_for_status()
+            data = response.json()
+    except (ValueError, httpx.HTTPError) as err:
+        log.warning("could not read Podman info from %s: %s", url, err)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _socket_problem(path: str) -> str | None:
+    """Why a unix socket cannot be used, before trying (a clearer message than a refused connect)."""
+    if not Path(path).exists():
+        return f"{path} does not exist"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"permission denied on {path}"
+    return None
+
+
+def _rootless_from(info: dict[str, Any] | None, fallback: bool) -> bool:
+    try:
+        value = info["host"]["security"]["rootless"] if info else None
+    except (KeyError, TypeError):
+        value = None
+    return value if isinstance(value, bool) else fallback
+
+
+def _http_target(url: str) -> tuple[str, str | None]:
+    """(httpx base URL, unix socket path or None) for a Podman URL; ``ValueError`` for schemes we cannot ping."""
+    parts = urlsplit(url)
+    if parts.scheme in ("unix", "http+unix"):
+        # unix:///run/x.sock has the path in .path; http+unix://%2Frun%2Fx.sock has it (quoted) in the host part.
+        path = parts.path if parts.path and not parts.netloc else unquote(parts.netloc) + parts.path
+        if not path.startswith("/"):
+            raise ValueError(f"{url!r} does not name an absolute socket path (write unix:///path/to/podman.sock)")
+        return "http://podman", path
+    if parts.scheme in ("tcp", "http") and parts.netloc:
+        return f"http://{parts.netloc}", None
+    raise ValueError(f"{url!r} is not a Podman URL NanoClaw can use (unix:///path/to/podman.sock or tcp://host:port)")
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    cause = err.__cause__ or err.__context__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text = f"{text} ({cause})"
+    return text
+
+
+async def run_cli(argv: list[str], *, limit: float = CLI_TIMEOUT) -> tuple[int, str, str]:
+    """Run a short CLI command: (exit code, stdout, stderr). Kills and reaps it on timeout or cancellation."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(limit):
+            out, err = await proc.communicate()
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        raise
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+class PodmanService:
+    """Finds a Podman endpoint, starting ``podman system service`` when needed, and stops what it started."""
+
+    def __init__(self, *, configured_url: str, run_dir: Path, podman_exe: str | None = None,
+                 platform: str = sys.platform) -> None:
+        self._configured_url = configured_url.strip()
+        self._run_dir = run_dir
+        self._podman_exe = podman_exe
+        self._platform = platform
+        self._proc: asyncio.subprocess.Process | None = None
+        self._endpoint: PodmanEndpoint | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def socket_path(self) -> Path:
+        """Where a service we start listens."""
+        return self._run_dir / SERVICE_SOCKET
+
+    async def ensure(self) -> PodmanEndpoint:
+        """Return a live endpoint, finding or starting one; ``PodmanUnavailable`` says what to do when impossible.
+
+        Order: the configured URL (authoritative), ``CONTAINER_HOST`` (authoritative), then on Linux the standard
+        socket and finally a service of our own; on macOS/Windows the Podman machine, started when stopped. Calling
+        it again re-checks the endpoint and recovers when a service we started has died.
+        """
+        async with self._lock:
+            if self._endpoint is not None:
+                if (await ping(self._endpoint.url)).ok:
+                    return self._endpoint
+                log.warning("Podman at %s stopped answering; looking for it again", self._endpoint.url)
+                await self._stop_child()
+                self._endpoint = None
+            self._endpoint = await self._find()
+            return self._endpoint
+
+    async def close(self) -> None:
+        """Stop the service this object started (SIGTERM, then kill); a no-op otherwise and when called twice."""
+        async with self._lock:
+            await self._stop_child()
+            self._endpoint = None
+
+    async def _find(self) -> PodmanEndpoint:
+        if self._configured_url:
+            return await self._explicit(
+                self._configured_url, "the configured podman_url",
+                "start Podman there, or clear the podman_url setting so NanoClaw finds or starts Podman itself",
+            )
+        container_host = os.environ.get("CONTAINER_HOST", "").strip()
+        if container_host:
+            return await self._explicit(
+                container_host, "CONTAINER_HOST",
+                "start Podman there, or unset CONTAINER_HOST so NanoClaw finds or starts Podman itself",
+            )
+        if self._platform in _MACHINE_PLATFORMS:
+            return await self._machine()
+        standard = standard_socket_path()
+        result = await ping(f"unix://{standard}")
+        if result.ok:
+            rootless = _rootless_from(await engine_info(f"unix://{standard}"), os.geteuid() != 0)
+            log.info("using the Podman socket %s", standard)
+            return PodmanEndpoint(url=f"unix://{standard}", rootless=rootless, started_service=False)
+        log.info("standard Podman socket unusable (%s); starting a Podman service", result.error)
+        return await self._start_service(standard_problem=result.error)
+
+    async def _explicit(self, url: str, source: str, fix: str) -> PodmanEndpoint:
+        """A URL the user chose is used or fails loudly: silently picking another engine would surprise them."""
+        result = await ping(url)
+        if not result.ok:
+            if "permission denied" in result.error:
+                fix = "give your user access to that socket (or run rootless Podman and use its socket), or " + fix
+            raise PodmanUnavailable(f"Podman at {url} ({source}) does not answer: {result.error}", fix)
+        rootless = _rootless_from(await engine_info(url), os.geteuid() != 0)
+        return PodmanEndpoint(url=url, rootless=rootless, started_service=False)
+
+    def _exe(self) -> str:
+        if self._podman_exe is not None:
+            found = shutil.which(self._podman_exe)
+            if found is None:
+                raise PodmanUnavailable(f"Podman is not installed (no executable at {self._podman_exe})",
+                                        install_hint(self._platform))
+            return found
+        found = shutil.which("podman")
+        if found is None:
+            raise PodmanUnavailable("Podman is not installed (no `podman` on PATH); agents run in Podman containers",
+                                    install_hint(self._platform))
+        return found
+
+    # --- Linux: a service of our own ------------------------------------------------------------------------------
+
+    async def _start_service(self, *, standard_problem: str) -> PodmanEndpoint:
+        exe = self._exe()
+        sock = self.socket_path
+        if len(str(sock).encode()) > _MAX_SOCKET_PATH:
+            raise PodmanUnavailable(f"the socket path {sock} is too long for a unix socket",
+                                    "set NANOCLAW_HOME to a shorter folder")
+        try:
+            self._run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as err:
+            raise PodmanUnavailable(f"cannot create {self._run_dir} for the Podman socket: {err}",
+                                    "make that folder writable, or set NANOCLAW_HOME to a writable folder") from err
+        url = f"unix://{sock}"
+        await self._stop_leftover()
+        if sock.exists() or sock.is_symlink():
+            if (await ping(url)).ok:
+                # Someone else's service on our path: use it, but it is not ours to stop.
+                log.warning("a Podman service not started by NanoClaw already answers at %s; using it", sock)
+                rootless = _rootless_from(await engine_info(url), os.geteuid() != 0)
+                return PodmanEndpoint(url=url, rootless=rootless, started_service=False)
+            sock.unlink()
+        log_path = self._run_dir / _LOG_FILE
+        try:
+            with _open_fresh(log_path) as log_file:
+                proc = await asyncio.create_subprocess_exec(
+                    exe, "system", "service", "--time=0", url,
+                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=log_file,
+                    # Own session: a Ctrl+C in the terminal must not kill the engine before the host stops containers.
+                    start_new_session=True,
+                )
+        except OSError as err:
+            raise PodmanUnavailable(f"cannot run {exe}: {err}", "reinstall Podman; " + install_hint(self._platform)
+                                    ) from err
+        self._proc = proc
+        (self._run_dir / _PID_FILE).write_text(json.dumps({"service": proc.pid, "owner": os.getpid()}),
+                                               encoding="utf-8")
+        log.info("started `podman system service` (pid %d) at %s", proc.pid, sock)
+        try:
+            result = await self._wait_until_answering(proc, url)
+        except BaseException:
+            await self._stop_child()
+            raise
+        if not result.ok:
+            tail = _tail(log_path)
+            await self._stop_child()
+            problem = f"Podman is installed ({exe}) but its service did not come up: {result.error}"
+            if tail:
+                problem += f"; its log says: {tail}"
+            if standard_problem:
+                problem += f" (the standard socket: {standard_problem})"
+            raise PodmanUnavailable(problem, "run `podman info` to see what is wrong with Podman, fix it, then retry")
+        rootless = _rootless_from(await engine_info(url), os.geteuid() != 0)
+        return PodmanEndpoint(url=url, rootless=rootless, started_service=True)
+
+    async def _wait_until_answering(self, proc: asyncio.subprocess.Process, url: str) -> Ping:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SERVICE_START_TIMEOUT
+        last = Ping(False, error="it did not answer")
+        while loop.time() < deadline:
+            if self.socket_path.exists():
+                last = await ping(url)
+                if last.ok:
+                    return last
+            # Waiting on the process doubles as the poll interval and notices an early exit at once.
+            with contextlib.suppress(TimeoutError):
+                code = await asyncio.wait_for(proc.wait(), 0.1)
+                return Ping(False, error=f"it exited with code {code}")
+        return Ping(False, error=f"it did not answer within {SERVICE_START_TIMEOUT:.0f} s ({last.error})")
+
+    async def _stop_child(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_GRACE)
+            except TimeoutError:
+                log.warning("Podman service (pid %d) ignored SIGTERM; killing it", proc.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        log.info("stopped the Podman service (pid %d, exit %s)", proc.pid, proc.returncode)
+        for name in (SERVICE_SOCKET, _PID_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (self._run_dir / name).unlink()
+
+    async def _stop_leftover(self) -> None:
+        """Stop a service a crashed host left on our socket (with ``--time=0`` it would run forever).
+
+        The pid file names the service and the host that owns it; a service whose owner still runs (another NanoClaw
+        process on this home, e.g. ``nanoclaw serve`` while ``nanoclaw doctor`` checks) is left alone.
+        """
+        pid_file = self._run_dir / _PID_FILE
+        try:
+            record = json.loads(pid_file.read_text(encoding="utf-8"))
+            pid, owner = int(record["service"]), int(record["owner"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if _alive(owner):
+            return
+        if not _is_our_service(pid, self.socket_path):
+            pid_file.unlink(missing_ok=True)
+            return
+        log.warning("stopping a Podman service (pid %d) left by an earlier run", pid)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            if await _wait_gone(pid, STOP_GRACE):
+                break
+        pid_file.unlink(missing_ok=True)
+
+    # --- macOS / Windows: the Podman machine ----------------------------------------------------------------------
+
+    async def _machine(self) -> PodmanEndpoint:
+        exe = self._exe()
+        machine = await self._inspect_machine(exe)
+        name = str(machine.get("Name") or "podman-machine-default")
+        if str(machine.get("State", "")).lower() != "running":
+            log.info("starting the Podman machine %s", name)
+            try:
+                code, out, err = await run_cli([exe, "machine", "start", name], limit=MACHINE_START_TIMEOUT)
+            except OSError as err:
+                raise PodmanUnavailable(f"cannot run {exe}: {err}", install_hint(self._platform)) from err
+            except TimeoutError:
+                raise PodmanUnavailable(
+                    f"the Podman machine {name} did not start within {MACHINE_START_TIMEOUT:.0f} s",
+                    f"run `podman machine start {name}` yourself and check its output",
+                ) from None
+            if code != 0:
+                raise PodmanUnavailable(f"the Podman machine {name} failed to start: {(err or out).strip()[-400:]}",
+                                        f"run `podman machine start {name}` yourself and check its output")
+            machine = await self._inspect_machine(exe)
+        sock = _machine_socket(machine)
+        if sock is None:
+            raise PodmanUnavailable(
+                f"the Podman machine {name} offers no unix socket (only a Windows named pipe), which NanoClaw "
+                "cannot use yet", "set podman_url to a tcp:// or unix:// address of the Podman service")
+        url = f"unix://{sock}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SERVICE_START_TIMEOUT
+        result = await ping(url)
+        while not result.ok and loop.time() < deadline:
+            await asyncio.sleep(0.2)  # the machine's API forwarder comes up shortly after `machine start` returns
+            result = await ping(url)
+        if not result.ok:
+            raise PodmanUnavailable(f"the Podman machine {name} is running but its socket does not answer: "
+                                    f"{result.error}", f"run `podman machine stop {name}` and `podman machine start "
+                                    f"{name}`, then retry")
+        rootful = machine.get("Rootful")
+        rootless = _rootless_from(await engine_info(url), not rootful if isinstance(rootful, bool) else True)
+        return PodmanEndpoint(url=url, rootless=rootless, started_service=False, machine=name)
+
+    async def _inspect_machine(self, exe: str) -> dict[str, Any]:
+        try:
+            code, out, err = await run_cli([exe, "machine", "inspect"])
+        except OSError as err:
+            raise PodmanUnavailable(f"cannot run {exe}: {err}", install_hint(self._platform)) from err
+        except TimeoutError:
+            raise PodmanUnavailable("`podman machine inspect` did not finish", "check that Podman works: "
+                                    "run `podman machine list`") from None
+        if code != 0:
+            text = (err or out).strip()
+            if "does not exist" in text or "no such" in text.lower():
+                raise PodmanUnavailable("no Podman machine exists yet (Podman runs containers in a small VM here)",
+                                        "run `podman machine init` and then `podman machine start`")
+            raise PodmanUnavailable(f"`podman machine inspect` failed: {text[-400:]}",
+                                    "run `podman machine list` and `podman machine start` to see what is wrong")
+        try:
+            data = json.loads(out)
+        except json.JSONDecodeError as err:
+            raise PodmanUnavailable(f"`podman machine inspect` printed something unexpected ({err})",
+                                    "update Podman to a current release") from err
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            return data[0]
+        raise PodmanUnavailable("`podman machine inspect` listed no machine",
+                                "run `podman machine init` and then `podman machine start`")
+
+
+def _machine_socket(machine: dict[str, Any]) -> str | None:
+    info = machine.get("ConnectionInfo")
+    socket_info = info.get("PodmanSocket") if isinstance(info, dict) else None
+    path = socket_info.get("Path") if isinstance(socket_info, dict) else None
+    return path if isinstance(path, str) and path else None
+
+
+def _is_our_service(pid: int, sock: Path) -> bool:
+    """Whether ``pid`` is alive and is a ``podman system service`` on our socket (never signal a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"service" in cmdline and f"unix://{sock}".encode() in cmdline
+
+
+def _open_fresh(path: Path) -> BinaryIO:
+    """The service's log, emptied so that a failure report quotes this start only."""
+    return open(path, "wb")
+
+
+async def _wait_gone(pid: int, limit: float) -> bool:
+    """Wait for a process that is not our child to exit, through a pidfd (Linux), which becomes readable then."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except OSError as err:
+        log.warning("cannot watch pid %d (%s); not waiting for it", pid, err)
+        return False
+    loop = asyncio.get_running_loop()
+    gone: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not gone.done():
+            gone.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        async with asyncio.timeout(limit):
+            await gone
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tail(path: Path, limit: int = 400) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-3:])[-limit:]
+
+
+@dataclass(frozen=True, slots=True)
+class PodmanProbe:
+    """What ``nanoclaw doctor`` reports about Podman."""
+
+    installed: bool
+    client_version: str = ""
+    """``podman --version`` output, empty when not installed."""
+    endpoint: PodmanEndpoint | None = None
+    engine_version: str = ""
+    problem: str = ""
+    fix: str = ""
+
+
+async def probe(*, configured_url: str, run_dir: Path, podman_exe: str | None = None,
+                platform: str = sys.platform) -> PodmanProbe:
+    """Check Podman the way the host would use it, stopping any service started for the check; never raises."""
+    exe = shutil.which(podman_exe or "podman")
+    client_version = ""
+    if exe is not None:
+        try:
+            code, out, err = await run_cli([exe, "--version"], limit=10)
+            client_version = out.strip() if code == 0 else ""
+            if code != 0:
+                log.warning("`%s --version` failed: %s", exe, err.strip())
+        except (OSError, TimeoutError) as err:
+            log.warning("`%s --version` failed: %s", exe, err)
+    service = PodmanService(configured_url=configured_url, run_dir=run_dir, podman_exe=podman_exe, platform=platform)
+    try:
+        endpoint = await service.ensure()
+        engine = await ping(endpoint.url)
+    except PodmanUnavailable as err:
+        return PodmanProbe(installed=exe is not None, client_version=client_version, problem=err.problem, fix=err.fix)
+    except Exception as err:  # the doctor reports every failure instead of crashing
+        log.exception("probing Podman failed")
+        return PodmanProbe(installed=exe is not None, client_version=client_version, problem=f"{err}",
+                           fix="run `podman info` to see what is wrong")
+    finally:
+        await service.close()
+    return PodmanProbe(installed=exe is not None, client_version=client_version, endpoint=endpoint,
+                       engine_version=engine.version)
