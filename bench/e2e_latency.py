@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -61,11 +62,8 @@ async def run(runtime_name: str, n: int, provider: str, base_image: str) -> dict
             return await super().deliver(platform_id, thread_id, message)
 
     def responder(request: dict[str, object]) -> Text:
-        messages = request["messages"]
-        assert isinstance(messages, list)
-        last = json.dumps(messages[-1])
-        marker = last.split("ping-", 1)[1].split("<", 1)[0].split("\\", 1)[0].split('"', 1)[0]
-        return Text(f'<message to="owner-dm">pong-{marker}</message>')
+        found = re.findall(r"ping-(\d+)", json.dumps(request["messages"]))
+        return Text(f'<message to="owner-dm">pong-{found[-1] if found else "?"}</message>')
 
     fake: FakeAnthropic | FakeOpenAI
     if provider == "openai":

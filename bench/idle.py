@@ -37,7 +37,7 @@ async def main():
 import json, re
 FROM = re.compile(r'from=\\\\"([^"\\\\]+)\\\\"')
 def body_origin(body):
-    found = FROM.findall(json.dumps(body))
+    found = FROM.findall(json.dumps(body["messages"]))
     return found[-1] if found else "owner-dm"
 asyncio.run(main())
 """

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -44,6 +45,7 @@ from nanoclaw_app.web.state import HostState
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_SECONDS = 30.0
+QUIET_POLL_SECONDS = 30.0
 
 
 class Host:
@@ -92,7 +94,12 @@ class Host:
         self.actions = SystemActions(self.ctx, request_approval=self.approvals.request_approval)
         self.approvals.register_handler("install_packages", apply_install_packages)
         self.approvals.register_handler("add_mcp_server", apply_add_mcp_server)
-        self.delivery = Delivery(self.ctx, actions=self.actions, on_failure=self._on_delivery_failure)
+        # On Linux the containers share our kernel, so file events from their bind mounts are reliable and the poll
+        # is only a slow safety net; elsewhere (a Podman VM) it is the fast path when events get lost.
+        self.delivery = Delivery(
+            self.ctx, actions=self.actions, on_failure=self._on_delivery_failure,
+            quiet_poll_seconds=QUIET_POLL_SECONDS if sys.platform.startswith("linux") else None,
+        )
         self.sweep = Sweep(self.ctx, interval=settings.sweep_interval_seconds)
         self.watcher = OutboundWatcher(settings.paths.sessions, self._on_outbound_change)
         self.callbacks = HostEvents(self.ctx, self.router, self.approvals)
@@ -207,7 +214,8 @@ class Host:
         return PodmanRuntime(self.settings, gateway=self.gateway, events=self.events, notice=self._notice)
 
     async def _notice(self, session_id: str, text: str) -> None:
-        await write_system_note(self.ctx, session_id, text)
+        """A note for a session whose container is starting right now (waking it again would wait on itself)."""
+        await write_system_note(self.ctx, session_id, text, wake=False)
 
     async def _on_spend_cap(self, text: str) -> None:
         if not await notify_owner(self.ctx, text):

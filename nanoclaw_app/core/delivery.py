@@ -70,14 +70,28 @@ _PERMANENT = (UserError, ContractError, IntegrityError)
 class Delivery:
     """Delivers due outbound rows per session, with retries, persisted attempts and crash recovery."""
 
-    def __init__(self, ctx: CoreContext, *, actions: SystemActions, on_failure: FailureFn) -> None:
+    def __init__(
+        self,
+        ctx: CoreContext,
+        *,
+        actions: SystemActions,
+        on_failure: FailureFn,
+        quiet_poll_seconds: float | None = None,
+    ) -> None:
+        """Set up delivery; nothing runs until :meth:`start`.
+
+        ``quiet_poll_seconds`` is the poll interval while no retry is due: the file watcher does the real work, so
+        where its events are reliable (a local kernel) this can be long. None uses ``fallback_poll_seconds``.
+        """
         self._ctx = ctx
         self._actions = actions
         self._on_failure = on_failure
+        self._quiet_poll = quiet_poll_seconds
         self._running: set[str] = set()
         self._again: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._kick = asyncio.Event()
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -107,13 +121,14 @@ class Delivery:
         settings = self._ctx.settings
         next_sweep = loop.time()  # the first pass covers every session: rows may have waited across a restart
         while not self._stopping.is_set():
+            retrying: set[str] | list[str] = []
             try:
                 sessions = await sessions_db.list_active(self._ctx.db)
+                # Sessions with a retry due soon are polled too, so a 2 s backoff is not stretched to a sweep.
+                retrying = await attempts_db.retrying_sessions(self._ctx.db)
                 if loop.time() >= next_sweep:
                     next_sweep = loop.time() + settings.sweep_interval_seconds
                 else:
-                    # Sessions with a retry due soon are polled too, so a 2 s backoff is not stretched to a sweep.
-                    retrying = await attempts_db.retrying_sessions(self._ctx.db)
                     sessions = [s for s in sessions if s.container_status in LIVE_CONTAINER or s.id in retrying]
                 for session in sessions:
                     if self._stopping.is_set():
@@ -121,8 +136,17 @@ class Delivery:
                     await self.deliver_session(session.id)
             except Exception:
                 log.exception("delivery poll pass failed; trying again on the next tick")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=settings.fallback_poll_seconds)
+            quiet = self._quiet_poll if self._quiet_poll is not None else settings.fallback_poll_seconds
+            interval = settings.fallback_poll_seconds if retrying else max(quiet, settings.fallback_poll_seconds)
+            self._kick.clear()
+            waiters = [asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(self._kick.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=min(interval, settings.sweep_interval_seconds),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+                await asyncio.gather(*waiters, return_exceptions=True)
 
     # ------------------------------------------------------------------------------------------ passes
 
@@ -288,6 +312,7 @@ class Delivery:
                 delay = max(delay, err.retry_after)
             when = iso(utcnow() + timedelta(seconds=delay))
             await attempts_db.retry_later(ctx.db, session.id, row.id, error, when)
+            self._kick.set()  # the poll may be in a long quiet sleep; a retry is due soon
             log.warning("session %s: attempt %d to deliver %s failed (%s); retrying after %s", session.id, attempt,
                         row.id, error, when)
             ctx.events.publish("delivery.retry", session_id=session.id, message_out_id=row.id, attempt=attempt,

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 API_VERSION = "v4.0.0"
+CPU_PERIOD_US = 100_000
 """Libpod API path prefix for the raw calls; Podman 4 and 5 both serve it."""
 
 
@@ -232,7 +233,9 @@ class PodmanApi:
                 log_config={"Type": "k8s-file", "Config": {"path": str(config.log_path)}},
                 working_dir=config.workdir,
                 mem_limit=f"{config.memory_mb}m",
-                nano_cpus=int(config.cpus * 1e9),
+                # podman-py ignores nano_cpus; a CFS quota per 100 ms period is the same limit.
+                cpu_period=CPU_PERIOD_US,
+                cpu_quota=int(config.cpus * CPU_PERIOD_US),
                 pids_limit=config.pids_limit,
                 no_new_privileges=True,
                 user=config.user,

@@ -15,7 +15,7 @@ from nanoclaw_app.host import Host
 from nanoclaw_app.runtime.podman_runtime import install_id
 from tests.fakes.anthropic_server import FakeAnthropic, Hang, Text
 from tests.integration.crash_host import FeedChannel
-from tests.podman.conftest import ping, podman_settings, seeded_home, secrets_with_keys, wait_for
+from tests.podman.conftest import ping, podman_settings, secrets_with_keys, seeded_home, wait_for
 from tests.podman.podman_host import FAST
 from tests.podman.test_faults import MARK
 
@@ -28,8 +28,8 @@ def pong(request: dict[str, Any]) -> Text:
 
 
 def containers(install: str) -> list[str]:
-    out = subprocess.run(  # noqa: S603
-        ["podman", "ps", "-a", "--filter", f"label=io.nanoclaw.install={install}", "--format", "{{.Names}}"],  # noqa: S607
+    out = subprocess.run(
+        ["podman", "ps", "-a", "--filter", f"label=io.nanoclaw.install={install}", "--format", "{{.Names}}"],
         capture_output=True, text=True, check=True,
     )
     return out.stdout.split()
@@ -52,7 +52,7 @@ async def test_host_killed_mid_turn_then_restarted_removes_the_orphan_and_answer
     settings = podman_settings(podman_url, anthropic_base_url=fake.url, **FAST)
     await seeded_home(settings, provider="anthropic")
     install = install_id(settings.paths.home)
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [sys.executable, "-m", "tests.podman.podman_host", str(workdir), podman_url],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
