@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -58,13 +59,22 @@ class Calls:
         self.event(session_id).set()
 
 
-@pytest.fixture
-async def watching(tmp_path: Path) -> AsyncIterator[Watching]:
+BACKENDS = [
+    pytest.param("inotify", marks=pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")),
+    "watchfiles",
+]
+
+
+@pytest.fixture(params=BACKENDS)
+async def watching(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Watching]:
+    """Every test runs against inotify (Linux) and against the watchfiles fallback."""
+    backend: str = request.param
     started: list[OutboundWatcher] = []
 
     async def start(root: Path, on_change: Callable[[str], Awaitable[None]]) -> OutboundWatcher:
-        watcher = OutboundWatcher(root, on_change)
+        watcher = OutboundWatcher(root, on_change, inotify=backend == "inotify")
         await watcher.start()
+        assert watcher.backend == backend
         async with asyncio.timeout(TIMEOUT):
             await watcher.wait_ready()
         started.append(watcher)
