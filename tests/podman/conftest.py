@@ -52,7 +52,7 @@ def podman_url() -> Iterator[str]:
     exe = shutil.which("podman")
     if exe is None:
         pytest.fail("podman is not installed: run scripts/setup_podman.sh (scripts/test.sh does)")
-    run_dir = Path(tempfile.mkdtemp(prefix="ncpod-", dir="/tmp"))
+    run_dir = Path(tempfile.mkdtemp(prefix="ncpod-"))
     socket = run_dir / "podman.sock"
     proc = subprocess.Popen(
         [exe, "system", "service", "--time=0", f"unix://{socket}"],

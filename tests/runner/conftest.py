@@ -192,7 +192,7 @@ async def session(store: SessionStore, tmp_path: Path) -> Session:
 @pytest.fixture
 def gateway_socket() -> Iterator[Path]:
     """A path for a unix socket standing in for the gateway's; short, since socket paths are limited to ~100 bytes."""
-    folder = Path(tempfile.mkdtemp(prefix="ncgw-", dir="/tmp"))
+    folder = Path(tempfile.mkdtemp(prefix="ncgw-"))
     try:
         yield folder / "gateway.sock"
     finally:

@@ -20,6 +20,8 @@ from nanoclaw_app.sessions.store import SessionStore
 from tests.runner.conftest import TIMEOUT, Session
 
 LINUX = sys.platform.startswith("linux")
+# inotify exists only on Linux, where every agent container runs (and CI too), so these always run there; the
+# watchfiles fallback is covered by the same tests' other parameter.
 linux_only = pytest.mark.skipif(not LINUX, reason="inotify is Linux only")
 BACKENDS = [pytest.param(True, marks=linux_only, id="inotify"), pytest.param(False, id="watchfiles")]
 

@@ -16,7 +16,9 @@ import pytest
 
 from agent_runner.config import RunnerConfig
 from agent_runner.providers.base import Provider, ProviderEvent
-from agent_runner.providers.claude import ClaudeProvider, ClaudeQuery, archive_transcript
+from agent_runner.providers.claude import ClaudeProvider
+from agent_runner.providers.claude_query import ClaudeQuery
+from agent_runner.providers.claude_transcript import archive_transcript
 from agent_runner.tools.base import ToolError, ToolSpec
 from tests.fakes.anthropic_server import USAGE, Fail, FakeAnthropic, Hang, Text, ToolUse
 

@@ -39,7 +39,7 @@ async def test_podman_line_reports_version_mode_and_a_briefly_started_engine(pat
 
 
 async def test_configured_url_that_does_not_answer_fails_with_the_fix(paths: Paths) -> None:
-    save_settings(paths, {"podman_url": "unix:///tmp/nanoclaw-test-nothing-here.sock"})
+    save_settings(paths, {"podman_url": f"unix://{paths.run / 'nothing-here.sock'}"})
     check = await _podman_check(paths)
     assert check.ok is False
     assert check.required is True

@@ -59,6 +59,7 @@ class Calls:
         self.event(session_id).set()
 
 
+# Every test runs on both backends: inotify on Linux (always in CI), watchfiles everywhere (macOS, Windows, fallback).
 BACKENDS = [
     pytest.param("inotify", marks=pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")),
     "watchfiles",

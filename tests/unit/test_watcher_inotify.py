@@ -23,6 +23,8 @@ from tests.unit.test_watcher import container_commit, create_outbound
 
 TIMEOUT = 10.0
 LINUX = sys.platform.startswith("linux")
+# inotify exists only on Linux (CI runs there, so these always run in CI); on macOS and Windows the watcher uses
+# watchfiles, which tests/unit/test_watcher.py covers on every platform.
 linux_only = pytest.mark.skipif(not LINUX, reason="inotify is Linux only")
 
 Watching = Callable[..., Awaitable[OutboundWatcher]]
@@ -147,9 +149,8 @@ async def test_a_burst_over_many_sessions_calls_back_for_every_last_commit(
 async def test_an_overflowing_event_queue_still_calls_back_for_every_session(
     settings: Settings, store: SessionStore, watching: Watching, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # The flood is sized from the kernel's own limit (16384 by default on Debian/Ubuntu), so it always overflows.
     queue_limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
-    if queue_limit > 200_000:
-        pytest.skip("the inotify queue is too large to overflow quickly here")
     noisy = await store.create("ag-1", "sess-noisy")
     quiet = await store.create("ag-2", "sess-quiet")
     seen = Observed(settings.paths.sessions)

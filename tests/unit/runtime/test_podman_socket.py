@@ -25,7 +25,7 @@ _real_standard_socket_path = podman_socket.standard_socket_path
 @pytest.fixture
 def short_dir() -> Iterator[Path]:
     """Unix socket paths must stay short; tmp_path can be long. Fails the test if a service on it outlives it."""
-    folder = Path(tempfile.mkdtemp(prefix="nc-", dir="/tmp"))
+    folder = Path(tempfile.mkdtemp(prefix="nc-"))
     try:
         yield folder
         leaked = _services_under(folder)
