@@ -16,12 +16,31 @@ import asyncio
 import contextlib
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from watchfiles import Change, awatch
 
+from agent_runner.inotify import (
+    FALLBACK_POLL_MS,
+    IN_CREATE,
+    IN_DELETE,
+    IN_IGNORED,
+    IN_MODIFY,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_ONLYDIR,
+    IN_Q_OVERFLOW,
+    InotifyRefused,
+    Signature,
+    open_inotify,
+)
+from agent_runner.inotify import (
+    recent as recently_modified,
+)
+from agent_runner.inotify import (
+    signature as stat_signature,
+)
 from agent_runner.session_db import INBOUND
 
 if TYPE_CHECKING:
@@ -36,42 +55,11 @@ PROBE_SECONDS = 5.0
 """How long to wait for the probe before concluding that file events do not arrive here."""
 DEBOUNCE_MS = 50
 STEP_MS = 2
-FALLBACK_POLL_MS = 250
-"""How often ``inbound.db`` is stat'ed when the kernel refuses inotify."""
-RECENT_NS = 50_000_000
-"""A file modified this recently may be written again within the same timestamp tick (coarse on kernels without
-multigrain timestamps), which no stat could tell apart: it counts as changed at the next poll too."""
 RETRY_SECONDS = 1.0
 
 Backend = Literal["inotify", "watchfiles", "polling"]
 
-# inotify(7) bits: kernel ABI, the same values as asyncinotify.Mask (which is imported lazily, Linux only).
-IN_MODIFY = 0x00000002
-IN_MOVED_FROM = 0x00000040
-IN_MOVED_TO = 0x00000080
-IN_CREATE = 0x00000100
-IN_DELETE = 0x00000200
-IN_Q_OVERFLOW = 0x00004000
-IN_IGNORED = 0x00008000
-IN_ONLYDIR = 0x01000000
 WATCH_MASK = IN_CREATE | IN_DELETE | IN_MODIFY | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR
-
-
-class InotifyRefused(Exception):
-    """The kernel will not give an inotify instance or watch."""
-
-
-def open_inotify() -> Inotify:
-    """A new inotify instance; module-level so tests can make the kernel refuse one.
-
-    Raises ``ImportError`` where asyncinotify is not installed, ``InotifyRefused`` when the kernel says no.
-    """
-    from asyncinotify import Inotify
-
-    try:
-        return Inotify()
-    except (OSError, RuntimeError) as err:  # RuntimeError: a libc without inotify
-        raise InotifyRefused(str(err)) from err
 
 
 class ChangeSignal:
@@ -103,27 +91,6 @@ class ChangeSignal:
         except TimeoutError:
             return False
         return True
-
-
-Signature = tuple[int, int, int, int]
-
-
-def _signature(path: Path) -> Signature | None:
-    """Inode, size, mtime, ctime: stat only.
-
-    Never open a database file here: closing any descriptor of it drops this process's POSIX locks on it, including
-    those SQLite connections in other threads hold.
-    """
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
-
-
-def _recent(signatures: dict[Path, Signature]) -> set[Path]:
-    now = time.time_ns()
-    return {path for path, signature in signatures.items() if now - signature[2] < RECENT_NS}
 
 
 def _interesting(change: Change, path: str) -> bool:
@@ -254,14 +221,14 @@ class InboundWatcher:
         seen: dict[Path, Signature] | None = None
         recent: set[Path] = set()
         while not self._stop.is_set():
-            current = {path: signature for path in (inbound, probe) if (signature := _signature(path)) is not None}
+            current = {path: signature for path in (inbound, probe) if (signature := stat_signature(path)) is not None}
             if seen is not None:
                 changed = {path for path in current if seen.get(path) != current[path] or path in recent}
                 if inbound in changed:
                     self._signal.notify()
                 if probe in changed:
                     self._seen_probe.set()
-            seen, recent = current, _recent(current)
+            seen, recent = current, recently_modified(current)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FALLBACK_POLL_MS / 1000):
                     await self._stop.wait()

@@ -22,7 +22,6 @@ import contextlib
 import logging
 import os
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,29 @@ from typing import TYPE_CHECKING, Literal
 
 from watchfiles import Change, awatch
 
+from agent_runner import inotify
+from agent_runner.inotify import (
+    FALLBACK_POLL_MS,
+    IN_ATTRIB,
+    IN_CREATE,
+    IN_DELETE,
+    IN_DONT_FOLLOW,
+    IN_IGNORED,
+    IN_ISDIR,
+    IN_MODIFY,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_ONLYDIR,
+    IN_Q_OVERFLOW,
+    InotifyRefused,
+    Signature,
+)
+from agent_runner.inotify import (
+    recent as recently_modified,
+)
+from agent_runner.inotify import (
+    signature as stat_signature,
+)
 from nanoclaw_app.sessions.store import OUTBOUND
 
 if TYPE_CHECKING:
@@ -42,28 +64,10 @@ PROBE = ".watch-probe"
 """Touched in the root by :meth:`OutboundWatcher.wait_ready` until the watch reports it."""
 DEBOUNCE_MS = 5
 STEP_MS = 2
-FALLBACK_POLL_MS = 250
-"""How often the tree is stat'ed when the kernel refuses inotify."""
-RECENT_NS = 50_000_000
-"""A file modified this recently may be written again within the same timestamp tick (coarse on kernels without
-multigrain timestamps), which no stat could tell apart: it counts as changed at the next poll too."""
 READ_EVENTS = 64
 """Events read per ``read(2)`` (asyncinotify's ``cache_size``): a whole burst is handled before any callback runs."""
 
 Backend = Literal["inotify", "watchfiles", "polling"]
-
-# inotify(7) bits: kernel ABI, the same values as asyncinotify.Mask (which is imported lazily, Linux only).
-IN_MODIFY = 0x00000002
-IN_ATTRIB = 0x00000004
-IN_MOVED_FROM = 0x00000040
-IN_MOVED_TO = 0x00000080
-IN_CREATE = 0x00000100
-IN_DELETE = 0x00000200
-IN_Q_OVERFLOW = 0x00004000
-IN_IGNORED = 0x00008000
-IN_ONLYDIR = 0x01000000
-IN_DONT_FOLLOW = 0x02000000
-IN_ISDIR = 0x40000000
 
 ROOT, AGENT, SESSION = 0, 1, 2
 MASKS = {
@@ -74,21 +78,9 @@ MASKS = {
 """The root also sees the probe being touched; agent folders only matter for their new session folders."""
 
 
-class InotifyRefused(Exception):
-    """The kernel will not give (more) inotify instances or watches."""
-
-
 def open_inotify() -> Inotify:
-    """A new inotify instance; module-level so tests can make the kernel refuse one.
-
-    Raises ``ImportError`` where asyncinotify is not installed, ``InotifyRefused`` when the kernel says no.
-    """
-    from asyncinotify import Inotify
-
-    try:
-        return Inotify(cache_size=READ_EVENTS)
-    except (OSError, RuntimeError) as err:  # RuntimeError: a libc without inotify
-        raise InotifyRefused(str(err)) from err
+    """A new inotify instance; module-level so tests can make the kernel refuse one."""
+    return inotify.open_inotify(cache_size=READ_EVENTS)
 
 
 def _interesting(change: Change, path: str) -> bool:
@@ -104,27 +96,6 @@ def _subdir_paths(path: str) -> list[str]:
 
 def _subdirs(path: Path) -> list[Path]:
     return [Path(sub) for sub in _subdir_paths(str(path))]
-
-
-Signature = tuple[int, int, int, int]
-
-
-def _signature(path: str) -> Signature | None:
-    """Inode, size, mtime, ctime: stat only.
-
-    Never open a database file here: closing any descriptor of it drops this process's POSIX locks on it, including
-    those SQLite connections in other threads hold.
-    """
-    try:
-        stat = os.stat(path)  # noqa: PTH116
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
-
-
-def _recent(signatures: dict[str, Signature]) -> set[str]:
-    now = time.time_ns()
-    return {path for path, signature in signatures.items() if now - signature[2] < RECENT_NS}
 
 
 @dataclass(slots=True)
@@ -407,7 +378,7 @@ class OutboundWatcher:
                         self._changed(session_id)
                     else:
                         self._ready.set()
-            seen, recent = current, _recent({path: signature for path, (_, signature) in current.items()})
+            seen, recent = current, recently_modified({path: signature for path, (_, signature) in current.items()})
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FALLBACK_POLL_MS / 1000):
                     await self._stop_event.wait()
@@ -418,7 +389,7 @@ class OutboundWatcher:
         Plain ``os`` calls on strings: this runs several times a second, and pathlib would make it four times as costly.
         """
         found: dict[str, tuple[str, Signature]] = {}
-        probe = _signature(os.path.join(self._root, PROBE))  # noqa: PTH118
+        probe = stat_signature(os.path.join(self._root, PROBE))  # noqa: PTH118
         if probe is not None:
             found[PROBE] = ("", probe)
         try:
@@ -436,7 +407,7 @@ class OutboundWatcher:
                 continue
             for session in sessions:
                 path = os.path.join(session, OUTBOUND)  # noqa: PTH118
-                signature = _signature(path)
+                signature = stat_signature(path)
                 if signature is not None:
                     found[path] = (os.path.basename(session), signature)  # noqa: PTH119
         return found
