@@ -12,11 +12,14 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nanoclaw_app import __version__
 from nanoclaw_app.errors import ConfigError, NanoClawError
 from nanoclaw_app.paths import Paths
+
+if TYPE_CHECKING:
+    from nanoclaw_app.runtime.image import BuildProgress
 
 log = logging.getLogger("nanoclaw")
 
@@ -84,7 +87,6 @@ async def _migrate() -> int:
 
 
 async def _image_build() -> int:
-    from nanoclaw_app.runtime.image import BuildProgress
     from nanoclaw_app.runtime.podman_runtime import PodmanRuntime
     from nanoclaw_app.settings import load_settings
 
@@ -109,11 +111,8 @@ async def _image_build() -> int:
     return 0
 
 
-def render_progress(progress: object, *, width: int) -> str:
+def render_progress(progress: BuildProgress, *, width: int) -> str:
     """One status line for a build step: a bar on a terminal (``width`` > 0), plain text otherwise."""
-    from nanoclaw_app.runtime.image import BuildProgress
-
-    assert isinstance(progress, BuildProgress)
     head = f"step {progress.step}/{progress.steps or '?'} {progress.elapsed_s:5.0f}s"
     if width <= 0:
         return f"{head}  {progress.line}"

@@ -164,10 +164,6 @@ class ModelGateway:
         """Model spending since the user's last midnight (for the app's status)."""
         return self._spend.spent_usd
 
-    def set_daily_cap(self, usd: float) -> None:
-        """Apply a changed ``daily_spend_cap_usd`` at once (the settings page); 0 turns the cap off."""
-        self._spend.cap_usd = usd
-
     # -- internals -----------------------------------------------------------------------------------------------
 
     def _cap_reached(self, text: str) -> None:

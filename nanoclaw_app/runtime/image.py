@@ -84,6 +84,7 @@ class AgentImages:
         self._events = events
         self._locks: dict[str, asyncio.Lock] = {}
         self._failed: dict[str, str] = {}
+        self._base_tag: str | None = None
 
     def _podman(self) -> PodmanApi:
         return self._api if isinstance(self._api, PodmanApi) else self._api()
@@ -91,7 +92,12 @@ class AgentImages:
     # ------------------------------------------------------------------------------------------ tags
 
     async def base_tag(self) -> str:
-        """The agent image tag for the current inputs."""
+        """The agent image tag for the current inputs, worked out once per process (it is on every cold start)."""
+        if self._base_tag is None:
+            self._base_tag = await self._compute_base_tag()
+        return self._base_tag
+
+    async def _compute_base_tag(self) -> str:
         folder = agent_image_dir()
         digest = hashlib.sha256()
         for name in ("Containerfile", "requirements.txt"):

@@ -15,13 +15,14 @@ import logging
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from podman import PodmanClient
-from podman.errors import APIError, BuildError, ImageNotFound, NotFound, PodmanError
+from podman import api as podman_api
+from podman.errors import APIError, ImageNotFound, NotFound, PodmanError
 
 from nanoclaw_app.errors import TransientError
 
@@ -71,7 +72,6 @@ class ContainerConfig:
     cpus: float
     pids_limit: int
     user: str | None = None
-    extra_hosts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +152,6 @@ class PodmanApi:
         tail: list[str] = []
 
         def run() -> str:
-            from podman import api as podman_api
-
             params: dict[str, Any] = {
                 "dockerfile": containerfile,
                 "t": tag,
@@ -169,32 +167,21 @@ class PodmanApi:
                     "/build", params=params, data=body, headers={"Content-type": "application/x-tar"}, stream=True
                 )
                 response.raise_for_status()
-                image_id: str | None = None
                 for raw in response.iter_lines():
                     if not raw:
                         continue
                     item = json.loads(raw)
                     if "error" in item:
                         raise ImageBuildFailed(f"building {tag} failed: {item['error'].strip()}", tail[-30:])
-                    text = str(item.get("stream", ""))
-                    for line in text.splitlines():
+                    for line in str(item.get("stream", "")).splitlines():
                         if line.strip():
                             tail.append(line)
                             del tail[:-200]
                             if on_line is not None:
                                 on_line(line)
-                    if "aux" in item and isinstance(item["aux"], dict) and "ID" in item["aux"]:
-                        image_id = str(item["aux"]["ID"])
-                    elif text.strip() and all(c in "0123456789abcdef" for c in text.strip()) and len(
-                        text.strip()
-                    ) == 64:
-                        image_id = text.strip()
             finally:
                 body.close()
-            if image_id is None:
-                found = self._client.images.get(tag)
-                image_id = str(found.id)
-            return image_id
+            return str(self._client.images.get(tag).id)
 
         try:
             return await self._call(run, f"build image {tag}")
@@ -202,17 +189,6 @@ class PodmanApi:
             if isinstance(err, ImageBuildFailed):
                 raise
             raise ImageBuildFailed(str(err), tail[-30:]) from err
-        except BuildError as err:  # pragma: no cover - raw endpoint reports errors as JSON lines
-            raise ImageBuildFailed(f"building {tag} failed: {err}", tail[-30:]) from err
-
-    async def remove_image(self, ref: str) -> None:
-        """Delete an image (used for derived images that are no longer wanted)."""
-
-        def rm() -> None:
-            with contextlib.suppress(ImageNotFound):
-                self._client.images.remove(ref, force=True)
-
-        await self._call(rm, f"remove image {ref}")
 
     # ------------------------------------------------------------------------------------------ containers
 
@@ -239,7 +215,6 @@ class PodmanApi:
                 pids_limit=config.pids_limit,
                 no_new_privileges=True,
                 user=config.user,
-                extra_hosts=config.extra_hosts,
                 auto_remove=True,
                 stop_timeout=10,
             )

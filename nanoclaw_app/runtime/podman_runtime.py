@@ -173,7 +173,6 @@ class PodmanRuntime:
             cpus=self._settings.container_cpus,
             pids_limit=self._settings.container_pids_limit,
             user=self._user(),
-            extra_hosts={},
         )
         self._running[spec.session_id] = name
         self._session_dirs[spec.session_id] = spec.session_dir
