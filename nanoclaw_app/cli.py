@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     image = sub.add_parser("image", help="the agent container image")
     image_sub = image.add_subparsers(dest="image_command", required=True)
     image_sub.add_parser("build", help="build the agent image now (otherwise the first message builds it)")
+    sub.add_parser("open", help="print a one-time sign-in link to the running app (for a browser)")
+    from nanoclaw_app.commands import register_all
+
+    register_all(sub)
     return parser
 
 
@@ -53,6 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate())
         if args.command == "image":
             return asyncio.run(_image_build())
+        if args.command == "open":
+            return asyncio.run(_open_link())
+        run = getattr(args, "run", None)
+        if run is not None:
+            return asyncio.run(_run_command(run, args))
         # No command: the desktop window arrives with the app UI; until then run headless.
         return _serve(getattr(args, "host", None), getattr(args, "port", None))
     except ConfigError as err:
@@ -109,6 +118,35 @@ async def _image_build() -> int:
         print()
     print(f"agent image ready: {tag}")
     return 0
+
+
+async def _open_link() -> int:
+    from nanoclaw_app.db.database import Database
+    from nanoclaw_app.db.migrate import migrate
+    from nanoclaw_app.web.auth import issue_login_token
+    from nanoclaw_app.web.runfile import read_run_file
+
+    paths = Paths.from_env()
+    running = read_run_file(paths)
+    if running is None:
+        raise ConfigError("NanoClaw is not running: start it with `nanoclaw` (window) or `nanoclaw serve` (headless)")
+    async with Database(paths.central_db) as db:
+        await migrate(db)
+        token = await issue_login_token(db)
+    print(f"{running['url']}login?token={token}")
+    print("the link works once, within 10 minutes", file=sys.stderr)
+    return 0
+
+
+async def _run_command(run: Any, args: argparse.Namespace) -> int:
+    """A management subcommand: the service layer over this machine's database."""
+    from nanoclaw_app.services.offline import offline_services
+    from nanoclaw_app.settings import load_settings
+
+    settings = load_settings()
+    async with offline_services(settings) as services:
+        code = await run(args, services)
+    return int(code)
 
 
 def render_progress(progress: BuildProgress, *, width: int) -> str:

@@ -22,7 +22,7 @@ from nanoclaw_app.core.notify import notify_owner
 from nanoclaw_app.core.projection import project
 from nanoclaw_app.core.router import Router
 from nanoclaw_app.core.sweep import Sweep, idle_check
-from nanoclaw_app.core.system_actions import SystemActions, apply_add_mcp_server, apply_install_packages
+from nanoclaw_app.core.system_actions import SystemActions, register_approval_handlers
 from nanoclaw_app.core.watcher import OutboundWatcher
 from nanoclaw_app.db import agents as agents_db
 from nanoclaw_app.db import users as users_db
@@ -36,9 +36,12 @@ from nanoclaw_app.runtime.mounts import MountRequest, load_allowlist, resolve_mo
 from nanoclaw_app.runtime.wake import WakeManager
 from nanoclaw_app.secrets.backend import choose_os_keyring
 from nanoclaw_app.secrets.store import SecretStore
+from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.sessions.store import SessionStore
 from nanoclaw_app.settings import Settings
 from nanoclaw_app.web.app import create_app
+from nanoclaw_app.web.auth import WebAuth
+from nanoclaw_app.web.runfile import remove_run_file, write_run_file
 from nanoclaw_app.web.server import WebServer
 from nanoclaw_app.web.state import HostState
 
@@ -92,8 +95,7 @@ class Host:
         self.router = Router(self.ctx, self.approvals)
         self.ctx.route = self._route
         self.actions = SystemActions(self.ctx, request_approval=self.approvals.request_approval)
-        self.approvals.register_handler("install_packages", apply_install_packages)
-        self.approvals.register_handler("add_mcp_server", apply_add_mcp_server)
+        register_approval_handlers(self.approvals)
         # On Linux the containers share our kernel, so file events from their bind mounts are reliable and the poll
         # is only a slow safety net; elsewhere (a Podman VM) it is the fast path when events get lost.
         self.delivery = Delivery(
@@ -103,8 +105,14 @@ class Host:
         self.sweep = Sweep(self.ctx, interval=settings.sweep_interval_seconds)
         self.watcher = OutboundWatcher(settings.paths.sessions, self._on_outbound_change)
         self.callbacks = HostEvents(self.ctx, self.router, self.approvals)
+        self.auth = WebAuth(self.db)
+        self.services = AppServices(
+            ctx=self.ctx, secrets=self.secrets, approvals=self.approvals, auth=self.auth, state=self.state,
+            gateway=self.gateway, runtime=self.runtime, reload_settings=self._reload_settings,
+        )
         self.web: WebServer | None = (
-            WebServer(create_app(self.state), settings.host, settings.port) if serve_web else None
+            WebServer(create_app(self.services, lan=settings.lan_access), settings.host, settings.port)
+            if serve_web else None
         )
         self._stack: AsyncExitStack | None = None
         self._housekeeping: asyncio.Task[None] | None = None
@@ -124,6 +132,7 @@ class Host:
             await self.store.start()
             stack.push_async_callback(self.store.close)
             self._component("database", "ok")
+            await self.auth.load()
 
             if self._choose_secrets:
                 backend, reason = await asyncio.to_thread(choose_os_keyring)
@@ -167,8 +176,9 @@ class Host:
 
             if self.web is not None:
                 await self.web.start()
-                stack.push_async_callback(self.web.stop)
-                self._component("web", f"http://{self.settings.host}:{self.web.port}/")
+                stack.push_async_callback(self._stop_web)
+                self._component("web", self.url or "")
+                write_run_file(self.settings.paths, self.url or "")
         except BaseException:
             await stack.aclose()
             raise
@@ -198,10 +208,34 @@ class Host:
         """The bound web port (after start)."""
         return None if self.web is None else self.web.port
 
+    @property
+    def url(self) -> str | None:
+        """The app's address on this machine (after start); loopback even when LAN access binds every interface."""
+        if self.web_port is None:
+            return None
+        host = self.settings.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding it
+            host = "127.0.0.1"
+        return f"http://{host}:{self.web_port}/"
+
+    async def _stop_web(self) -> None:
+        self.services.closing.set()  # open event streams end, so the server can exit
+        remove_run_file(self.settings.paths)
+        if self.web is not None:
+            await self.web.stop()
+
     # ------------------------------------------------------------------------------------------ wiring
 
     def _component(self, name: str, status: str) -> None:
         self.state.components[name] = status
+        self.events.publish("health", components={name: status})
+
+    async def _reload_settings(self, settings: Settings) -> None:
+        """Settings changed on disk: swap them in for the parts that read them per use (timezone, spend cap, ...)."""
+        self.settings = settings
+        self.ctx.settings = settings
+        self.gateway.apply_settings(settings)
+        log.info("settings reloaded")
 
     def _default_runtime(self) -> ContainerRuntime:
         """The engine named by settings: Podman for users, a plain subprocess for development."""

@@ -41,6 +41,8 @@ class Settings:
     """Address the web UI binds to. Anything but loopback needs LAN access turned on."""
     port: int = 8765
     """Port of the web UI; 0 picks a free one."""
+    lan_access: bool = False
+    """Let other devices on the network open the app (needs a LAN password; ``host`` then may be ``0.0.0.0``)."""
     log_level: str = "INFO"
     """Level for the console and the rotating log file."""
     max_attachment_bytes: int = 50 * 1024 * 1024
@@ -114,6 +116,13 @@ def _coerce(name: str, raw: Any) -> Any:
             return int(raw)
         if kind == "float":
             return float(raw)
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(raw)
+            return text in ("1", "true", "yes", "on")
         return str(raw)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"setting {name!r} must be a {kind}, got {raw!r}: fix it in settings.json") from err

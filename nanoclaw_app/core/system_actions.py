@@ -12,7 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_runner.protocol import ContractError, OutboundRow, SystemAction, decode_outbound
 from nanoclaw_app.core import scheduling
@@ -23,6 +23,9 @@ from nanoclaw_app.db import agents, destinations
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.rows import Session
 from nanoclaw_app.errors import UserError
+
+if TYPE_CHECKING:
+    from nanoclaw_app.core.approvals.service import ApprovalService
 
 log = logging.getLogger(__name__)
 
@@ -291,3 +294,9 @@ async def apply_add_mcp_server(ctx: CoreContext, approval: Approval) -> str:
     )
     ctx.events.publish("agent.config_changed", agent_group_id=agent_id, change="mcp_servers")
     return f"Your MCP server {name!r} was approved and added to your container, which restarts."
+
+
+def register_approval_handlers(approvals: ApprovalService) -> None:
+    """What runs once an admin approves an agent's request; the host and the CLI register the same handlers."""
+    approvals.register_handler("install_packages", apply_install_packages)
+    approvals.register_handler("add_mcp_server", apply_add_mcp_server)

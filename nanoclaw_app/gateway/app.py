@@ -17,17 +17,18 @@ from nanoclaw_app.gateway.proxy import Proxy
 from nanoclaw_app.gateway.upstream import Upstream
 
 
-def _mount(proxy: Proxy, upstream: Upstream) -> Any:
+def _mount(proxy: Proxy, upstreams: dict[str, Upstream], name: str) -> Any:
     async def forward(scope: Scope, receive: Receive, send: Send) -> None:
-        await proxy.handle(upstream, cast(Any, scope), cast(Any, receive), cast(Any, send))
+        # Looked up per call: the user may point an upstream elsewhere (settings) while the gateway runs.
+        await proxy.handle(upstreams[name], cast(Any, scope), cast(Any, receive), cast(Any, send))
 
-    return asgi(path=f"/{upstream.name}", is_mount=True, copy_scope=False, name=f"gateway-{upstream.name}")(forward)
+    return asgi(path=f"/{name}", is_mount=True, copy_scope=False, name=f"gateway-{name}")(forward)
 
 
 def create_gateway_app(proxy: Proxy, upstreams: dict[str, Upstream]) -> Litestar:
-    """The ASGI app the gateway serves; ``upstreams`` are mounted under their names."""
+    """The ASGI app the gateway serves; ``upstreams`` are mounted under their names (the dict may change later)."""
     return Litestar(
-        route_handlers=[_mount(proxy, upstream) for upstream in upstreams.values()],
+        route_handlers=[_mount(proxy, upstreams, name) for name in upstreams],
         openapi_config=None,
         logging_config=None,
         debug=False,

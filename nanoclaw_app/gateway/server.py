@@ -111,6 +111,11 @@ class ModelGateway:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def apply_settings(self, settings: Settings) -> None:
+        """Take changed upstream URLs and the spend cap without a restart (the timezone needs one)."""
+        self._upstreams.update(build_upstreams(settings))
+        self._spend.cap_usd = settings.daily_spend_cap_usd
+
     # -- what the host and the runtime use -----------------------------------------------------------------------
 
     @property

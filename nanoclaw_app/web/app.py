@@ -2,24 +2,112 @@
 
 from __future__ import annotations
 
+import secrets
+from pathlib import Path
+
 from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import ResponseHeader, State
 from litestar.di import Provide
+from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from litestar.types import ControllerRouterHandler
 
 from nanoclaw_app import __version__
+from nanoclaw_app.paths import resource
+from nanoclaw_app.services.context import AppServices
+from nanoclaw_app.web import errors
+from nanoclaw_app.web.controllers import (
+    activity,
+    agents,
+    approvals,
+    chat,
+    chats,
+    people,
+    settings,
+    tasks,
+    wizard,
+)
+from nanoclaw_app.web.controllers.events import EventsController
+from nanoclaw_app.web.controllers.session import SessionController
 from nanoclaw_app.web.health import HealthController
+from nanoclaw_app.web.pages import NAV
+from nanoclaw_app.web.security import PUBLIC_PATHS, LoopbackHostMiddleware, SessionAuthMiddleware
 from nanoclaw_app.web.state import HostState
+from nanoclaw_app.web.strings import Strings
+
+CSRF_COOKIE = "nanoclaw_csrf"
+CSRF_HEADER = "x-csrftoken"
+_SECURITY_HEADERS = [
+    ResponseHeader(name="Content-Security-Policy", value=(
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")),
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+    ResponseHeader(name="Referrer-Policy", value="no-referrer"),
+]
 
 
-def create_app(state: HostState) -> Litestar:
-    """The ASGI app for one host; ``state`` is shared with the host that serves it."""
+def routes() -> list[ControllerRouterHandler]:
+    """Every route of the app: one controller module per area."""
+    return [
+        HealthController, SessionController, EventsController,
+        *wizard.ROUTES, *chat.ROUTES, *agents.ROUTES, *chats.ROUTES, *people.ROUTES, *approvals.ROUTES,
+        *tasks.ROUTES, *activity.ROUTES, *settings.ROUTES,
+    ]
+
+
+def csrf_secret(home: Path) -> str:
+    """A per-install secret for CSRF tokens, kept across restarts so an open page's token stays valid."""
+    file = home / "web-csrf.key"
+    if file.exists():
+        return file.read_text(encoding="ascii").strip()
+    home.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    file.write_text(value, encoding="ascii")
+    file.chmod(0o600)
+    return value
+
+
+def create_app(services: AppServices, *, lan: bool = False) -> Litestar:
+    """The ASGI app for one host; ``lan`` allows any Host header (LAN access is on and password-protected)."""
+    strings = Strings.load()
+
+    def provide_services() -> AppServices:
+        return services
 
     def provide_state() -> HostState:
-        return state
+        return services.state
+
+    def setup_jinja(engine: JinjaTemplateEngine) -> None:
+        engine.engine.globals.update(t=strings, strings=strings, version=__version__, nav=NAV)
 
     return Litestar(
-        route_handlers=[HealthController],
-        dependencies={"host_state": Provide(provide_state, sync_to_thread=False)},
+        route_handlers=[
+            *routes(),
+            create_static_files_router(path="/static", directories=[resource("ui", "static")],
+                                       include_in_schema=False),
+        ],
+        dependencies={
+            "services": Provide(provide_services, sync_to_thread=False),
+            "host_state": Provide(provide_state, sync_to_thread=False),
+        },
+        middleware=[
+            *([] if lan else [LoopbackHostMiddleware()]),
+            DefineMiddleware(SessionAuthMiddleware, auth=services.auth, exclude=PUBLIC_PATHS),
+        ],
+        csrf_config=CSRFConfig(secret=csrf_secret(services.settings.paths.home), cookie_name=CSRF_COOKIE,
+                               header_name=CSRF_HEADER, cookie_samesite="strict", cookie_path="/"),
+        template_config=TemplateConfig(directory=resource("ui", "templates"), engine=JinjaTemplateEngine,
+                                       engine_callback=setup_jinja),
+        exception_handlers=errors.HANDLERS,
+        response_headers=_SECURITY_HEADERS,
         openapi_config=OpenAPIConfig(title="NanoClaw", version=__version__, path="/schema"),
+        request_max_body_size=64 * 1024 * 1024,
+        state=State({"services": services}),
         debug=False,
     )
+
+

@@ -16,6 +16,9 @@ from nanoclaw_app.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+GRACEFUL_SECONDS = 3
+"""Open responses (a live event stream, a slow upload) get this long to finish when the host stops."""
+
 
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn without its own signal handling: the host owns SIGINT/SIGTERM and stops the server in order."""
@@ -61,7 +64,8 @@ class WebServer:
                     "another NanoClaw may be running, or choose another port with --port"
                 ) from err
             self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="on",
+                                timeout_graceful_shutdown=GRACEFUL_SECONDS)
         server = _EmbeddedServer(config)
         self._server = server
         self._task = asyncio.create_task(server.serve(sockets=[sock]), name="web-server")

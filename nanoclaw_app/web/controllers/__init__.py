@@ -1,0 +1,1 @@
+"""One controller module per area; :func:`nanoclaw_app.web.app.routes` registers them all."""

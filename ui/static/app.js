@@ -1,0 +1,124 @@
+// Shared helpers for every page: strings, the JSON API (with the CSRF header), the live event stream, toasts and a
+// small DOM builder. Page scripts use window.NC; data is always inserted as text, never as HTML.
+"use strict";
+(() => {
+  const stringsEl = document.getElementById("nc-strings");
+  const strings = stringsEl ? JSON.parse(stringsEl.textContent) : {};
+
+  function t(key, values) {
+    let text = strings[key];
+    if (text === undefined) return key;
+    for (const [name, value] of Object.entries(values || {})) text = text.split(`{${name}}`).join(String(value));
+    return text;
+  }
+
+  function csrf() {
+    const match = document.cookie.match(/(?:^|;\s*)nanoclaw_csrf=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  class ApiError extends Error {
+    constructor(message, status, body) { super(message); this.status = status; this.body = body; }
+  }
+
+  // fetch JSON; body is an object (sent as JSON) or FormData (files). Throws ApiError with the server's message.
+  async function api(method, url, body, { quiet = false } = {}) {
+    const headers = { accept: "application/json" };
+    if (method !== "GET") headers["x-csrftoken"] = csrf();
+    let payload;
+    if (body instanceof FormData) payload = body;
+    else if (body !== undefined) { headers["content-type"] = "application/json"; payload = JSON.stringify(body); }
+    let res;
+    try {
+      res = await fetch(url, { method, headers, body: payload, credentials: "same-origin" });
+    } catch (err) {
+      if (!quiet) toast(t("common.error_network"), "error");
+      throw new ApiError(t("common.error_network"), 0, null);
+    }
+    if (res.status === 401) { location.assign("/login"); throw new ApiError("sign in first", 401, null); }
+    const text = await res.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (_) { data = { error: text }; }
+    if (!res.ok) {
+      const message = (data && data.error) || res.statusText;
+      if (!quiet) toast(t("common.error_generic", { error: message }), "error");
+      throw new ApiError(message, res.status, data);
+    }
+    return data;
+  }
+
+  function toast(message, kind = "info", ms = 6000) {
+    const box = document.getElementById("nc-toasts");
+    if (!box) return;
+    const item = el("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" }, message);
+    box.append(item);
+    setTimeout(() => item.remove(), ms);
+  }
+
+  // el("button", {class: "primary", onclick: fn}, "text", child, ...)
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (value === true) node.setAttribute(key, "");
+      else node.setAttribute(key, String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  // One EventSource per page; handlers by event kind (SSE "event:" name, e.g. "chat.message").
+  const handlers = new Map();
+  let source = null;
+  function dispatch(kind, raw) {
+    let data = {};
+    try { data = raw ? JSON.parse(raw) : {}; } catch (_) { data = { raw }; }
+    for (const fn of handlers.get(kind) || []) {
+      try { fn(data, kind); } catch (err) { console.error(err); }
+    }
+  }
+  function on(kind, fn) {
+    const known = handlers.has(kind);
+    if (!known) handlers.set(kind, []);
+    handlers.get(kind).push(fn);
+    if (source === null) {
+      source = new EventSource("/api/events");
+      source.addEventListener("open", () => dispatch("open", ""));
+      source.addEventListener("error", () => dispatch("lost", ""));
+      for (const name of handlers.keys()) source.addEventListener(name, (e) => dispatch(name, e.data));
+    } else if (!known) {
+      source.addEventListener(kind, (e) => dispatch(kind, e.data));
+    }
+  }
+
+  function showHealth(components) {
+    const box = document.getElementById("nc-health");
+    if (!box) return;
+    box.replaceChildren();
+    const bad = Object.entries(components).filter(([, status]) => /unavailable|down|error|failed|reconnecting|locked/i.test(status));
+    box.className = `health ${bad.length ? "bad" : "good"}`;
+    if (!bad.length) { box.append(el("span", {}, "● ", t("common.health_ok"))); return; }
+    for (const [name, status] of bad) box.append(el("div", {}, "● ", t("common.health_problem", { name, status })));
+  }
+
+  window.NC = { t, csrf, api, toast, el, on, ApiError };
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if (document.getElementById("nc-health")) {
+      let components = {};
+      on("hello", (data) => { components = data.components || {}; showHealth(components); });
+      on("health", (data) => { components = { ...components, ...(data.components || {}) }; showHealth(components); });
+      on("lost", () => showHealth({ ...components, web: "reconnecting" }));
+    }
+    const logout = document.getElementById("nc-logout");
+    if (logout) logout.addEventListener("click", async () => {
+      await api("POST", "/api/logout").catch(() => {});
+      location.assign("/login");
+    });
+  });
+})();
