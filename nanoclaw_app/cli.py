@@ -1,4 +1,7 @@
-"""Command line: ``nanoclaw [--version] {serve,doctor,db migrate,image build}``."""
+"""Command line: ``nanoclaw`` (the app window), ``serve`` (headless), ``open``, ``doctor``, ``db``, ``image``.
+
+Every app area adds its management subcommands too (agents, chats, people, ...; see ``nanoclaw_app.commands``).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,10 @@ from nanoclaw_app.errors import ConfigError, NanoClawError
 from nanoclaw_app.paths import Paths
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from nanoclaw_app.runtime.image import BuildProgress
+    from nanoclaw_app.settings import Settings
 
 log = logging.getLogger("nanoclaw")
 
@@ -28,10 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and for shell completion)."""
     parser = argparse.ArgumentParser(prog="nanoclaw", description="Your personal AI agent, sandboxed.")
     parser.add_argument("--version", action="version", version=f"nanoclaw {__version__}")
+    _add_bind_options(parser, default=None)
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the host headless (web UI in a browser)")
-    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to bind (default 8765; 0 picks a free one)")
+    _add_bind_options(serve, default=argparse.SUPPRESS)
     doctor = sub.add_parser("doctor", help="check this machine and the setup")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     db = sub.add_parser("db", help="database maintenance")
@@ -45,6 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_all(sub)
     return parser
+
+
+def _add_bind_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    """``--host``/``--port`` for the window (no command) and for ``serve``.
+
+    The subcommand's copies default to SUPPRESS so that ``nanoclaw --port 9000 serve`` keeps the 9000.
+    """
+    parser.add_argument("--host", default=default,
+                        help="address to bind (default 127.0.0.1; another address needs LAN access and its password)")
+    parser.add_argument("--port", type=int, default=default, help="port to bind (default 8765; 0 picks a free one)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,14 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = getattr(args, "run", None)
         if run is not None:
             return asyncio.run(_run_command(run, args))
-        # No command: the desktop window arrives with the app UI; until then run headless.
-        return _serve(getattr(args, "host", None), getattr(args, "port", None))
+        if args.command == "serve":
+            return _serve(args.host, args.port)
+        return _window(args.host, args.port)
     except ConfigError as err:
         print(f"nanoclaw: {err}", file=sys.stderr)
         return 2
     except NanoClawError as err:
         print(f"nanoclaw: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl+C before a command's own handling is in place: stop quietly
+        print("nanoclaw: interrupted", file=sys.stderr)
+        return 130
 
 
 def _doctor(*, as_json: bool) -> int:
@@ -160,19 +180,40 @@ def render_progress(progress: BuildProgress, *, width: int) -> str:
     return text[: width - 1].ljust(width - 1)
 
 
-def _check_bind(host: str) -> None:
+def _is_loopback(host: str) -> bool:
     try:
-        loopback = ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
+        return host == "localhost"
+
+
+async def _check_bind(settings: Settings) -> None:
+    """Listen beyond this machine only with LAN access on and a LAN password set: the network would reach the app."""
+    host = settings.host
+    if _is_loopback(host):
+        return
+    if not settings.lan_access:
         raise ConfigError(
-            f"refusing to listen on {host}: LAN access is not available yet (it will need a password); "
-            "use 127.0.0.1"
+            f"refusing to listen on {host}: LAN access is off. Turn it on in the app's Settings (it asks for a "
+            "password), or use --host 127.0.0.1"
+        )
+    from nanoclaw_app.db.database import Database
+    from nanoclaw_app.db.migrate import migrate
+    from nanoclaw_app.web.auth import WebAuth
+
+    settings.paths.ensure()
+    async with Database(settings.paths.central_db) as db:
+        await migrate(db)
+        has_password = await WebAuth(db).has_password()
+    if not has_password:
+        raise ConfigError(
+            f"refusing to listen on {host}: LAN access has no password yet. Set one in the app's Settings "
+            "(LAN access), or use --host 127.0.0.1"
         )
 
 
-def _serve(host: str | None, port: int | None) -> int:
+def _prepare(host: str | None, port: int | None) -> tuple[Settings, Path]:
+    """Settings with the command line's overrides, the bind checked, folders and logging in place."""
     from nanoclaw_app.logs import setup_logging
     from nanoclaw_app.settings import load_settings
 
@@ -182,9 +223,21 @@ def _serve(host: str | None, port: int | None) -> int:
     if port is not None:
         overrides["port"] = port
     settings = load_settings(**overrides)
-    _check_bind(settings.host)
+    asyncio.run(_check_bind(settings))
     settings.paths.ensure()
-    log_file = setup_logging(settings.paths.logs, settings.log_level)
+    return settings, setup_logging(settings.paths.logs, settings.log_level)
+
+
+def _window(host: str | None, port: int | None) -> int:
+    """``nanoclaw``: the app in its own window (headless with the URL where no window can open)."""
+    from nanoclaw_app.window import run_app
+
+    settings, log_file = _prepare(host, port)
+    return run_app(settings, log_file)
+
+
+def _serve(host: str | None, port: int | None) -> int:
+    settings, log_file = _prepare(host, port)
 
     async def run() -> None:
         from nanoclaw_app.host import Host
@@ -196,7 +249,7 @@ def _serve(host: str | None, port: int | None) -> int:
         host_obj = Host(settings)
         await host_obj.start()
         try:
-            print(f"NanoClaw {__version__} is running: http://{settings.host}:{host_obj.web_port}/", flush=True)
+            print(f"NanoClaw {__version__} is running: {host_obj.url}", flush=True)
             print(f"log: {log_file}  (Ctrl+C to stop)", flush=True)
             await stop.wait()
         finally:

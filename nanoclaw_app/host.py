@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 
 from nanoclaw_app.channels.base import ChannelAdapter, ChannelRegistry
+from nanoclaw_app.channels.webchat import WebchatAdapter
 from nanoclaw_app.core.approvals.service import ApprovalService
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.delivery import Delivery
@@ -34,7 +36,7 @@ from nanoclaw_app.gateway.server import ModelGateway
 from nanoclaw_app.runtime.base import ContainerRuntime, ExtraMount, SessionSpec
 from nanoclaw_app.runtime.mounts import MountRequest, load_allowlist, resolve_mounts
 from nanoclaw_app.runtime.wake import WakeManager
-from nanoclaw_app.secrets.backend import choose_os_keyring
+from nanoclaw_app.secrets.backend import PASSPHRASE_ENV, choose_backend
 from nanoclaw_app.secrets.store import SecretStore
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.sessions.store import SessionStore
@@ -71,6 +73,9 @@ class Host:
         self.channels = ChannelRegistry()
         for adapter in adapters:
             self.channels.add(adapter)
+        if "webchat" not in self.channels:
+            # The in-app chat is always on; the chat service reaches it as ``ctx.channels.get("webchat")``.
+            self.channels.add(WebchatAdapter(self.db, self.events, settings.paths.home / "webchat", store=self.store))
         self._choose_secrets = secrets is None
         self.secrets = secrets or SecretStore(None, unavailable_reason="the secret store is not open yet")
         self.gateway = ModelGateway(
@@ -135,11 +140,13 @@ class Host:
             await self.auth.load()
 
             if self._choose_secrets:
-                backend, reason = await asyncio.to_thread(choose_os_keyring)
+                passphrase = os.environ.pop(PASSPHRASE_ENV, None) or None  # popped: no child process inherits it
+                backend, reason = await asyncio.to_thread(choose_backend, self.settings.paths, passphrase)
                 self.secrets.set_backend(backend, reason)
                 if backend is None:
                     log.warning("secrets: %s", reason)
-            self._component("secrets", "ok" if self.secrets.available else self.secrets.unavailable_reason)
+            self._component("secrets",
+                            "ok" if self.secrets.available else f"locked: {self.secrets.unavailable_reason}")
             await self.gateway.start()
             stack.push_async_callback(self.gateway.stop)
             self._component("gateway", self.gateway.transport)

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
 # Real containers for the `podman` tests: engine, CI engine settings and the local base image (test setup only).
 scripts/setup_podman.sh
+# A virtual display for the app window's smoke test, screenshots, and Chromium for the page tests (test setup only).
+scripts/setup_ui_tests.sh
 
 echo "==> ruff"
 .venv/bin/ruff check .

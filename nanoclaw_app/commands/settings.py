@@ -1,9 +1,69 @@
-"""`nanoclaw settings ...` (in progress)."""
+"""`nanoclaw settings show|set`: the settings the app's Settings page edits, through the same service layer."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
+
+from nanoclaw_app.commands.output import print_json, print_table
+from nanoclaw_app.errors import UserError
+from nanoclaw_app.services import app_settings
+from nanoclaw_app.services.app_settings import EDITABLE, AppSettings
+from nanoclaw_app.services.context import AppServices
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `settings` subcommands."""
+    parser = sub.add_parser("settings", help="timezone, LAN access, spend cap, agent image, CA certificates")
+    commands = parser.add_subparsers(dest="settings_command", required=True)
+    show = commands.add_parser("show", help="the settings and whether a restart is needed")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(run=_show)
+    setter = commands.add_parser("set", help="change one setting", description=(
+        "Names: " + ", ".join(EDITABLE) + ". Turning lan_access on asks for the LAN password when none is set "
+        "(hidden prompt, or stdin when piped)."))
+    setter.add_argument("name", choices=EDITABLE, metavar="name")
+    setter.add_argument("value")
+    setter.add_argument("--json", action="store_true", help="machine-readable output")
+    setter.set_defaults(run=_set)
+
+
+def _print(view: AppSettings, *, as_json: bool) -> None:
+    if as_json:
+        print_json(view)
+        return
+    rows = [{"setting": name, "value": getattr(view, name),
+             "note": "from the environment" if name in view.fixed_by_environment else ""} for name in EDITABLE]
+    rows.append({"setting": "lan_password", "value": "set" if view.lan_password_set else "not set", "note": ""})
+    print_table(rows, ["setting", "value", "note"])
+    if view.restart_needed:
+        print(f"restart NanoClaw to apply: {', '.join(view.restart_needed)}")
+
+
+async def _show(args: argparse.Namespace, services: AppServices) -> int:
+    _print(await app_settings.read_settings(services), as_json=args.json)
+    return 0
+
+
+async def _set(args: argparse.Namespace, services: AppServices) -> int:
+    value = app_settings.parse_value(args.name, args.value)
+    if args.name == "lan_access":
+        password = None
+        if value and not await services.auth.has_password():
+            password = _new_password()
+        view = await app_settings.set_lan_access(services, value, password)
+    else:
+        view = await app_settings.update_settings(services, {args.name: value})
+    _print(view, as_json=args.json)
+    return 0
+
+
+def _new_password() -> str:
+    """The LAN password: typed twice on a terminal, else one line of stdin."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("LAN password for other devices (at least 10 characters): ")
+    if getpass.getpass("Same password again: ") != first:
+        raise UserError("the two passwords differ; nothing was changed")
+    return first

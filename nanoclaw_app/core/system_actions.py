@@ -134,8 +134,8 @@ class SystemActions:
     # ------------------------------------------------------------------------------------------ self-modification
 
     async def _install_packages(self, session: Session, payload: dict[str, Any]) -> None:
-        apt = _names(payload.get("apt"), APT_NAME, "apt")
-        pip = _names(payload.get("pip"), PIP_NAME, "pip")
+        apt = package_names(payload.get("apt"), APT_NAME, "apt")
+        pip = package_names(payload.get("pip"), PIP_NAME, "pip")
         if payload.get("npm"):
             raise UserError("npm packages are not supported; ask for apt or pip packages")
         if not apt and not pip:
@@ -154,33 +154,15 @@ class SystemActions:
                         "Install packages?", question)
 
     async def _add_mcp_server(self, session: Session, payload: dict[str, Any]) -> None:
-        name = payload.get("name")
-        command = payload.get("command")
-        if not isinstance(name, str) or not name.strip():
-            raise UserError("the MCP server needs a name")
-        if not MCP_NAME.match(name.strip()):
-            raise UserError("an MCP server name may use letters, digits, '-' and '_' (at most 64)")
-        if not isinstance(command, str) or not command.strip():
-            raise UserError("the MCP server needs a command")
-        args = payload.get("args") or []
-        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-            raise UserError("args must be a list of strings")
-        env = payload.get("env") or {}
-        if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-            raise UserError("env must map names to string values")
-        bad = [k for k in env if not ENV_NAME.match(k)]
-        if bad:
-            raise UserError(f"invalid environment variable names: {', '.join(bad)}")
+        server = check_mcp_server(payload)
         agent = await agents.get(self._ctx.db, session.agent_group_id)
-        shown = " ".join([command.strip(), *args])
+        shown = " ".join([server["command"], *server["args"]])
         question = (
             f"Agent {agent.name if agent else session.agent_group_id!r} wants to add the MCP server "
-            f"{name.strip()!r}: {shown}"
-            + (f" (environment: {', '.join(sorted(env))})" if env else "")  # names only; values may be secrets
+            f"{server['name']!r}: {shown}"
+            + (f" (environment: {', '.join(sorted(server['env']))})" if server["env"] else "")  # names only
         )
-        await self._ask(session, "add_mcp_server",
-                        {"name": name.strip(), "command": command.strip(), "args": args, "env": env},
-                        "Add MCP server?", question)
+        await self._ask(session, "add_mcp_server", server, "Add MCP server?", question)
 
     async def _ask(self, session: Session, action: str, payload: dict[str, Any], title: str, question: str) -> None:
         approval_id = await self._request_approval(
@@ -193,7 +175,30 @@ class SystemActions:
                                  approval_id=approval_id)
 
 
-def _names(value: object, pattern: re.Pattern[str], label: str) -> list[str]:
+def check_mcp_server(payload: dict[str, Any]) -> dict[str, Any]:
+    """The checks an MCP server passes whoever adds it (an agent, the app, the CLI); returns the clean entry."""
+    name = payload.get("name")
+    command = payload.get("command")
+    if not isinstance(name, str) or not name.strip():
+        raise UserError("the MCP server needs a name")
+    if not MCP_NAME.match(name.strip()):
+        raise UserError("an MCP server name may use letters, digits, '-' and '_' (at most 64)")
+    if not isinstance(command, str) or not command.strip():
+        raise UserError("the MCP server needs a command")
+    args = payload.get("args") or []
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise UserError("args must be a list of strings")
+    env = payload.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise UserError("env must map names to string values")
+    bad = [k for k in env if not ENV_NAME.match(k)]
+    if bad:
+        raise UserError(f"invalid environment variable names: {', '.join(bad)}")
+    return {"name": name.strip(), "command": command.strip(), "args": args, "env": env}
+
+
+def package_names(value: object, pattern: re.Pattern[str], label: str) -> list[str]:
+    """Checked, de-duplicated package names (the same rules for an agent's request, the app and the CLI)."""
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -251,8 +256,8 @@ async def apply_install_packages(ctx: CoreContext, approval: Approval) -> str:
     config = await agents.get_config(ctx.db, agent_id)
     if config is None:
         raise UserError(f"agent {agent_id} has no container config")
-    apt = _names(payload.get("apt"), APT_NAME, "apt")
-    pip = _names(payload.get("pip"), PIP_NAME, "pip")
+    apt = package_names(payload.get("apt"), APT_NAME, "apt")
+    pip = package_names(payload.get("pip"), PIP_NAME, "pip")
     merged_apt = list(dict.fromkeys([*_json_list(config.packages_apt), *apt]))
     merged_pip = list(dict.fromkeys([*_json_list(config.packages_pip), *pip]))
     await agents.update_config(

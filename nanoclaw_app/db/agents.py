@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.rows import AgentGroup, ContainerConfig, from_row, maybe
@@ -66,6 +67,12 @@ async def get_config(db: Database, agent_group_id: str) -> ContainerConfig | Non
     return maybe(ContainerConfig, row)
 
 
+async def list_configs(db: Database) -> dict[str, ContainerConfig]:
+    """Every agent's container config by agent id."""
+    rows = await db.fetchall("SELECT * FROM container_configs")
+    return {r["agent_group_id"]: from_row(ContainerConfig, r) for r in rows}
+
+
 _CONFIG_COLUMNS = frozenset(
     {"provider", "model", "effort", "image_tag", "assistant_name", "max_messages_per_prompt", "skills",
      "mcp_servers", "packages_apt", "packages_pip", "packages_npm", "additional_mounts"}
@@ -83,4 +90,42 @@ async def update_config(db: Database, agent_group_id: str, **changes: object) ->
     await db.execute(
         f"UPDATE container_configs SET {assignments}, updated_at = ? WHERE agent_group_id = ?",
         (*changes.values(), now_iso(), agent_group_id),
+    )
+
+
+async def rename(db: Database, agent_group_id: str, name: str) -> None:
+    """Rename an agent; its folder (and so its workspace) keeps its old name."""
+    await db.execute("UPDATE agent_groups SET name = ? WHERE id = ?", (name, agent_group_id))
+
+
+async def delete(db: Database, agent_group_id: str) -> list[str]:
+    """Delete an agent with everything that cascades from it; returns the agents that had it as a destination."""
+    rows = await db.fetchall(
+        "SELECT DISTINCT agent_group_id FROM agent_destinations WHERE target_type = 'agent' AND target_id = ?",
+        (agent_group_id,),
+    )
+    async with db.transaction() as conn:
+        await conn.execute(
+            "DELETE FROM agent_destinations WHERE target_type = 'agent' AND target_id = ?", (agent_group_id,)
+        )
+        await conn.execute("DELETE FROM agent_groups WHERE id = ?", (agent_group_id,))
+    return [r["agent_group_id"] for r in rows]
+
+
+async def session_counts(db: Database) -> dict[str, tuple[int, int]]:
+    """Per agent: active sessions, and how many of them have a container that is not stopped."""
+    rows = await db.fetchall(
+        "SELECT agent_group_id, COUNT(*) AS sessions, SUM(container_status != 'stopped') AS running"
+        " FROM sessions WHERE status = 'active' GROUP BY agent_group_id"
+    )
+    return {r["agent_group_id"]: (int(r["sessions"]), int(r["running"] or 0)) for r in rows}
+
+
+async def wired_chats(db: Database, agent_group_id: str | None = None) -> list[sqlite3.Row]:
+    """The chats each agent (or one agent) answers in, highest priority first, with the chat's name."""
+    return await db.fetchall(
+        "SELECT w.agent_group_id, w.messaging_group_id, w.engage_mode, m.channel_type, m.platform_id, m.name"
+        " FROM messaging_group_agents w JOIN messaging_groups m ON m.id = w.messaging_group_id"
+        " WHERE ? IS NULL OR w.agent_group_id = ? ORDER BY w.priority DESC, m.name, m.platform_id",
+        (agent_group_id, agent_group_id),
     )

@@ -17,6 +17,8 @@ SENDING = "sending"
 RETRY = "retry"
 DELIVERED = "delivered"
 FAILED = "failed"
+STATES = (SENDING, RETRY, DELIVERED, FAILED)
+"""Every state a row can be in, in the order a send goes through them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,24 @@ async def retrying_sessions(db: Database) -> set[str]:
     """Sessions with a send waiting for its backoff to pass."""
     rows = await db.fetchall("SELECT DISTINCT session_id FROM delivery_attempts WHERE state = 'retry'")
     return {str(r[0]) for r in rows}
+
+
+async def recent(db: Database, state: str | None = None, limit: int = 100) -> list[DeliveryAttempt]:
+    """The most recently updated rows first, optionally only those in one state (for the activity page)."""
+    rows = await db.fetchall(
+        "SELECT * FROM delivery_attempts WHERE ? IS NULL OR state = ? ORDER BY updated_at DESC, message_out_id"
+        " LIMIT ?",
+        (state, state, max(0, int(limit))),
+    )
+    return [from_row(DeliveryAttempt, r) for r in rows]
+
+
+async def state_counts(db: Database) -> dict[str, int]:
+    """How many rows are in each state over the whole table; every state is present, zero when it has none."""
+    counts = dict.fromkeys(STATES, 0)
+    for row in await db.fetchall("SELECT state, COUNT(*) FROM delivery_attempts GROUP BY state"):
+        counts[str(row[0])] = int(row[1])
+    return counts
 
 
 async def get(db: Database, session_id: str, message_out_id: str) -> DeliveryAttempt | None:

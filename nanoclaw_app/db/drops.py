@@ -35,6 +35,16 @@ class DroppedMessage:
     last_seen: str
 
 
+@dataclass(frozen=True, slots=True)
+class ReasonTotal:
+    """How many messages were dropped for one reason over the whole history, and from how many aggregates."""
+
+    reason: str
+    messages: int
+    senders: int
+    """Aggregate rows with this reason: distinct chat, sender and agent combinations."""
+
+
 async def record(
     db: Database,
     *,
@@ -72,3 +82,12 @@ async def list_recent(db: Database, limit: int = 200) -> list[DroppedMessage]:
         "SELECT * FROM dropped_messages ORDER BY last_seen DESC, id DESC LIMIT ?", (max(0, int(limit)),)
     )
     return [from_row(DroppedMessage, r) for r in rows]
+
+
+async def reason_totals(db: Database) -> list[ReasonTotal]:
+    """Dropped messages per reason, the most frequent reason first."""
+    rows = await db.fetchall(
+        "SELECT reason, SUM(message_count), COUNT(*) FROM dropped_messages GROUP BY reason"
+        " ORDER BY SUM(message_count) DESC, reason"
+    )
+    return [ReasonTotal(reason=str(r[0]), messages=int(r[1]), senders=int(r[2])) for r in rows]

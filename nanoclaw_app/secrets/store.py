@@ -14,6 +14,7 @@ from keyring.backend import KeyringBackend
 from keyring.errors import KeyringError
 
 from nanoclaw_app.errors import ConfigError
+from nanoclaw_app.secrets.encrypted_file import EncryptedFileKeyring
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,22 @@ class SecretStore:
     def unavailable_reason(self) -> str:
         """Why secrets cannot be used (empty when they can)."""
         return "" if self._backend is not None else self._reason
+
+    @property
+    def backend_kind(self) -> str:
+        """``os_keyring``, ``encrypted_file`` or ``none`` (for the settings page and ``nanoclaw secrets status``)."""
+        if self._backend is None:
+            return "none"
+        return "encrypted_file" if isinstance(self._backend, EncryptedFileKeyring) else "os_keyring"
+
+    @property
+    def backend_name(self) -> str:
+        """The backend as a person would name it (``SecretService Keyring``, the encrypted file's path), or ``""``."""
+        if self._backend is None:
+            return ""
+        if isinstance(self._backend, EncryptedFileKeyring):
+            return str(self._backend.file)
+        return str(type(self._backend).name)
 
     @property
     def available(self) -> bool:

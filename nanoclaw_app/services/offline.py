@@ -6,7 +6,9 @@ the host's sweep picks it up. What truly needs the running host (restarting a co
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +20,7 @@ from nanoclaw_app.core.system_actions import register_approval_handlers
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.migrate import migrate
 from nanoclaw_app.db.rows import Session
+from nanoclaw_app.secrets.backend import PASSPHRASE_ENV, choose_backend
 from nanoclaw_app.secrets.store import SecretStore
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.sessions.store import SessionStore
@@ -67,3 +70,15 @@ async def offline_services(settings: Settings, secrets: SecretStore | None = Non
             await store.close()
     finally:
         await db.close()
+
+
+async def open_secrets(services: AppServices, passphrase: str | None = None) -> None:
+    """Choose the secret backend for a command that needs secrets, as the host does at start.
+
+    The passphrase of an encrypted file comes from the caller (a prompt) or ``NANOCLAW_SECRETS_PASSPHRASE``; without
+    one the store stays closed and ``services.secrets.unavailable_reason`` says what to do.
+    """
+    if passphrase is None:
+        passphrase = os.environ.get(PASSPHRASE_ENV) or None
+    backend, reason = await asyncio.to_thread(choose_backend, services.settings.paths, passphrase)
+    services.secrets.set_backend(backend, reason)

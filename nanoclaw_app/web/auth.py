@@ -157,6 +157,11 @@ class WebAuth:
             self._known.pop(_hash(value), None)
             await self._db.execute("DELETE FROM web_sessions WHERE token_hash = ?", (_hash(value),))
 
+    async def sign_out_password_sessions(self) -> None:
+        """End every session signed in with the LAN password (LAN access was turned off)."""
+        self._known.clear()
+        await self._db.execute("DELETE FROM web_sessions WHERE origin = 'password'")
+
     async def sign_out_everyone(self) -> None:
         """End every session (after turning LAN access off, or on request)."""
         self._known.clear()

@@ -1,7 +1,8 @@
-"""CLI: version, db migrate, doctor, and a refused LAN bind — through the real entry point."""
+"""CLI: version, db migrate, doctor, the LAN bind rule, ``open`` and the options — through the real entry point."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -10,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from nanoclaw_app import __version__
-from nanoclaw_app.cli import main
+from nanoclaw_app.cli import _check_bind, build_parser, main
+from nanoclaw_app.db.database import Database
+from nanoclaw_app.errors import ConfigError
+from nanoclaw_app.paths import Paths
+from nanoclaw_app.settings import Settings, load_settings
+from nanoclaw_app.web.auth import WebAuth
+from nanoclaw_app.web.runfile import run_file, write_run_file
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,7 +53,69 @@ def test_serve_refuses_a_lan_address_without_a_traceback(capsys: pytest.CaptureF
     assert main(["serve", "--host", "0.0.0.0"]) == 2
     err = capsys.readouterr().err
     assert "refusing to listen on 0.0.0.0" in err
+    assert "LAN access is off" in err
     assert "Traceback" not in err
+
+
+def test_the_window_mode_refuses_a_lan_address_too(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--host", "192.168.1.20"]) == 2
+    assert "refusing to listen on 192.168.1.20: LAN access is off" in capsys.readouterr().err
+
+
+async def test_lan_access_without_a_password_is_refused(paths: Paths) -> None:
+    settings = load_settings(paths, host="0.0.0.0", lan_access=True)
+    with pytest.raises(ConfigError, match="LAN access has no password yet"):
+        await _check_bind(settings)
+
+
+async def test_lan_access_with_a_password_may_listen_on_the_network(paths: Paths, db: Database) -> None:
+    await WebAuth(db).set_password("a long enough password")
+    await _check_bind(load_settings(paths, host="0.0.0.0", lan_access=True))
+
+
+async def test_loopback_needs_no_lan_access(settings: Settings) -> None:
+    for host in ("127.0.0.1", "::1", "localhost"):
+        await _check_bind(load_settings(settings.paths, host=host))
+
+
+def test_bind_options_work_before_and_after_serve() -> None:
+    parser = build_parser()
+    assert parser.parse_args([]).port is None
+    assert parser.parse_args(["--port", "9000"]).port == 9000
+    assert parser.parse_args(["--port", "9000", "serve"]).port == 9000
+    assert parser.parse_args(["serve", "--port", "9001", "--host", "::1"]).port == 9001
+    assert parser.parse_args(["serve", "--host", "::1"]).host == "::1"
+
+
+def test_open_without_a_running_app_says_how_to_start_it(capsys: pytest.CaptureFixture[str], paths: Paths) -> None:
+    assert main(["open"]) == 2
+    err = capsys.readouterr().err
+    assert "NanoClaw is not running" in err
+    assert "`nanoclaw serve`" in err
+
+
+def test_open_ignores_the_run_file_of_a_dead_process(capsys: pytest.CaptureFixture[str], paths: Paths) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    write_run_file(paths, "http://127.0.0.1:8765/")
+    record = json.loads(run_file(paths).read_text())
+    run_file(paths).write_text(json.dumps({**record, "pid": dead.pid}))
+    assert main(["open"]) == 2
+    assert "NanoClaw is not running" in capsys.readouterr().err
+
+
+async def test_open_prints_a_one_time_link_to_the_running_app(capsys: pytest.CaptureFixture[str], paths: Paths,
+                                                               db: Database) -> None:
+    write_run_file(paths, "http://127.0.0.1:8765/")  # this process stands in for the running host
+    assert await asyncio.to_thread(main, ["open"]) == 0
+    out, err = capsys.readouterr()
+    link = out.strip()
+    assert link.startswith("http://127.0.0.1:8765/login?token=")
+    assert "works once" in err
+    auth = WebAuth(db)
+    token = link.split("token=", 1)[1]
+    assert await auth.redeem_link(token) is not None
+    assert await auth.redeem_link(token) is None, "the link worked twice"
 
 
 def test_module_entry_point_runs() -> None:

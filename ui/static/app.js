@@ -91,7 +91,7 @@
       source.addEventListener("open", () => dispatch("open", ""));
       source.addEventListener("error", () => dispatch("lost", ""));
       for (const name of handlers.keys()) source.addEventListener(name, (e) => dispatch(name, e.data));
-    } else if (!known) {
+    } else if (!known && kind !== "open" && kind !== "lost") {
       source.addEventListener(kind, (e) => dispatch(kind, e.data));
     }
   }
@@ -114,6 +114,16 @@
       on("hello", (data) => { components = data.components || {}; showHealth(components); });
       on("health", (data) => { components = { ...components, ...(data.components || {}) }; showHealth(components); });
       on("lost", () => showHealth({ ...components, web: "reconnecting" }));
+    }
+    // The approvals count in the menu, on every page, refreshed whenever the queue may have changed.
+    const badge = document.querySelector("[data-badge=approvals]");
+    if (badge) {
+      const refresh = () => api("GET", "/api/approvals/count", undefined, { quiet: true })
+        .then(({ count }) => { badge.textContent = String(count); badge.hidden = count === 0; }).catch(() => {});
+      for (const kind of ["approval.requested", "sender.approval_requested", "channel.registration_requested",
+        "approval.decided", "approval.expired", "approval.swept_on_start", "sender.allowed", "sender.denied",
+        "channel.connected", "channel.rejected", "channel.registration_cancelled", "agent.deleted",
+        "approvals.changed", "hello"]) on(kind, refresh);
     }
     const logout = document.getElementById("nc-logout");
     if (logout) logout.addEventListener("click", async () => {

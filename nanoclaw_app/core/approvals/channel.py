@@ -23,6 +23,7 @@ from nanoclaw_app.core.approvals.dispatch import may_decide, replay_held
 from nanoclaw_app.core.approvals.picks import pick_approval_delivery, pick_approver
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.messages import InboundMessage
+from nanoclaw_app.core.projection import reproject_agent
 from nanoclaw_app.core.user_dm import ensure_user_dm
 from nanoclaw_app.db import agents as agents_db
 from nanoclaw_app.db import approvals as approvals_db
@@ -239,6 +240,7 @@ async def _wire_and_replay(
         await messaging.wire(ctx.db, chat.id, agent.id, wiring_defaults(chat))
     except sqlite3.IntegrityError:
         log.info("chat %s is already wired to agent %s", chat.id, agent.id)
+    await reproject_agent(ctx, agent.id)  # running sessions of the agent may now reach the new chat
     original = InboundMessage.from_json(row.original_message)
     sender = users_db.namespaced(original.channel_type, original.sender_id)
     await users_db.upsert(ctx.db, sender, original.channel_type, original.sender_name or None)

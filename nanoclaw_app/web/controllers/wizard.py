@@ -1,7 +1,90 @@
-"""The wizard area: its page and JSON API (in progress)."""
+"""The setup wizard: its page and JSON API (``/setup``, ``/api/setup/...``); the logic is in ``services/setup.py``."""
 
 from __future__ import annotations
 
-from litestar.types import ControllerRouterHandler
+from dataclasses import dataclass
+from typing import Any
 
-ROUTES: list[ControllerRouterHandler] = []
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from litestar.response import Template
+from litestar.status_codes import HTTP_400_BAD_REQUEST
+from litestar.types import ControllerRouterHandler, ExceptionHandlersMap
+
+from nanoclaw_app.services import engine_check, setup
+from nanoclaw_app.services.context import AppServices
+from nanoclaw_app.services.model_check import StepFailed
+from nanoclaw_app.web.pages import page
+
+
+@dataclass
+class ModelIn:
+    """Step 1: how agents reach a model. An empty key keeps the saved one."""
+
+    kind: str
+    api_key: str = ""
+    base_url: str = ""
+    model: str = ""
+
+
+@dataclass
+class AgentIn:
+    """Step 3: the agent's name."""
+
+    name: str
+
+
+def step_failed(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+    """A step that did not pass: the message with its fix, and the form field it is about (for an inline error)."""
+    assert isinstance(exc, StepFailed)
+    return Response({"error": str(exc), "field": exc.field}, status_code=HTTP_400_BAD_REQUEST)
+
+
+class WizardController(Controller):
+    """The page and one endpoint per step."""
+
+    exception_handlers: ExceptionHandlersMap = {StepFailed: step_failed}  # noqa: RUF012 - Litestar's own attribute
+
+    @get("/setup", include_in_schema=False)
+    async def wizard_page(self) -> Template:
+        """The wizard; its script reads the state and walks through the steps."""
+        return page("wizard.html", "wizard")
+
+    @get("/api/setup/state", summary="Where the setup stands, with values to pre-fill")
+    async def state(self, services: NamedDependency[AppServices]) -> setup.WizardState:
+        """Which steps have passed, the saved model choice (never a key), the image build and the agent."""
+        return await setup.wizard_state(services)
+
+    @post("/api/setup/model", status_code=200, summary="Step 1: save and check model access")
+    async def model(self, services: NamedDependency[AppServices], data: JSONBody[ModelIn]) -> setup.ModelResult:
+        """Keeps the key and address, then makes one real tiny call through the gateway; a failure changes nothing."""
+        return await setup.configure_model(services, data.kind, data.api_key, data.base_url, data.model)
+
+    @post("/api/setup/engine", status_code=200, summary="Step 2: check the container engine and the agent image")
+    async def engine(self, services: NamedDependency[AppServices]) -> engine_check.EngineReport:
+        """Connects to Podman when it was not reachable at start; says what to do when it still is not."""
+        return await engine_check.check_engine(services)
+
+    @post("/api/setup/image", status_code=202, summary="Step 2: build the agent image in the background")
+    async def build(self, services: NamedDependency[AppServices]) -> engine_check.BuildState:
+        """Starts it (or reports the one running); progress: ``image.build_*`` events; the end: ``setup.image``."""
+        return await engine_check.start_image_build(services)
+
+    @get("/api/setup/image", summary="Step 2: the agent image build's progress")
+    async def build_progress(self, services: NamedDependency[AppServices]) -> engine_check.BuildState:
+        """The running or last build, with its latest log lines."""
+        return engine_check.build_state(services)
+
+    @post("/api/setup/agent", status_code=200, summary="Step 3: name the agent")
+    async def agent(self, services: NamedDependency[AppServices], data: JSONBody[AgentIn]) -> setup.AgentState:
+        """Creates the first agent (or renames it on a re-run) with the chosen model and wires the in-app chat."""
+        return await setup.name_agent(services, data.name)
+
+    @post("/api/setup/test", status_code=200, summary="Step 4: send a live test message and wait for the answer")
+    async def live_test(self, services: NamedDependency[AppServices]) -> setup.LiveTestResult:
+        """A real message through the in-app chat to the agent's container and back; a pass completes the setup."""
+        return await setup.run_test(services)
+
+
+ROUTES: list[ControllerRouterHandler] = [WizardController]

@@ -1,0 +1,93 @@
+"""Managing agents: create, rename, provider and model, memory, mounts, packages, MCP servers, restart, delete.
+
+The page, its JSON API and ``nanoclaw agents`` all call these functions, so they refuse the same things with the same
+words. Package and MCP-server checks are the ones the agent-initiated system actions use (``core.system_actions``);
+mounts are checked against the user's allowlist when they are saved, not only when a container starts, so a refusal is
+seen by the person who asked for the mount. Config changes take effect when the agent's next container starts;
+:func:`restart_agent` stops the running ones so the next message starts a fresh one.
+
+Callers import the package (``from nanoclaw_app.services import agents``); the modules split it by what they manage.
+"""
+
+from nanoclaw_app.services.agents.crud import (
+    MAX_NAME,
+    TRASH_DIR,
+    AgentDetail,
+    AgentSummary,
+    ChatLink,
+    DeleteResult,
+    RestartResult,
+    SessionInfo,
+    create_agent,
+    delete_agent,
+    find_agent,
+    get_agent,
+    list_agents,
+    providers,
+    restart_agent,
+    update_agent,
+)
+from nanoclaw_app.services.agents.mcp import (
+    RESERVED_MCP_NAMES,
+    McpServer,
+    add_mcp_server,
+    list_mcp_servers,
+    remove_mcp_server,
+)
+from nanoclaw_app.services.agents.memory import MEMORY_MAX_BYTES, Memory, get_memory, put_memory
+from nanoclaw_app.services.agents.mounts import (
+    MAX_MOUNTS,
+    AllowlistView,
+    MountIn,
+    MountStatus,
+    MountsView,
+    RootView,
+    add_allowed_root,
+    get_allowlist,
+    get_mounts,
+    remove_allowed_root,
+    set_mounts,
+)
+from nanoclaw_app.services.agents.packages import Packages, get_packages, set_packages
+
+__all__ = [
+    "MAX_MOUNTS",
+    "MAX_NAME",
+    "MEMORY_MAX_BYTES",
+    "RESERVED_MCP_NAMES",
+    "TRASH_DIR",
+    "AgentDetail",
+    "AgentSummary",
+    "AllowlistView",
+    "ChatLink",
+    "DeleteResult",
+    "McpServer",
+    "Memory",
+    "MountIn",
+    "MountStatus",
+    "MountsView",
+    "Packages",
+    "RestartResult",
+    "RootView",
+    "SessionInfo",
+    "add_allowed_root",
+    "add_mcp_server",
+    "create_agent",
+    "delete_agent",
+    "find_agent",
+    "get_agent",
+    "get_allowlist",
+    "get_memory",
+    "get_mounts",
+    "get_packages",
+    "list_agents",
+    "list_mcp_servers",
+    "providers",
+    "put_memory",
+    "remove_allowed_root",
+    "remove_mcp_server",
+    "restart_agent",
+    "set_mounts",
+    "set_packages",
+    "update_agent",
+]

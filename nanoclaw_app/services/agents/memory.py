@@ -1,0 +1,146 @@
+"""An agent's memory file, as the owner reads and edits it.
+
+The agent writes this file too, from inside its container, so the editor guards both ways: a version check keeps the
+owner from overwriting what the agent learned meanwhile, and reads never follow a link or open a device the agent may
+have planted in its workspace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent_runner.prompt import MAX_FILE_CHARS
+from nanoclaw_app.core.system_actions import MEMORY_FILE
+from nanoclaw_app.errors import UserError
+from nanoclaw_app.services.agents import lookup
+from nanoclaw_app.services.context import AppServices
+
+log = logging.getLogger(__name__)
+
+MEMORY_MAX_BYTES = 256 * 1024
+"""The editor refuses more: the prompt shows only the first ``MAX_FILE_CHARS`` characters anyway."""
+
+
+@dataclass
+class Memory:
+    """The agent's memory file. ``version`` guards against overwriting what the agent wrote meanwhile."""
+
+    agent_id: str
+    path: str
+    text: str
+    bytes: int
+    version: str
+    max_bytes: int
+    prompt_chars: int
+    """The prompt shows this many characters of the file; the agent reads the rest with its file tools."""
+    cut_in_prompt: bool
+    lossy: bool
+    """The file held bytes that are not UTF-8; they show as U+FFFD, and saving writes those instead."""
+
+
+async def get_memory(services: AppServices, agent_id: str) -> Memory:
+    """The agent's memory file (empty if it has none yet)."""
+    agent = await lookup.agent(services, agent_id)
+    path = lookup.workspace(services, agent) / MEMORY_FILE
+    data = await services.ctx.store.run_io(lambda: _read_memory(path))
+    return _memory(agent.id, path, data)
+
+
+async def put_memory(services: AppServices, agent_id: str, text: str, *, base_version: str | None = None) -> Memory:
+    """Replace the memory file atomically (UTF-8, at most ``MEMORY_MAX_BYTES``).
+
+    With ``base_version`` (from :func:`get_memory`), refuses when the file changed since: the agent edits its own
+    memory, and a silent overwrite would lose what it learned.
+    """
+    agent = await lookup.agent(services, agent_id)
+    if "\x00" in text:
+        raise UserError("the memory text contains a NUL character; memory is plain text")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise UserError(f"the memory text is not valid Unicode ({err.reason}); remove the broken character") from err
+    if len(data) > MEMORY_MAX_BYTES:
+        raise UserError(f"the memory is {len(data):,} bytes; the limit is {MEMORY_MAX_BYTES:,}. Shorten it (the "
+                        f"agent only sees the first {MAX_FILE_CHARS:,} characters in its prompt anyway)")
+    workspace = lookup.workspace(services, agent)
+    path = workspace / MEMORY_FILE
+
+    def write() -> bytes:
+        workspace.mkdir(parents=True, exist_ok=True, mode=0o700)
+        current = _version(_read_memory(path))  # also refuses a planted link or device before anything is written
+        if base_version is not None and current != base_version:
+            raise UserError("the memory changed since you opened it (the agent may have written to it); "
+                            "reload to see the new text, then make your change again")
+        atomic_write(path, data)
+        return data
+
+    written = await services.ctx.store.run_io(write)
+    log.info("memory of agent %s saved by the owner (%d bytes)", agent.id, len(written))
+    services.ctx.events.publish("agent.memory_saved", agent_group_id=agent.id, bytes=len(written))
+    return _memory(agent.id, path, written)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write beside the file, flush to disk, then rename over it: a reader sees the old or the new text, never half."""
+    try:
+        info = os.lstat(path)
+        mode = stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else 0o600
+    except FileNotFoundError:
+        mode = 0o600
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+        raise
+
+
+def _read_memory(path: Path) -> bytes:
+    """The file's bytes; never follows a link or opens a device the agent may have planted in its workspace."""
+    if path.parent.is_symlink():
+        raise UserError(f"{path.parent} is a symbolic link; NanoClaw does not follow links out of a workspace")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return b""
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UserError(f"{path} is a symbolic link; NanoClaw does not follow links out of a workspace. "
+                            "Delete the link and save the memory again") from err
+        raise UserError(f"cannot read {path}: {err.strerror}") from err
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"{path} is not a regular file; delete it and save the memory again")
+        if info.st_size > MEMORY_MAX_BYTES * 4:
+            raise UserError(f"{path} is {info.st_size:,} bytes, too large to edit here; shorten it with a text "
+                            "editor")
+        return handle.read()
+
+
+def _version(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _memory(agent_id: str, path: Path, data: bytes) -> Memory:
+    try:
+        text, lossy = data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, lossy = data.decode("utf-8", errors="replace"), True
+    return Memory(agent_id=agent_id, path=str(path), text=text, bytes=len(data), version=_version(data),
+                  max_bytes=MEMORY_MAX_BYTES, prompt_chars=MAX_FILE_CHARS,
+                  cut_in_prompt=len(text.strip()) > MAX_FILE_CHARS, lossy=lossy)

@@ -1,0 +1,237 @@
+"""The settings a person edits in the app or with ``nanoclaw settings``: read, validate, save, apply.
+
+Changes are saved to ``settings.json`` and swapped into the running host. Some are read only at start (the address the
+app listens on, the timezone of the spend cap's day, the agent image's inputs); for those the answer says a restart is
+needed, and keeps saying so (across page loads and CLI calls) until the host that was running has restarted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import math
+import os
+import re
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nanoclaw_app.db import app_state
+from nanoclaw_app.errors import UserError
+from nanoclaw_app.services.context import AppServices
+from nanoclaw_app.settings import ENV_PREFIX, Settings, load_settings, save_settings
+from nanoclaw_app.web.runfile import read_run_file
+
+EDITABLE = ("timezone", "lan_access", "host", "port", "daily_spend_cap_usd", "agent_base_image",
+            "agent_ca_certificates")
+NEEDS_RESTART = frozenset({"lan_access", "host", "port", "timezone", "agent_base_image", "agent_ca_certificates"})
+RESTART_KEY = "settings.restart_needed"
+_IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+@dataclass
+class AppSettings:
+    """The editable settings in force, plus what the page needs to explain them."""
+
+    timezone: str
+    lan_access: bool
+    host: str
+    port: int
+    daily_spend_cap_usd: float
+    agent_base_image: str
+    agent_ca_certificates: str
+    lan_password_set: bool
+    restart_needed: list[str]
+    """Saved settings the running NanoClaw does not use until it restarts."""
+    fixed_by_environment: list[str]
+    """Settings a ``NANOCLAW_<NAME>`` variable overrides: editing them here would change nothing."""
+
+
+def parse_value(name: str, text: str) -> Any:
+    """A setting's value from text (the CLI), typed like the setting; a clear error for an unknown name or value."""
+    if name not in EDITABLE:
+        raise UserError(f"{name!r} cannot be changed here; choose one of {', '.join(EDITABLE)}")
+    text = text.strip()
+    try:
+        if name == "lan_access":
+            if text.lower() not in (*_TRUE, *_FALSE):
+                raise ValueError(text)
+            return text.lower() in _TRUE
+        if name == "port":
+            return int(text)
+        if name == "daily_spend_cap_usd":
+            return float(text)
+    except ValueError as err:
+        raise UserError(f"{text!r} is not a valid value for {name}") from err
+    return text
+
+
+async def read_settings(services: AppServices) -> AppSettings:
+    """The editable settings now in force."""
+    current = services.settings
+    return AppSettings(
+        **{name: getattr(current, name) for name in EDITABLE},
+        lan_password_set=await services.auth.has_password(),
+        restart_needed=await _restart_needed(services, current),
+        fixed_by_environment=[name for name in EDITABLE if ENV_PREFIX + name.upper() in os.environ],
+    )
+
+
+async def update_settings(services: AppServices, changes: dict[str, Any]) -> AppSettings:
+    """Validate, save and apply ``changes`` (name -> typed value); LAN access has :func:`set_lan_access`."""
+    if "lan_access" in changes:
+        raise UserError("turn LAN access on or off with its own switch: it needs a password")
+    if not changes:
+        return await read_settings(services)
+    await _save(services, await _validated(services, changes))
+    return await read_settings(services)
+
+
+async def set_lan_access(services: AppServices, enabled: bool, password: str | None = None) -> AppSettings:
+    """Let other devices on the network open the app (password required), or stop it and sign them out."""
+    if enabled:
+        if password:
+            await services.auth.set_password(password)
+        elif not await services.auth.has_password():
+            raise UserError("LAN access needs a password (at least 10 characters) for other devices to sign in")
+        await _save(services, {"lan_access": True, "host": "0.0.0.0"})  # noqa: S104 - the point of LAN access
+    else:
+        await _save(services, {"lan_access": False, "host": "127.0.0.1"})
+        await services.auth.sign_out_password_sessions()
+    return await read_settings(services)
+
+
+async def _validated(services: AppServices, changes: dict[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in EDITABLE:
+            raise UserError(f"{name!r} cannot be changed here; choose one of {', '.join(EDITABLE)}")
+        if ENV_PREFIX + name.upper() in os.environ:
+            raise UserError(f"{ENV_PREFIX}{name.upper()} is set in NanoClaw's environment and overrides this "
+                            "setting; change or remove the variable instead")
+        clean[name] = _check(name, value, services.settings)
+    if "host" in clean and not _is_loopback(clean["host"]) and not services.settings.lan_access:
+        raise UserError(f"listening on {clean['host']} lets other devices connect: turn LAN access on first")
+    return clean
+
+
+def _check(name: str, value: Any, current: Settings) -> Any:
+    """One value, checked and normalized; the error says how to fix it."""
+    if name == "timezone":
+        try:
+            zoneinfo.ZoneInfo(str(value))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as err:  # OSError: a name too long for a path
+            raise UserError(f"unknown timezone {value!r}: use an IANA name such as 'Europe/Berlin'") from err
+        return str(value)
+    if name == "port":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+            raise UserError(f"port {value!r} must be a whole number from 1 to 65535 (0 picks a free one)")
+        return value
+    if name == "daily_spend_cap_usd":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise UserError("the daily spend cap must be 0 (no cap) or an amount in US dollars, such as 5")
+        return round(float(value), 2)
+    if name == "agent_base_image":
+        if not isinstance(value, str) or not _IMAGE.fullmatch(value.strip()):
+            raise UserError(f"{value!r} is not an image reference, e.g. docker.io/library/python:3.11-slim-bookworm")
+        return value.strip()
+    if name == "agent_ca_certificates":
+        return _ca_file(str(value))
+    if name == "host":
+        text = str(value).strip()
+        try:
+            ipaddress.ip_address(text)
+        except ValueError as err:
+            if text != "localhost":
+                raise UserError(f"{text!r} is not an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0") from err
+        return text
+    if name == "lan_access":
+        if not isinstance(value, bool):
+            raise UserError("lan_access must be true or false")
+        return value
+    return value  # pragma: no cover - every editable name is handled above
+
+
+def _ca_file(text: str) -> str:
+    """An absolute path to a file holding at least one PEM certificate, or "" to use none."""
+    from nanoclaw_app.runtime.image import read_ca_certificates
+
+    if not text.strip():
+        return ""
+    try:
+        file = Path(text.strip()).expanduser()
+        found = file.is_absolute() and file.is_file()
+    except (OSError, RuntimeError, ValueError):  # an unknown ~user, a name too long, a NUL byte
+        found = False
+    if not found:
+        raise UserError(f"there is no file at {text.strip()!r}; give the full path of the .pem or .crt file of "
+                        "your CA certificates")
+    read_ca_certificates(str(file))
+    return str(file.resolve())
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def _save(services: AppServices, changes: dict[str, Any]) -> None:
+    """Save to ``settings.json``, then swap the changed values into the running settings (keeping start overrides)."""
+    before = services.settings
+    paths = before.paths
+    load_settings(paths, **changes)  # the whole file must still be valid with these changes
+    save_settings(paths, changes)
+    fresh = load_settings(paths)
+    after = dataclasses.replace(before, **{name: getattr(fresh, name) for name in changes})
+    if services.reload_settings is not None:
+        await services.reload_settings(after)
+    else:
+        services.ctx.settings = after
+    await _remember_restart(services, before, changes)
+    services.ctx.events.publish("settings.changed", changed=sorted(changes),
+                                restart_needed=await _restart_needed(services, after))
+
+
+def _running_pid(services: AppServices) -> int | None:
+    """The process of the running host: this one in the app, the run file's in a CLI (None when none runs)."""
+    if services.live:
+        return os.getpid()
+    record = read_run_file(services.settings.paths)
+    pid = record.get("pid") if record else None
+    return pid if isinstance(pid, int) else None
+
+
+async def _load_record(services: AppServices, pid: int | None) -> dict[str, Any]:
+    raw = await app_state.get(services.ctx.db, RESTART_KEY)
+    try:
+        record = json.loads(raw) if raw else {}
+    except ValueError:
+        record = {}
+    if not isinstance(record, dict) or record.get("pid") != pid or not isinstance(record.get("started"), dict):
+        return {"pid": pid, "started": {}}  # that host has restarted since: nothing is pending from it
+    return record
+
+
+async def _remember_restart(services: AppServices, before: Settings, changes: dict[str, Any]) -> None:
+    """Note what the running host started with, for each start-only setting changed (the first change counts)."""
+    pid = _running_pid(services)
+    if pid is None:
+        await app_state.delete(services.ctx.db, RESTART_KEY)  # no host runs: its next start reads the new file
+        return
+    record = await _load_record(services, pid)
+    for name in NEEDS_RESTART & set(changes):
+        record["started"].setdefault(name, getattr(before, name))
+    await app_state.put(services.ctx.db, RESTART_KEY, json.dumps(record))
+
+
+async def _restart_needed(services: AppServices, current: Settings) -> list[str]:
+    pid = _running_pid(services)
+    if pid is None:
+        return []
+    started = (await _load_record(services, pid))["started"]
+    return sorted(name for name, value in started.items() if getattr(current, name) != value)

@@ -1,0 +1,315 @@
+"""The desktop app: pywebview owns the main thread, the host runs on its own event loop in a worker thread.
+
+GUI toolkits (GTK, Cocoa, WinForms) insist on the main thread, so the host cannot run there as it does in
+``nanoclaw serve``. The window opens on a one-time login link: it cannot be handed the HttpOnly session cookie any
+other way, and the link sets it and redirects to ``/`` (setup until it is done, then the chat).
+
+Where no window can open (no display, no GUI backend, pywebview failing) the app keeps running headless and says where
+to find it, because a home server is a normal place to run it: never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from nanoclaw_app import __version__
+from nanoclaw_app.errors import NanoClawError
+from nanoclaw_app.settings import Settings
+
+if TYPE_CHECKING:
+    from webview import Window
+
+    from nanoclaw_app.host import Host
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TITLE = "NanoClaw"
+SIZE = (1200, 760)
+MIN_SIZE = (760, 520)
+STOP_SECONDS = 60.0
+"""How long closing waits for the host to stop (containers get their own shorter grace inside it)."""
+INSTALL_GUI = "install the window's packages with scripts/setup.sh (WebKitGTK and the `gtk` extra on Linux)"
+
+
+class HostThread:
+    """The host on a private event loop in one worker thread; the main thread reaches it through :meth:`call`."""
+
+    def __init__(self, settings: Settings, *, on_exit: Callable[[], None] | None = None) -> None:
+        self._settings = settings
+        self._on_exit = on_exit
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._stop_requested = threading.Event()
+        # A daemon, so that a host stuck in stopping cannot keep the process alive after STOP_SECONDS.
+        self._thread = threading.Thread(target=self._main, name="nanoclaw-host", daemon=True)
+        self.host: Host | None = None
+        self.url = ""
+        self.failed = False
+        """True when the host ended with an error (at start or while stopping)."""
+
+    def launch(self) -> None:
+        """Start the thread; the host comes up in the background (see :meth:`wait_ready`)."""
+        self._thread.start()
+
+    def wait_ready(self) -> str:
+        """Wait until the host serves; returns its URL or raises what stopped it from starting."""
+        while not self._ready.wait(0.5):  # a timeout lets signal handlers run on every platform
+            pass
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+        if not self.url:
+            raise NanoClawError("the host stopped while starting; see the log")
+        return self.url
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run a coroutine on the host's loop and wait for its result."""
+        assert self._loop is not None
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(timeout)
+
+    def alive(self) -> bool:
+        """Whether the host thread still runs."""
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop the host and wait for its thread (idempotent; also while it is still starting)."""
+        self._stop_requested.set()  # before reading the loop: _serve reads this flag after publishing its loop
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended between the check and the call
+                loop.call_soon_threadsafe(stop.set)
+        if self._thread.is_alive():
+            self._thread.join(STOP_SECONDS)
+            if self._thread.is_alive():
+                log.error("the host did not stop within %.0f s; exiting anyway", STOP_SECONDS)
+                self.failed = True
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as err:  # the thread's last stop: hand the error to the main thread, never lose it
+            self.failed = True
+            if self._ready.is_set():
+                log.exception("the host stopped with an error")
+            else:
+                self._error = err
+        finally:
+            self._ready.set()
+            if self._on_exit is not None:
+                self._on_exit()
+
+    async def _serve(self) -> None:
+        from nanoclaw_app.host import Host
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        if self._stop_requested.is_set():
+            self._stop.set()
+        host = Host(self._settings)
+        self.host = host
+        await host.start()
+        try:
+            self.url = host.url or ""
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            await host.stop()
+
+
+class _Closer:
+    """Closes the window on request (Ctrl+C, SIGTERM, the host ending), also when it comes before the window shows.
+
+    ``Window.destroy`` waits for the window to be shown, which would block the GUI loop if called from a signal
+    handler too early; so a request before that is remembered and carried out when the window shows.
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._lock = threading.Lock()
+        self._window: Window | None = None
+        self._closed = False
+
+    def attach(self, window: Window) -> None:
+        self._window = window
+        window.events.shown += self._on_shown
+
+    def request(self) -> None:
+        self.requested.set()
+        self._close()
+
+    def _on_shown(self) -> None:
+        if self._window is not None:
+            self._window.events.shown.wait(5)  # handlers run just before the event is marked as set
+        if self.requested.is_set():
+            self._close()
+
+    def _close(self) -> None:
+        window = self._window
+        with self._lock:
+            if window is None or self._closed or not window.events.shown.is_set():
+                return
+            self._closed = True
+        window.destroy()
+
+
+@contextlib.contextmanager
+def _on_signals(handler: Callable[[], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM call ``handler`` (on the main thread) instead of raising; restored afterwards."""
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        handler()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class _CaptureWebviewLog(logging.Filter):
+    """pywebview logs each backend it fails to load with a traceback; keep one line of each for the reason."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text = f"{text}: {record.exc_info[1]}"
+        self.lines.append(text)
+        return False
+
+
+class _OneLine(logging.Filter):
+    """A record's exception as text on its line, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {record.exc_info[1]!r}"
+            record.args = None
+            record.exc_info = None
+        return True
+
+
+def _tame_webview_logging() -> None:
+    """Route pywebview's log into ours, one line per record (its own handler prints tracebacks to the terminal)."""
+    logger = logging.getLogger("pywebview")
+    if any(isinstance(f, _OneLine) for f in logger.filters):
+        return
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True
+    logger.addFilter(_OneLine())
+
+
+def gui_unavailable_reason() -> str | None:
+    """Why no window can open here, or None when one can (loads the GUI backend; main thread only)."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "there is no display (DISPLAY and WAYLAND_DISPLAY are not set)"
+    try:
+        import webview
+        from webview.guilib import initialize
+    except ImportError as err:
+        return f"pywebview is not installed ({err}); {INSTALL_GUI}"
+    _tame_webview_logging()
+    capture = _CaptureWebviewLog()
+    logger = logging.getLogger("pywebview")
+    logger.addFilter(capture)
+    try:
+        backend = initialize()
+    except webview.WebViewException as err:
+        details = "; ".join(capture.lines)
+        return f"no GUI backend for the window: {err}" + (f" ({details})" if details else "") + f"; {INSTALL_GUI}"
+    except Exception as err:  # a backend that imports but breaks on setup (bad typelibs, a broken Qt, ...)
+        return f"the GUI backend failed to load: {err!r}; {INSTALL_GUI}"
+    finally:
+        logger.removeFilter(capture)
+    if backend.__name__.endswith(".gtk"):
+        from gi.repository import Gdk
+
+        if Gdk.Display.get_default() is None:
+            where = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY")
+            return f"cannot open the display {where}"
+    return None
+
+
+def run_app(settings: Settings, log_file: Path) -> int:
+    """``nanoclaw``: the window on the app, or headless with the URL when no window can open here."""
+    closer = _Closer()
+    host = HostThread(settings, on_exit=closer.request)
+    with _on_signals(closer.request):
+        host.launch()
+        try:
+            reason = gui_unavailable_reason()  # loads the GUI toolkit while the host comes up
+            host.wait_ready()
+            if not closer.requested.is_set():
+                if reason is None:
+                    reason = _show_window(host, closer)
+                if reason is not None:
+                    _serve_headless(host, closer, reason, log_file)
+        finally:
+            host.stop()
+    return 1 if host.failed else 0
+
+
+def _show_window(host: HostThread, closer: _Closer) -> str | None:
+    """Open the window and block until it closes; returns why it could not open, or None after it closed."""
+    import webview
+
+    from nanoclaw_app.web.auth import issue_login_token
+
+    assert host.host is not None
+    token = host.call(issue_login_token(host.host.db))
+    window = webview.create_window(
+        TITLE, f"{host.url}login?token={token}", width=SIZE[0], height=SIZE[1], min_size=MIN_SIZE,
+        background_color="#FFFFFF", text_select=True,
+    )
+    if window is None:
+        return "the window was refused by the GUI backend"
+
+    opened = threading.Event()
+
+    def on_first_load() -> None:
+        if not opened.is_set():  # one line per launch, not one per page
+            opened.set()
+            log.info("window opened on %s", urlsplit(window.get_current_url() or "").path or "/")
+
+    window.events.loaded += on_first_load
+    closer.attach(window)
+    try:
+        webview.start(private_mode=True)
+    except webview.WebViewException as err:
+        return f"the window could not open: {err}"
+    log.info("window closed")
+    return None
+
+
+def _serve_headless(host: HostThread, closer: _Closer, reason: str, log_file: Path) -> None:
+    """No window: keep serving until Ctrl+C (or SIGTERM), and say where the app is."""
+    log.warning("no app window: %s", reason)
+    print(f"NanoClaw {__version__} is running: {host.url}", flush=True)
+    print(f"no app window: {reason}.", flush=True)
+    print("open the address in a browser: `nanoclaw open` prints a one-time sign-in link", flush=True)
+    print(f"log: {log_file}  (Ctrl+C to stop)", flush=True)
+    while host.alive() and not closer.requested.wait(1.0):  # a timeout keeps Ctrl+C working on Windows too
+        pass

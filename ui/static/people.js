@@ -1,0 +1,181 @@
+// The people page: strangers waiting to be let in (decided through /api/approvals, like the card in a chat), then
+// everyone with their roles and the agents they may talk to. Live events redraw it unless a name is being edited.
+"use strict";
+(() => {
+  const { t, api, el, on, toast } = window.NC;
+  const list = document.getElementById("people");
+  const waiting = document.getElementById("waiting");
+  const waitingList = document.getElementById("waiting-list");
+  const addForm = document.getElementById("add-person");
+  const addAgent = document.getElementById("add-agent");
+  let editing = false;  // a rename form is open: live reloads wait
+  let stale = false;
+  const picked = new Map();  // what is chosen in each person's Give list, kept across live redraws
+
+  // Event handlers: the API helper already showed its error as a toast; anything else is a bug worth logging.
+  const guarded = (fn) => (...args) => fn(...args).catch((err) => { if (!(err instanceof NC.ApiError)) console.error(err); });
+
+  function roleLabel(role) {
+    if (role.role === "owner") return t("people.owner");
+    return role.agent_group_id ? t("people.admin_of", { agent: role.agent_name }) : t("people.admin_all");
+  }
+
+  function chip(label, onRemove, cls) {
+    return el("span", { class: `badge chip ${cls || ""}` }, label,
+      el("button", { type: "button", title: t("people.remove", { what: label }),
+        "aria-label": t("people.remove", { what: label }), onclick: onRemove }, "×"));
+  }
+
+  const change = (url, body, message) => guarded(async () => {
+    await api("POST", url, body);
+    toast(message, "good");
+    await load();
+  })();
+
+  function giveOptions(person, agents) {
+    const roles = person.roles;
+    const has = (role, agent) => roles.some((r) => r.role === role && (r.agent_group_id || null) === agent);
+    const options = [el("option", { value: "" }, t("people.give_pick"))];
+    if (!has("owner", null)) options.push(el("option", { value: "owner|" }, t("people.give_owner")));
+    if (!has("admin", null)) options.push(el("option", { value: "admin|" }, t("people.give_admin")));
+    for (const a of agents) {
+      if (!has("admin", a.id)) options.push(el("option", { value: `admin|${a.id}` }, t("people.give_admin_of", { agent: a.name })));
+    }
+    const members = new Set(person.memberships.map((m) => m.agent_group_id));
+    for (const a of agents) {
+      if (!members.has(a.id)) options.push(el("option", { value: `member|${a.id}` }, t("people.give_member_of", { agent: a.name })));
+    }
+    return options;
+  }
+
+  function giveForm(person, agents) {
+    const id = `give-${person.id}`;
+    const choice = el("select", { id, "aria-label": t("people.col_add"),
+      onchange: () => picked.set(person.id, choice.value) }, giveOptions(person, agents));
+    const wanted = picked.get(person.id);
+    if (wanted) {
+      choice.value = wanted;
+      if (choice.value !== wanted) picked.delete(person.id);  // given meanwhile: no longer on the list
+    }
+    const form = el("form", { class: "give" }, choice, el("button", { type: "submit" }, t("people.give")));
+    form.addEventListener("submit", guarded(async (event) => {
+      event.preventDefault();
+      if (!choice.value) return;
+      const [what, agent] = choice.value.split("|");
+      const label = choice.selectedOptions[0].textContent;
+      picked.delete(person.id);
+      const message = t("people.given", { who: person.name, what: label });
+      if (what === "member") await change("/api/people/add-member", { user_id: person.id, agent_group_id: agent }, message);
+      else await change("/api/people/grant", { user_id: person.id, role: what, agent_group_id: agent || null }, message);
+    }));
+    return form;
+  }
+
+  function whoCell(person) {
+    const cell = el("td", { class: "who" }, el("strong", {}, person.name),
+      person.display_name ? el("code", {}, person.id) : null);
+    const button = el("button", { type: "button", class: "link" }, t("people.rename"));
+    button.addEventListener("click", () => {
+      editing = true;
+      const input = el("input", { type: "text", value: person.display_name || "", id: `name-${person.id}`,
+        "aria-label": t("people.rename_label", { who: person.name }), maxlength: "80" });
+      const form = el("form", { class: "rename-form" }, input,
+        el("button", { type: "submit", class: "primary small" }, t("common.save")),
+        el("button", { type: "button", class: "small", onclick: () => { form.replaceWith(button); done(); } },
+          t("common.cancel")));
+      const hint = el("span", { class: "hint" }, t("people.rename_hint"));
+      const done = () => { hint.remove(); editing = false; if (stale) load().catch(() => {}); };
+      form.addEventListener("submit", guarded(async (event) => {
+        event.preventDefault();
+        await api("POST", "/api/people/rename", { user_id: person.id, display_name: input.value });
+        toast(t("people.renamed", { name: input.value.trim() }), "good");
+        editing = false;
+        await load();
+      }));
+      button.replaceWith(form);
+      form.after(hint);
+      input.focus();
+    });
+    cell.append(button);
+    return cell;
+  }
+
+  function row(person, agents) {
+    const roles = person.roles.map((r) => chip(roleLabel(r), () => change("/api/people/revoke",
+      { user_id: person.id, role: r.role, agent_group_id: r.agent_group_id },
+      t("people.removed", { what: roleLabel(r), who: person.name })), r.role === "owner" ? "good" : ""));
+    const members = person.memberships.map((m) => chip(m.agent_name, () => change("/api/people/remove-member",
+      { user_id: person.id, agent_group_id: m.agent_group_id },
+      t("people.removed", { what: m.agent_name, who: person.name }))));
+    return el("tr", { dataset: { person: person.id } },
+      whoCell(person),
+      el("td", {}, el("div", { class: "chips" }, roles.length ? roles : el("span", { class: "muted" }, t("people.no_role")))),
+      el("td", {}, el("div", { class: "chips" }, members.length ? members : el("span", { class: "muted" }, t("people.no_role")))),
+      el("td", {}, giveForm(person, agents)));
+  }
+
+  function renderPeople(data) {
+    if (!data.people.length) {
+      list.replaceChildren(el("p", { class: "empty" }, t("people.empty")));
+    } else {
+      list.replaceChildren(el("div", { class: "table-wrap" }, el("table", { class: "people-table" },
+        el("thead", {}, el("tr", {}, ["col_person", "col_roles", "col_agents", "col_add"].map((k) => el("th", { scope: "col" }, t(`people.${k}`))))),
+        el("tbody", {}, data.people.map((p) => row(p, data.agents))))));
+    }
+    const current = addAgent.value;
+    addAgent.replaceChildren(...data.agents.map((a) => el("option", { value: a.id, selected: a.id === current }, a.name)));
+    addForm.querySelector("button[type=submit]").disabled = !data.agents.length;
+  }
+
+  function renderWaiting(queue) {
+    waiting.hidden = !queue.items.length;
+    waitingList.replaceChildren(...queue.items.map((item) => {
+      const names = { who: item.who, agent: item.agent_name, chat: item.chat_name };
+      const decide = guarded(async (approve, button) => {
+        button.disabled = true;
+        try {
+          await api("POST", `/api/approvals/${encodeURIComponent(item.id)}/${approve ? "approve" : "reject"}`, approve ? {} : undefined);
+          toast(t(approve ? "people.allowed" : "people.denied", names), "good");
+          await load();
+        } finally {
+          button.disabled = false;
+        }
+      });
+      const allow = el("button", { type: "button", class: "primary" }, t("people.allow"));
+      const deny = el("button", { type: "button", class: "danger" }, t("people.deny"));
+      allow.addEventListener("click", () => decide(true, allow));
+      deny.addEventListener("click", () => decide(false, deny));
+      return el("li", { dataset: { approval: item.id } },
+        el("div", {}, el("strong", {}, t("people.waiting_item", names)),
+          item.message ? el("div", { class: "hint" }, t("people.said", { text: item.message })) : null),
+        el("div", { class: "row" }, allow, deny));
+    }));
+  }
+
+  async function load() {
+    const [people, queue] = await Promise.all([api("GET", "/api/people"), api("GET", "/api/approvals?kind=sender")]);
+    stale = false;
+    renderWaiting(queue);
+    renderPeople(people);
+  }
+
+  addForm.addEventListener("submit", guarded(async (event) => {
+    event.preventDefault();
+    const user = addForm.elements.user_id.value.trim();
+    const agent = addAgent.selectedOptions[0];
+    await api("POST", "/api/people/add-member", { user_id: user, agent_group_id: addAgent.value });
+    toast(t("people.added", { who: user, agent: agent ? agent.textContent : "" }), "good");
+    addForm.reset();
+    await load();
+  }));
+
+  function refresh() {
+    if (editing) { stale = true; return; }
+    load().catch(() => {});
+  }
+  for (const kind of ["people.changed", "sender.approval_requested", "sender.allowed", "sender.denied",
+                      "approval.expired", "approvals.changed", "agent.created", "agent.deleted"]) {
+    on(kind, refresh);
+  }
+  load().catch(() => {});
+})();

@@ -1,0 +1,190 @@
+// The settings page: the secret store (unlock or create it), secrets by name (values go in, never come out),
+// general and container settings, and LAN access. Each form sends only what changed; the server validates and says
+// which saved changes wait for a restart.
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  const { t, api, el, on, toast } = NC;
+  const $ = (id) => document.getElementById(id);
+  let current = null;
+  // api() already shows the server's message as a toast; anything else is a bug worth a console line.
+  const guard = (fn) => (event) => fn(event).catch((err) => { if (!(err instanceof NC.ApiError)) console.error(err); });
+
+  // ---- secrets -------------------------------------------------------------------------------------------------
+
+  async function loadStore() {
+    const status = await api("GET", "/api/secrets/status");
+    const line = $("store-status");
+    $("unlock-form").hidden = !status.locked;
+    $("create-form").hidden = !status.needs_passphrase_setup;
+    if (status.kind === "os_keyring") line.replaceChildren(badge("good", t("settings.store_badge_ok")), " ", t("settings.store_os_keyring", { backend: status.backend }));
+    else if (status.kind === "encrypted_file") line.replaceChildren(badge("good", t("settings.store_badge_ok")), " ", t("settings.store_encrypted_file", { backend: status.backend }));
+    else if (status.locked) line.replaceChildren(badge("warn", t("settings.locked")), " ", t("settings.store_locked"));
+    else line.replaceChildren(badge("warn", t("settings.store_badge_setup")), " ", t("settings.store_setup"));
+    $("secret-form").hidden = status.kind === "none";
+  }
+
+  function badge(kind, text) { return el("span", { class: `badge ${kind}` }, text); }
+
+  function labelOf(secret) {
+    const key = `settings.secret_label_${secret.name}`;
+    const known = t(key);
+    return secret.label || (known !== key ? known : "");
+  }
+
+  async function loadSecrets() {
+    const secrets = await api("GET", "/api/secrets");
+    $("secrets-table").tBodies[0].replaceChildren(...secrets.map(secretRow));
+  }
+
+  function secretRow(secret) {
+    const tr = el("tr", { dataset: { secret: secret.name } });
+    const status = secret.is_set === null ? badge("warn", t("settings.locked"))
+      : secret.is_set ? badge("good", t("settings.is_set")) : badge("", t("settings.not_set"));
+    const actions = el("td", { class: "secret-actions" });
+    const showActions = () => {
+      const buttons = [];
+      if (secret.is_set !== null) {
+        buttons.push(el("button", { type: "button", class: "small", onclick: () => editSecret(secret) },
+          secret.is_set ? t("settings.replace") : t("settings.set")));
+      }
+      if (secret.is_set) buttons.push(el("button", { type: "button", class: "small danger", onclick: confirmDelete }, t("common.delete")));
+      actions.replaceChildren(el("div", { class: "row" }, buttons));
+    };
+    const confirmDelete = () => {
+      actions.replaceChildren(el("div", { class: "row" },
+        el("span", { class: "hint" }, t("settings.delete_confirm", { name: secret.name })),
+        el("button", { type: "button", class: "small danger", onclick: guard(() => remove(secret.name)) }, t("common.delete")),
+        el("button", { type: "button", class: "small", onclick: showActions }, t("common.cancel"))));
+    };
+    showActions();
+    tr.append(el("td", {}, el("code", {}, secret.name)), el("td", {}, labelOf(secret)), el("td", {}, status), actions);
+    return tr;
+  }
+
+  function editSecret(secret) {
+    const form = $("secret-form");
+    form.elements.name.value = secret.name;
+    form.elements.label.value = labelOf(secret);
+    form.elements.value.value = "";
+    form.elements.value.focus();
+  }
+
+  async function remove(name) {
+    await api("DELETE", `/api/secrets/${encodeURIComponent(name)}`);
+    toast(t("settings.deleted", { name }), "good");
+    await loadSecrets();
+  }
+
+  $("secret-form").addEventListener("submit", guard(async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const name = form.elements.name.value.trim();
+    await api("PUT", `/api/secrets/${encodeURIComponent(name)}`,
+      { value: form.elements.value.value, label: form.elements.label.value.trim() });
+    form.reset();
+    toast(t("settings.stored", { name }), "good");
+    await loadSecrets();
+  }));
+
+  $("unlock-form").addEventListener("submit", guard(async (event) => {
+    event.preventDefault();
+    const field = event.target.elements.passphrase;
+    await api("POST", "/api/secrets/unlock", { passphrase: field.value });
+    field.value = "";
+    toast(t("settings.unlocked"), "good");
+    await Promise.all([loadStore(), loadSecrets()]);
+  }));
+
+  $("create-form").addEventListener("submit", guard(async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    if (form.elements.passphrase.value !== form.elements.again.value) {
+      toast(t("settings.passphrase_mismatch"), "error");
+      return;
+    }
+    await api("POST", "/api/secrets/passphrase", { passphrase: form.elements.passphrase.value });
+    form.reset();
+    toast(t("settings.created"), "good");
+    await Promise.all([loadStore(), loadSecrets()]);
+  }));
+
+  // ---- settings ------------------------------------------------------------------------------------------------
+
+  const NUMBERS = new Set(["port", "daily_spend_cap_usd"]);
+
+  function show(settings) {
+    current = settings;
+    for (const form of [$("general-form"), $("containers-form")]) {
+      for (const input of form.querySelectorAll("input[name]")) {
+        const name = input.name;
+        if (document.activeElement !== input) input.value = settings[name] ?? "";
+        const fixed = settings.fixed_by_environment.includes(name);
+        input.disabled = fixed;
+        const hint = form.querySelector(`[data-hint="${name}"]`);
+        if (hint && fixed) hint.textContent = t("settings.from_environment", { variable: `NANOCLAW_${name.toUpperCase()}` });
+      }
+    }
+    const banner = $("restart-banner");
+    banner.hidden = !settings.restart_needed.length;
+    banner.textContent = t("settings.restart_needed",
+      { fields: settings.restart_needed.map((name) => t(`settings.field_${name}`)).join(", ") });
+    showLan(settings);
+  }
+
+  function showLan(settings) {
+    $("lan-status").replaceChildren(
+      badge(settings.lan_access ? "warn" : "good", t(settings.lan_access ? "settings.lan_badge_on" : "settings.lan_badge_off")), " ",
+      settings.lan_access ? t("settings.lan_on", { port: settings.port }) : t("settings.lan_off"));
+    $("lan-on").hidden = settings.lan_access;
+    $("lan-password").hidden = !settings.lan_access;
+    $("lan-off").hidden = !settings.lan_access;
+    const password = $("lan-form").elements.password;
+    password.required = !settings.lan_password_set;
+    $("lan-password-hint").textContent = settings.lan_password_set
+      ? `${t("settings.lan_password_hint")} ${t("settings.lan_password_keep")}` : t("settings.lan_password_hint");
+  }
+
+  async function saveForm(event) {
+    event.preventDefault();
+    const changes = {};
+    for (const input of event.target.querySelectorAll("input[name]:not(:disabled)")) {
+      const value = NUMBERS.has(input.name) ? Number(input.value) : input.value.trim();
+      if (value !== current[input.name]) changes[input.name] = value;
+    }
+    if (!Object.keys(changes).length) { toast(t("settings.nothing_changed")); return; }
+    show(await api("PUT", "/api/settings", changes));
+    toast(t("common.saved"), "good");
+  }
+
+  $("general-form").addEventListener("submit", guard(saveForm));
+  $("containers-form").addEventListener("submit", guard(saveForm));
+
+  $("lan-form").addEventListener("submit", guard(async (event) => {
+    event.preventDefault();
+    const field = event.target.elements.password;
+    const changing = current.lan_access;
+    if (changing && !field.value) { field.focus(); return; }
+    const settings = await api("POST", "/api/settings/lan", { enabled: true, password: field.value || null });
+    field.value = "";
+    show(settings);
+    toast(changing ? t("settings.lan_password_changed") : t("common.saved"), "good");
+  }));
+
+  $("lan-off").addEventListener("click", guard(async () => {
+    show(await api("POST", "/api/settings/lan", { enabled: false }));
+    toast(t("common.saved"), "good");
+  }));
+
+  // ---- live updates --------------------------------------------------------------------------------------------
+
+  const loadSettings = async () => show(await api("GET", "/api/settings"));
+  on("settings.changed", () => loadSettings().catch(() => {}));
+  on("secrets.changed", () => loadSecrets().catch(() => {}));
+  on("health", (data) => {
+    if (data.components && "secrets" in data.components) Promise.all([loadStore(), loadSecrets()]).catch(() => {});
+  });
+
+  loadSettings().catch(() => {});
+  loadStore().catch(() => {});
+  loadSecrets().catch(() => {});
+});

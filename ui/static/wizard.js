@@ -1,0 +1,400 @@
+// The setup wizard: one step at a time (model access → containers → name → live test), each checked by the server
+// before it is kept. Live image-build progress arrives over the event stream (image.build_*, setup.image).
+"use strict";
+(() => {
+  const STEPS = ["model", "engine", "agent", "test"];
+  const DEFAULT_MODEL = "claude-sonnet-4-6";
+  const MAX_LOG_LINES = 400;
+  const $ = (selector, root = document) => root.querySelector(selector);
+  const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
+
+  let state = null;
+  let current = 1;
+  let kind = "anthropic";
+  const models = { anthropic: DEFAULT_MODEL, openai_compatible: "" };
+
+  // ------------------------------------------------------------------------------------------ navigation
+
+  function show(step) {
+    current = step;
+    for (const section of $$(".wz-step")) section.hidden = Number(section.dataset.step) !== step;
+    renderProgress();
+    const count = $("#wz-count");
+    count.textContent = step <= 4 ? NC.t("wizard.step_count", { n: step }) : "";
+    const heading = $(`.wz-step[data-step="${step}"] h2`);
+    if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
+    window.scrollTo({ top: 0 });
+    if (step === 2) checkEngine();
+    if (step === 3) prepareAgent();
+    if (step === 4) prepareTest();
+  }
+
+  function renderProgress() {
+    for (const item of $$(".wz-progress li")) {
+      const n = Number(item.dataset.step);
+      const done = state && state.steps[STEPS[n - 1]];
+      item.classList.toggle("done", Boolean(done));
+      item.classList.toggle("current", n === current);
+      if (n === current) item.setAttribute("aria-current", "step"); else item.removeAttribute("aria-current");
+      const dot = $(".wz-dot", item);
+      dot.textContent = done && n !== current ? "✓" : String(n);
+      dot.title = done ? NC.t("wizard.done_mark") : "";
+    }
+  }
+
+  function markDone(name) {
+    state.steps[name] = true;
+    renderProgress();
+  }
+
+  // ------------------------------------------------------------------------------------------ errors and buttons
+
+  function clearErrors(root) {
+    for (const box of $$("[data-error-for]", root)) { box.hidden = true; box.textContent = ""; }
+    for (const input of $$("[aria-invalid]", root)) input.removeAttribute("aria-invalid");
+  }
+
+  // Show a server refusal next to its field (the API names it), else in the step's general error box.
+  function showError(root, err) {
+    const field = (err.body && err.body.field) || "";
+    let box = field ? $(`[data-error-for="${field}"]`, root) : null;
+    if (!box) box = $('[data-error-for=""]', root);
+    box.textContent = err.message;
+    box.hidden = false;
+    const input = field ? $(`[name="${field}"]`, root) : null;
+    if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
+  }
+
+  // Typing in a field clears its refusal: the message was about the old value.
+  function clearOnInput(form) {
+    form.addEventListener("input", (event) => {
+      const name = event.target.name;
+      if (!name || name === "kind") return;
+      const box = $(`[data-error-for="${name}"]`, form);
+      if (box) { box.hidden = true; box.textContent = ""; }
+      event.target.removeAttribute("aria-invalid");
+    });
+  }
+
+  async function busy(button, label, work) {
+    const text = button.textContent;
+    button.disabled = true;
+    button.textContent = label;
+    button.classList.add("busy");
+    try { return await work(); } finally {
+      button.disabled = false;
+      button.textContent = text;
+      button.classList.remove("busy");
+    }
+  }
+
+  function notice(kindClass, title, ...lines) {
+    return NC.el("div", { class: `notice ${kindClass}` }, NC.el("p", {}, NC.el("strong", {}, title)),
+      ...lines.filter(Boolean).map((line) => NC.el("p", {}, line)));
+  }
+
+  // ------------------------------------------------------------------------------------------ step 1: model access
+
+  function applyKind(next) {
+    const modelInput = $("#model");
+    models[kind] = modelInput.value.trim();
+    kind = next;
+    modelInput.value = models[kind] || "";
+    const anthropic = kind === "anthropic";
+    for (const node of $$("[data-kind]")) node.hidden = node.dataset.kind !== kind;
+    for (const id of ["#api-key-label", "#api-key-hint", "#model-hint"]) {
+      const node = $(id);
+      node.textContent = anthropic ? node.dataset.anthropic : node.dataset.openai;
+    }
+    $("#api-key").placeholder = anthropic ? "sk-ant-…" : "";
+    modelInput.placeholder = anthropic ? DEFAULT_MODEL : "llama3.2";
+    const saved = anthropic ? state.model.anthropic_key_saved : state.model.openai_key_saved;
+    $("#key-saved").hidden = !saved;
+    clearErrors($("#model-form"));
+    $("#model-ok").hidden = true;
+  }
+
+  function fillModel() {
+    const m = state.model;
+    models[m.kind] = m.model;
+    $("#base-url").value = m.base_url || "";
+    const radio = $(`input[name="kind"][value="${m.kind}"]`);
+    if (radio) radio.checked = true;
+    kind = m.kind;
+    $("#model").value = m.model;
+    applyKind(m.kind);
+    const warning = $("#secrets-warning");
+    warning.hidden = state.secrets.usable;
+    $("#secrets-reason").textContent = NC.t("wizard.secrets_unusable", { reason: state.secrets.reason });
+    $("#model-keep").hidden = !state.steps.model;
+  }
+
+  async function submitModel(event) {
+    event.preventDefault();
+    const form = $("#model-form");
+    clearErrors(form);
+    $("#model-ok").hidden = true;
+    const body = {
+      kind,
+      api_key: $("#api-key").value,
+      base_url: kind === "anthropic" ? "" : $("#base-url").value,
+      model: $("#model").value,
+    };
+    try {
+      const result = await busy($("#model-submit"), NC.t("wizard.checking_model"),
+        () => NC.api("POST", "/api/setup/model", body, { quiet: true }));
+      $("#api-key").value = "";
+      if (result.kind === "anthropic") state.model.anthropic_key_saved = state.model.anthropic_key_saved || Boolean(body.api_key.trim());
+      else state.model.openai_key_saved = Boolean(body.api_key.trim()) || state.model.openai_key_saved;
+      Object.assign(state.model, { kind: result.kind, model: result.model, base_url: result.base_url || state.model.base_url });
+      $("#model").value = result.model;
+      $("#base-url").value = result.base_url || $("#base-url").value;
+      const ok = $("#model-ok");
+      ok.textContent = `✓ ${result.message}`;
+      ok.hidden = false;
+      $("#model-keep").hidden = false;
+      markDone("model");
+      show(2);
+    } catch (err) {
+      showError(form, err);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------ step 2: engine
+
+  let engineReport = null;
+
+  async function checkEngine() {
+    const box = $("#engine-status");
+    box.replaceChildren(NC.el("p", { class: "muted wz-wait" }, NC.t("wizard.engine_checking")));
+    $("#engine-check").hidden = true;
+    $("#engine-build").hidden = true;
+    try {
+      engineReport = await NC.api("POST", "/api/setup/engine", undefined, { quiet: true });
+    } catch (err) {
+      box.replaceChildren(notice("bad", NC.t("wizard.engine_problem"), err.message));
+      $("#engine-check").hidden = false;
+      return;
+    }
+    renderEngine();
+  }
+
+  function renderEngine() {
+    const report = engineReport;
+    const box = $("#engine-status");
+    const building = state.build.status === "running";
+    $("#engine-check").hidden = report.ok;
+    if (!report.ok) {
+      box.replaceChildren(notice("bad", NC.t("wizard.engine_problem"), report.problem,
+        NC.el("span", {}, NC.el("strong", {}, NC.t("wizard.fix")), " ", report.fix)));
+      $("#engine-build").hidden = true;
+      $("#engine-next").disabled = true;
+      return;
+    }
+    if (report.development) {
+      box.replaceChildren(notice("good", `✓ ${NC.t("wizard.engine_dev")}`, report.detail));
+      markDone("engine");
+      $("#engine-next").disabled = false;
+      return;
+    }
+    const imageLine = report.image_ready ? `✓ ${NC.t("wizard.image_ready")}` : NC.t("wizard.image_missing");
+    const baseLine = !report.image_ready && !report.base_present
+      ? NC.t("wizard.base_missing", { image: report.base_image }) : null;
+    box.replaceChildren(notice("good", `✓ ${NC.t("wizard.engine_ok")}`, report.detail, imageLine, baseLine));
+    if (report.image_ready) markDone("engine");
+    $("#engine-build").hidden = report.image_ready || building;
+    $("#engine-next").disabled = !state.steps.engine;
+    if (state.build.status !== "idle") renderBuild(state.build);
+  }
+
+  async function startBuild() {
+    $("#engine-build").hidden = true;
+    $("#build-log").textContent = "";
+    state.build = { status: "running", step: 0, steps: 0, lines: [] };
+    renderBuild(state.build);
+    try {
+      const build = await NC.api("POST", "/api/setup/image", undefined, { quiet: true });
+      // The outcome event may have come first (an image that already existed): it wins over this snapshot.
+      if (state.build.status === "running") { state.build = { ...build, ...pick(state.build) }; renderBuild(state.build); }
+    } catch (err) {
+      state.build = { status: "idle" };
+      $("#build").hidden = true;
+      $("#engine-build").hidden = false;
+      $("#engine-status").append(notice("bad", NC.t("wizard.build_failed"), err.message));
+    }
+  }
+
+  function renderBuild(build) {
+    const panel = $("#build");
+    panel.hidden = false;
+    const running = build.status === "running";
+    panel.classList.toggle("running", running);
+    $("#build-failure").hidden = build.status !== "failed";
+    const bar = $("#build-bar");
+    if (build.status === "done") { bar.max = 1; bar.value = 1; } else if (build.steps) {
+      bar.max = build.steps; bar.value = Math.max(build.step - 1, 0);
+    } else if (running) { bar.removeAttribute("value"); }
+    $("#build-step").textContent = build.steps && running ? NC.t("wizard.build_step", { step: build.step, steps: build.steps }) : "";
+    if (running) $("#build-title").textContent = NC.t("wizard.build_running");
+    if (build.status === "done") {
+      $("#build-title").textContent = build.built
+        ? `✓ ${NC.t("wizard.build_done", { seconds: build.seconds })}` : `✓ ${NC.t("wizard.build_reused")}`;
+      $("#build-line").textContent = "";
+    }
+    if (build.status === "failed") {
+      $("#build-title").textContent = NC.t("wizard.build_failed");
+      $("#build-line").textContent = "";
+      $("#build-error").textContent = build.error;
+      $("#build-fix").textContent = build.fix;
+      $("#build-details").open = true;
+      $("#engine-build").textContent = NC.t("wizard.build_again");
+      $("#engine-build").hidden = false;
+    }
+    if (build.lines && build.lines.length && !$("#build-log").textContent) {
+      $("#build-log").textContent = build.lines.join("\n") + "\n";
+    }
+  }
+
+  // What the events already told us about a running build (newer than an API snapshot).
+  function pick(build) {
+    return build.steps ? { step: build.step, steps: build.steps } : {};
+  }
+
+  function appendLog(line) {
+    const log = $("#build-log");
+    const lines = (log.textContent + line + "\n").split("\n");
+    if (lines.length > MAX_LOG_LINES) log.textContent = lines.slice(-MAX_LOG_LINES).join("\n");
+    else log.textContent += line + "\n";
+    if ($("#build-details").open) log.scrollTop = log.scrollHeight;
+  }
+
+  function onBuildStarted() {
+    state.build = { ...state.build, status: "running", step: 0, steps: 0, lines: [] };
+    $("#build-log").textContent = "";
+    $("#engine-build").hidden = true;
+    renderBuild(state.build);
+  }
+
+  function onBuildProgress(data) {
+    if (state.build.status !== "running") onBuildStarted();
+    if (data.steps) Object.assign(state.build, { step: data.step, steps: data.steps });
+    $("#build-line").textContent = data.line || "";
+    appendLog(data.line || "");
+    renderBuild(state.build);
+  }
+
+  function onBuildOutcome(data) {
+    const lines = state.build.lines || [];
+    state.build = { ...state.build, ...data, lines };
+    if (data.status === "failed" && data.log_tail && !$("#build-log").textContent) {
+      $("#build-log").textContent = data.log_tail.join("\n") + "\n";
+    }
+    renderBuild(state.build);
+    if (data.status === "done") {
+      markDone("engine");
+      $("#engine-next").disabled = false;
+      if (engineReport) { engineReport.image_ready = true; renderEngine(); }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------ step 3: agent
+
+  function prepareAgent() {
+    const input = $("#agent-name");
+    if (!input.value && state.agent) input.value = state.agent.name;
+    $("#agent-model").textContent = NC.t("wizard.agent_model", { model: state.model.model });
+  }
+
+  async function submitAgent(event) {
+    event.preventDefault();
+    const form = $("#agent-form");
+    clearErrors(form);
+    try {
+      const agent = await busy($("#agent-submit"), NC.t("wizard.saving"),
+        () => NC.api("POST", "/api/setup/agent", { name: $("#agent-name").value }, { quiet: true }));
+      state.agent = agent;
+      $("#agent-name").value = agent.name;
+      markDone("agent");
+      show(4);
+    } catch (err) {
+      showError(form, err);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------ step 4: live test
+
+  function bubble(who, text, extra = "") {
+    return NC.el("div", { class: `wz-bubble ${who} ${extra}` },
+      NC.el("span", { class: "wz-who" }, who === "you" ? NC.t("wizard.test_you") : state.agent.name),
+      NC.el("span", { class: "wz-text" }, text));
+  }
+
+  function prepareTest() {
+    const name = state.agent ? state.agent.name : "";
+    $("#test-lead").textContent = NC.t("wizard.test_lead", { name });
+  }
+
+  async function sendTest() {
+    const chat = $("#test-chat");
+    const button = $("#test-send");
+    $("#test-failure").hidden = true;
+    const waiting = bubble("agent", NC.t("wizard.test_waiting", { name: state.agent.name }), "waiting");
+    chat.replaceChildren(bubble("you", state.test_text), waiting);
+    try {
+      const result = await busy(button, NC.t("wizard.test_send"),
+        () => NC.api("POST", "/api/setup/test", undefined, { quiet: true }));
+      waiting.replaceWith(bubble("agent", result.reply));
+      markDone("test");
+      finish(result);
+    } catch (err) {
+      waiting.remove();
+      $("#test-error").textContent = err.message;
+      $("#test-failure").hidden = false;
+      button.textContent = NC.t("wizard.test_again");
+    }
+  }
+
+  function finish(result) {
+    $("#done-text").textContent = NC.t("wizard.done_text", { name: result.agent_name, seconds: result.seconds });
+    $("#done-chat").replaceChildren(...$$("#test-chat .wz-bubble").map((node) => node.cloneNode(true)));
+    $("#wz-leave").hidden = false;
+    show(5);
+    $("#go-chat").focus();
+  }
+
+  // ------------------------------------------------------------------------------------------ start
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    NC.on("image.build_started", onBuildStarted);
+    NC.on("image.build_progress", onBuildProgress);
+    NC.on("setup.image", onBuildOutcome);
+
+    for (const radio of $$('input[name="kind"]')) radio.addEventListener("change", () => applyKind(radio.value));
+    $("#show-key").addEventListener("click", (event) => {
+      const input = $("#api-key");
+      const showing = input.type === "text";
+      input.type = showing ? "password" : "text";
+      event.currentTarget.textContent = NC.t(showing ? "wizard.show_key" : "wizard.hide_key");
+      event.currentTarget.setAttribute("aria-pressed", String(!showing));
+    });
+    $("#model-form").addEventListener("submit", submitModel);
+    clearOnInput($("#model-form"));
+    clearOnInput($("#agent-form"));
+    $("#model-keep").addEventListener("click", () => show(2));
+    $("#engine-check").addEventListener("click", checkEngine);
+    $("#engine-build").addEventListener("click", startBuild);
+    $("#engine-next").addEventListener("click", () => show(3));
+    $("#agent-form").addEventListener("submit", submitAgent);
+    $("#test-send").addEventListener("click", sendTest);
+    for (const back of $$(".wz-back")) back.addEventListener("click", () => show(Math.max(current - 1, 1)));
+
+    state = await NC.api("GET", "/api/setup/state");
+    if (state.completed) {
+      $("#wz-heading").textContent = NC.t("wizard.heading_again");
+      $("#wz-intro").textContent = NC.t("wizard.intro_again");
+      $("#wz-leave").hidden = false;
+    }
+    fillModel();
+    show(state.current);
+  });
+})();
