@@ -39,6 +39,7 @@ from nanoclaw_app.runtime.wake import WakeManager
 from nanoclaw_app.secrets.backend import PASSPHRASE_ENV, choose_backend
 from nanoclaw_app.secrets.store import SecretStore
 from nanoclaw_app.services.context import AppServices
+from nanoclaw_app.services.engine_check import stop_image_build
 from nanoclaw_app.sessions.store import SessionStore
 from nanoclaw_app.settings import Settings
 from nanoclaw_app.web.app import create_app
@@ -227,6 +228,7 @@ class Host:
 
     async def _stop_web(self) -> None:
         self.services.closing.set()  # open event streams end, so the server can exit
+        await stop_image_build(self.services)  # the setup wizard's image build, if one runs
         remove_run_file(self.settings.paths)
         if self.web is not None:
             await self.web.stop()

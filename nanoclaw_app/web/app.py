@@ -105,6 +105,7 @@ def create_app(services: AppServices, *, lan: bool = False) -> Litestar:
         exception_handlers=errors.HANDLERS,
         response_headers=_SECURITY_HEADERS,
         openapi_config=OpenAPIConfig(title="NanoClaw", version=__version__, path="/schema"),
+        logging_config=None,  # keep the host's console and rotating-file handlers
         request_max_body_size=64 * 1024 * 1024,
         state=State({"services": services}),
         debug=False,

@@ -95,6 +95,9 @@ async def test_a_new_home_starts_at_step_one_and_the_front_page_leads_there(clie
     page = await client.get("/setup")
     assert page.status_code == 200
     assert "Setup · NanoClaw" in page.text
+    schema = (await client.get("/schema/openapi.json")).json()
+    assert {"/api/setup/state", "/api/setup/model", "/api/setup/engine", "/api/setup/image", "/api/setup/agent",
+            "/api/setup/test"} <= set(schema["paths"])
 
 
 # ---------------------------------------------------------------------------------------------------- step 1
