@@ -10,6 +10,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from nanoclaw_app.core.events import Event
 from nanoclaw_app.services.context import AppServices
 
 KEEPALIVE_SECONDS = 15.0
@@ -19,6 +20,7 @@ async def _stream(services: AppServices) -> AsyncIterator[ServerSentEventMessage
     async with services.ctx.events.subscribe() as queue:
         yield ServerSentEventMessage(event="hello", data=json.dumps({"components": services.state.components}))
         closing = asyncio.ensure_future(services.closing.wait())
+        getter: asyncio.Future[Event] | None = None
         try:
             while not services.closing.is_set():
                 getter = asyncio.ensure_future(queue.get())
@@ -33,6 +35,8 @@ async def _stream(services: AppServices) -> AsyncIterator[ServerSentEventMessage
                 yield ServerSentEventMessage(event=event.kind, data=json.dumps(event.data, default=str))
         finally:
             closing.cancel()
+            if getter is not None:
+                getter.cancel()  # the page went away mid-wait
 
 
 class EventsController(Controller):
