@@ -3,7 +3,7 @@
 #   - Xvfb and xauth: a virtual X display for the app window's smoke test (tests/web/test_window.py);
 #   - imagemagick: `import -window root` screenshots of that display;
 #   - chromium: the browser Playwright drives for the page tests (Debian's build; Playwright downloads none);
-#   - fonts-dejavu-core: readable text in screenshots.
+#   - fonts-dejavu-core, fonts-noto-color-emoji: readable text and emoji (card titles) in screenshots.
 # Safe to re-run: it installs only what is missing.
 set -euo pipefail
 
@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 need=()
-for pkg in xvfb xauth imagemagick chromium fonts-dejavu-core; do
+for pkg in xvfb xauth imagemagick chromium fonts-dejavu-core fonts-noto-color-emoji; do
   installed "$pkg" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
