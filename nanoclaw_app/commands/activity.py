@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from nanoclaw_app.commands.output import print_json, print_table
+from nanoclaw_app.commands.output import json_flag, print_json, print_table
 from nanoclaw_app.services import activity
 from nanoclaw_app.services.context import AppServices
 
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        help=f"how many days back (default {activity.USAGE_DAYS})")
     usage.set_defaults(run=_usage)
     for view in (deliveries, dropped, sessions, logs, usage):
-        view.add_argument("--json", action="store_true", help="machine-readable output")
+        json_flag(view)
 
 
 async def _deliveries(args: argparse.Namespace, services: AppServices) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from nanoclaw_app.commands.output import print_json, print_table
+from nanoclaw_app.commands.output import json_flag, print_json, print_table
 from nanoclaw_app.errors import NotFound, TransientError, UserError
 from nanoclaw_app.services import agents as svc
 from nanoclaw_app.services.context import AppServices
@@ -106,7 +106,7 @@ def register(sub: SubParsers) -> None:
 
 def _leaf(cmds: SubParsers, name: str, help_text: str, run: Run) -> argparse.ArgumentParser:
     parser = cmds.add_parser(name, help=help_text, description=help_text)
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    json_flag(parser)
     parser.set_defaults(run=run)
     return parser
 

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from nanoclaw_app.commands.output import print_json, print_table
+from nanoclaw_app.commands.output import json_flag, print_json, print_table
 from nanoclaw_app.errors import NotFound, TransientError, UserError
 from nanoclaw_app.services import approvals
 from nanoclaw_app.services.approvals import AGENT, CHANNEL, SENDER, Decision
@@ -35,18 +35,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     listing = verbs.add_parser("list", help="every waiting request, oldest first")
     listing.add_argument("--kind", choices=(AGENT, SENDER, CHANNEL), help="only one sort of request")
-    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    json_flag(listing)
     listing.set_defaults(run=_list)
 
     approve = verbs.add_parser("approve", help="approve a request, as a click on its card would")
     approve.add_argument("id", help="the request id from `nanoclaw approvals list`")
     approve.add_argument("--agent", help="for a new chat: the agent (id or name) that should answer there")
-    approve.add_argument("--json", action="store_true", help="machine-readable output")
+    json_flag(approve)
     approve.set_defaults(run=_approve)
 
     reject = verbs.add_parser("reject", help="reject a request, as a click on its card would")
     reject.add_argument("id", help="the request id from `nanoclaw approvals list`")
-    reject.add_argument("--json", action="store_true", help="machine-readable output")
+    json_flag(reject)
     reject.set_defaults(run=_reject, agent=None)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nanoclaw_app.commands.output import print_json, print_table
+from nanoclaw_app.commands.output import json_flag, print_json, print_table
 from nanoclaw_app.db.messaging import ENGAGE_MODES, IGNORED_POLICIES, SENDER_POLICIES, SENDER_SCOPES, SESSION_MODES
 from nanoclaw_app.services import chats
 from nanoclaw_app.services.chats import ChatView, WiringChanges
@@ -17,39 +17,36 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verbs = parser.add_subparsers(dest="chats_command", required=True)
 
     listing = verbs.add_parser("list", help="every chat with its wired agents")
-    _json_flag(listing)
+    json_flag(listing)
     listing.set_defaults(run=_list)
 
     policy = verbs.add_parser("policy", help="what happens when someone new writes in a chat")
     policy.add_argument("chat", help="chat id, <channel>:<platform id> or name")
     policy.add_argument("policy", choices=SENDER_POLICIES,
                         help="strict: ignore them; request_approval: ask an owner; public: let anyone in")
-    _json_flag(policy)
+    json_flag(policy)
     policy.set_defaults(run=_policy)
 
     wire = verbs.add_parser("wire", help="let an agent answer in a chat")
     wire.add_argument("chat", help="chat id, <channel>:<platform id> or name")
     wire.add_argument("agent", help="agent id or name")
     _wiring_options(wire)
-    _json_flag(wire)
+    json_flag(wire)
     wire.set_defaults(run=_wire)
 
     setter = verbs.add_parser("set", help="change how an agent answers in a chat")
     setter.add_argument("chat", help="chat id, <channel>:<platform id> or name")
     setter.add_argument("agent", help="agent id or name")
     _wiring_options(setter)
-    _json_flag(setter)
+    json_flag(setter)
     setter.set_defaults(run=_set)
 
     unwire = verbs.add_parser("unwire", help="stop an agent answering in a chat")
     unwire.add_argument("chat", help="chat id, <channel>:<platform id> or name")
     unwire.add_argument("agent", help="agent id or name")
-    _json_flag(unwire)
+    json_flag(unwire)
     unwire.set_defaults(run=_unwire)
 
-
-def _json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _wiring_options(parser: argparse.ArgumentParser) -> None:

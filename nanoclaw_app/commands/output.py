@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any
+
+
+def json_flag(parser: argparse.ArgumentParser) -> None:
+    """The ``--json`` switch every listing and action takes."""
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def jsonable(value: Any) -> Any:

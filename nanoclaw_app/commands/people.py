@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nanoclaw_app.commands.output import print_json, print_table
+from nanoclaw_app.commands.output import json_flag, print_json, print_table
 from nanoclaw_app.services import people
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.services.people import ROLES, PersonView, RoleView
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verbs = parser.add_subparsers(dest="people_command", required=True)
 
     listing = verbs.add_parser("list", help="everyone NanoClaw knows, with roles and memberships")
-    _json_flag(listing)
+    json_flag(listing)
     listing.set_defaults(run=_list)
 
     for name, run, help_text in (("grant", _grant, "make someone owner or admin"),
@@ -28,30 +28,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         verb.add_argument("user", help="user id (e.g. telegram:123) or display name")
         verb.add_argument("role", choices=ROLES)
         verb.add_argument("--agent", help="admin of this agent only (id or name); without it, of every agent")
-        _json_flag(verb)
+        json_flag(verb)
         verb.set_defaults(run=run)
 
     add = verbs.add_parser("add-member", help="let someone talk to an agent")
     add.add_argument("user", help="user id or display name; an unknown <channel>:<handle> is added")
     add.add_argument("agent", help="agent id or name")
-    _json_flag(add)
+    json_flag(add)
     add.set_defaults(run=_add_member)
 
     remove = verbs.add_parser("remove-member", help="stop someone talking to an agent")
     remove.add_argument("user", help="user id or display name")
     remove.add_argument("agent", help="agent id or name")
-    _json_flag(remove)
+    json_flag(remove)
     remove.set_defaults(run=_remove_member)
 
     rename = verbs.add_parser("rename", help="change the name shown for someone")
     rename.add_argument("user", help="user id or display name")
     rename.add_argument("name", help="the new name")
-    _json_flag(rename)
+    json_flag(rename)
     rename.set_defaults(run=_rename)
 
-
-def _json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def role_label(role: RoleView) -> str:

@@ -9,7 +9,7 @@ import argparse
 import getpass
 import sys
 
-from nanoclaw_app.commands.output import print_json, print_table
+from nanoclaw_app.commands.output import json_flag, print_json, print_table
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.secrets.backend import PASSPHRASE_ENV
 from nanoclaw_app.services import secrets
@@ -23,10 +23,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("secrets", help="API keys and tokens (names only; values are never shown)")
     commands = parser.add_subparsers(dest="secrets_command", required=True)
     listing = commands.add_parser("list", help="secret names and whether each is set")
-    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    json_flag(listing)
     listing.set_defaults(run=_list)
     status = commands.add_parser("status", help="where secrets are kept (OS keyring or encrypted file)")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    json_flag(status)
     status.set_defaults(run=_status)
     setter = commands.add_parser("set", help="store a secret; the value is read from stdin or a hidden prompt")
     setter.add_argument("name", help="e.g. anthropic_api_key")

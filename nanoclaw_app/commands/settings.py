@@ -6,7 +6,7 @@ import argparse
 import getpass
 import sys
 
-from nanoclaw_app.commands.output import print_json, print_table
+from nanoclaw_app.commands.output import json_flag, print_json, print_table
 from nanoclaw_app.errors import UserError
 from nanoclaw_app.services import app_settings
 from nanoclaw_app.services.app_settings import EDITABLE, AppSettings
@@ -18,14 +18,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("settings", help="timezone, LAN access, spend cap, agent image, CA certificates")
     commands = parser.add_subparsers(dest="settings_command", required=True)
     show = commands.add_parser("show", help="the settings and whether a restart is needed")
-    show.add_argument("--json", action="store_true", help="machine-readable output")
+    json_flag(show)
     show.set_defaults(run=_show)
     setter = commands.add_parser("set", help="change one setting", description=(
         "Names: " + ", ".join(EDITABLE) + ". Turning lan_access on asks for the LAN password when none is set "
         "(hidden prompt, or stdin when piped)."))
     setter.add_argument("name", choices=EDITABLE, metavar="name")
     setter.add_argument("value")
-    setter.add_argument("--json", action="store_true", help="machine-readable output")
+    json_flag(setter)
     setter.set_defaults(run=_set)
 
 

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 
-from nanoclaw_app.commands.output import print_json, print_table
+from nanoclaw_app.commands.output import json_flag, print_json, print_table
 from nanoclaw_app.services import tasks
 from nanoclaw_app.services.context import AppServices
 
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = parser.add_subparsers(dest="tasks_command", required=True)
     ls = actions.add_parser("list", help="every agent's scheduled tasks, soonest first")
     ls.add_argument("--status", choices=tasks.STATUSES, help="only pending or only paused tasks")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    json_flag(ls)
     ls.set_defaults(run=_list)
     for name, fn, text in (
         ("pause", tasks.pause_task, "hold a task until it is resumed"),
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action = actions.add_parser(name, help=text)
         action.add_argument("task_id", help="the id `nanoclaw tasks list` shows")
         action.add_argument("--session", help="the session id, when the same task id is in several sessions")
-        action.add_argument("--json", action="store_true", help="machine-readable output")
+        json_flag(action)
         action.set_defaults(run=_changer(fn))
 
 
