@@ -16,11 +16,12 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from nanoclaw_app.commands.host_api import call_running_host
 from nanoclaw_app.commands.output import json_flag, print_json, print_table
-from nanoclaw_app.errors import NotFound, TransientError, UserError
+from nanoclaw_app.errors import NotFound, UserError
 from nanoclaw_app.services import agents as svc
 from nanoclaw_app.services.context import AppServices
 
@@ -171,7 +172,7 @@ async def _set(args: argparse.Namespace, services: AppServices) -> int:
 
 async def _delete(args: argparse.Namespace, services: AppServices) -> int:
     found = await svc.find_agent(services, args.agent)
-    remote = await _via_host(services, "DELETE", f"/api/agents/{quote(found.id, safe='')}",
+    remote = await call_running_host(services, "DELETE", f"/api/agents/{quote(found.id, safe='')}",
                              params={"force": "true" if args.force else "false"})
     result = svc.DeleteResult(**remote) if remote is not None else await svc.delete_agent(
         services, found.id, force=args.force)
@@ -188,52 +189,13 @@ async def _delete(args: argparse.Namespace, services: AppServices) -> int:
 
 async def _restart(args: argparse.Namespace, services: AppServices) -> int:
     found = await svc.find_agent(services, args.agent)
-    remote = await _via_host(services, "POST", f"/api/agents/{quote(found.id, safe='')}/restart")
+    remote = await call_running_host(services, "POST", f"/api/agents/{quote(found.id, safe='')}/restart")
     result = svc.RestartResult(**remote) if remote is not None else await svc.restart_agent(services, found.id)
     if args.json:
         print_json(result)
     else:
         print(f"{found.name}: {result.message}")
     return 0
-
-
-async def _via_host(
-    services: AppServices, method: str, path: str, params: dict[str, str] | None = None
-) -> dict[str, Any] | None:
-    """Ask the running host to do what only it can (it owns the containers); None when no host runs.
-
-    The command signs in with a session of its own, straight in the shared database, and signs out after.
-    """
-    import httpx
-
-    from nanoclaw_app.web.app import CSRF_COOKIE, CSRF_HEADER
-    from nanoclaw_app.web.auth import COOKIE
-    from nanoclaw_app.web.runfile import read_run_file
-
-    record = read_run_file(services.settings.paths)
-    url = str(record.get("url") or "") if record else ""
-    if not url:
-        return None
-    cookie = await services.auth.window_session()
-    try:
-        async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=120, cookies={COOKIE: cookie}) as client:
-            await client.get("/health")  # any GET hands out the CSRF cookie a write must echo
-            headers = {CSRF_HEADER: client.cookies.get(CSRF_COOKIE) or "", "accept": "application/json"}
-            response = await client.request(method, path, params=params, headers=headers)
-    except httpx.HTTPError as err:
-        raise TransientError(f"NanoClaw runs at {url} but did not answer ({err}); try again, or use the app") from err
-    finally:
-        await services.auth.sign_out(cookie)
-    try:
-        data = response.json()
-    except ValueError:
-        data = {"error": response.text[:200]}
-    if response.status_code == 404:
-        raise NotFound(str(data.get("error") if isinstance(data, dict) else data))
-    if response.status_code >= 400 or not isinstance(data, dict):
-        message = data.get("error") if isinstance(data, dict) else None
-        raise UserError(str(message or f"the running NanoClaw answered {response.status_code}"))
-    return data
 
 
 # ---------------------------------------------------------------------------------------------- memory

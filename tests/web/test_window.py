@@ -24,6 +24,8 @@ from nanoclaw_app.paths import Paths
 from nanoclaw_app.web.runfile import read_run_file
 from tests.web.conftest import REPO, screenshot_dir
 
+# Xvfb and GTK exist only on Linux; CI runs Linux, so this smoke test always runs there (macOS/Windows windows are
+# covered by the packaging work on their own runners).
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the X display test needs Linux (Xvfb)")
 
 WAIT_SECONDS = 60.0
