@@ -269,3 +269,16 @@ async def test_connecting_a_new_chat_from_the_page_to_a_chosen_agent(
     chat = await messaging.find(web_host.db, "test", "club")
     assert chat is not None
     assert await messaging.wiring(web_host.db, chat.id, helper.id) is not None
+
+
+async def test_the_command_line_approval_is_decided_by_the_running_host(
+    seeded: Seeded, web_host: Host, channel: FakeChannel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nanoclaw_app.cli import main
+
+    approval_id = await pending_sender(web_host, channel)
+    code = await asyncio.to_thread(main, ["approvals", "approve", approval_id, "--json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["outcome"] == "allowed"
+    await sent_text(channel, "echo: hello from Sam")  # only the running host can replay the held message
+    assert await web_host.db.fetchval("SELECT COUNT(*) FROM web_sessions WHERE origin = 'window'") == 0
