@@ -24,7 +24,8 @@ from nanoclaw_app.db import users as users_db
 from nanoclaw_app.db.approvals import PendingApproval, PendingChannelApproval, PendingSenderApproval
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.errors import NotFound, UserError
-from nanoclaw_app.services.chats import AgentRef, agent_by_ref, list_agents
+from nanoclaw_app.services.agents.lookup import agent_by_ref
+from nanoclaw_app.services.chats import AgentRef, list_agents
 from nanoclaw_app.services.context import AppServices
 
 log = logging.getLogger(__name__)

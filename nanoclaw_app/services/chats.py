@@ -25,8 +25,9 @@ from nanoclaw_app.db.messaging import (
     SESSION_MODES,
     WiringSpec,
 )
-from nanoclaw_app.db.rows import AgentGroup, MessagingGroup, Wiring, from_row
+from nanoclaw_app.db.rows import MessagingGroup, Wiring, from_row
 from nanoclaw_app.errors import NotFound, UserError
+from nanoclaw_app.services.agents.lookup import agent_by_ref
 from nanoclaw_app.services.context import AppServices
 
 log = logging.getLogger(__name__)
@@ -89,20 +90,6 @@ class WiringChanges:
 
 
 # --------------------------------------------------------------------------------------------- lookups
-
-
-async def agent_by_ref(db: Database, ref: str) -> AgentGroup:
-    """An agent by id or by name (case-insensitive, must be unique), so the CLI can say ``Nano`` instead of an id."""
-    ref = ref.strip()
-    agent = await agents_db.get(db, ref)
-    if agent is not None:
-        return agent
-    matches = [a for a in await agents_db.list_all(db) if a.name.casefold() == ref.casefold()]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise UserError(f"several agents are called {ref!r}; use the id ({', '.join(a.id for a in matches)})")
-    raise NotFound(f"no agent {ref!r}; `nanoclaw agents list` shows the agents and their ids")
 
 
 async def chat_by_ref(db: Database, ref: str) -> MessagingGroup:

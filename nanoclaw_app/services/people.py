@@ -14,7 +14,7 @@ from nanoclaw_app.db import users as users_db
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.rows import User
 from nanoclaw_app.errors import NotFound, UserError
-from nanoclaw_app.services.chats import agent_by_ref
+from nanoclaw_app.services.agents.lookup import agent_by_ref
 from nanoclaw_app.services.context import AppServices
 
 log = logging.getLogger(__name__)

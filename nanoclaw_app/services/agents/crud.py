@@ -19,7 +19,7 @@ from nanoclaw_app.core.system_actions import MEMORY_FILE
 from nanoclaw_app.db import agents as agents_db
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.rows import AgentGroup, Session
-from nanoclaw_app.errors import NotFound, UserError
+from nanoclaw_app.errors import UserError
 from nanoclaw_app.services.agents import lookup
 from nanoclaw_app.services.agents.memory import atomic_write
 from nanoclaw_app.services.context import AppServices
@@ -145,17 +145,7 @@ async def get_agent(services: AppServices, agent_id: str) -> AgentDetail:
 
 async def find_agent(services: AppServices, ref: str) -> AgentGroup:
     """An agent by id, folder or name (case-insensitive), for the command line."""
-    ref = ref.strip()
-    everyone = await agents_db.list_all(services.ctx.db)
-    for agent in everyone:
-        if ref in (agent.id, agent.folder):
-            return agent
-    named = [a for a in everyone if a.name.casefold() == ref.casefold()]
-    if len(named) == 1:
-        return named[0]
-    if named:
-        raise UserError(f"several agents are called {ref!r}; use the id: {', '.join(a.id for a in named)}")
-    raise NotFound(f"no agent {ref!r}; `nanoclaw agents list` shows them")
+    return await lookup.agent_by_ref(services.ctx.db, ref)
 
 
 async def create_agent(

@@ -8,9 +8,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from nanoclaw_app.db import agents as agents_db
+from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.rows import AgentGroup, ContainerConfig
 from nanoclaw_app.errors import NotFound, UserError
 from nanoclaw_app.services.context import AppServices
+
+
+async def agent_by_ref(db: Database, ref: str) -> AgentGroup:
+    """An agent by id, folder or name (case-insensitive, must be unique), so commands can say ``Nano``."""
+    ref = ref.strip()
+    everyone = await agents_db.list_all(db)
+    for found in everyone:
+        if ref in (found.id, found.folder):
+            return found
+    named = [a for a in everyone if a.name.casefold() == ref.casefold()]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise UserError(f"several agents are called {ref!r}; use the id: {', '.join(a.id for a in named)}")
+    raise NotFound(f"no agent {ref!r}; `nanoclaw agents list` shows the agents and their ids")
 
 
 async def agent(services: AppServices, agent_id: str) -> AgentGroup:
