@@ -4,6 +4,7 @@
 
     NanoClawError
     ├── TransientError      retry later (may carry ``retry_after`` seconds)
+    │   └── ChannelDown     the chat platform link is down: wait for it without using up attempts
     ├── AuthError           re-pair or re-authenticate the account
     ├── ConfigError         stop and tell the user how to fix the setup
     ├── UserError           bad input: show the message, change nothing
@@ -28,6 +29,14 @@ class TransientError(NanoClawError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ChannelDown(TransientError):
+    """The channel's link is down (reconnecting, logged out); sends wait until the adapter reports it up again."""
+
+    def __init__(self, channel_type: str, message: str) -> None:
+        super().__init__(message)
+        self.channel_type = channel_type
 
 
 class AuthError(NanoClawError):

@@ -8,11 +8,13 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 
-from nanoclaw_app.channels.base import ChannelAdapter, ChannelRegistry
+from nanoclaw_app.channels import registry as channel_registry
+from nanoclaw_app.channels.base import ChannelAdapter, ChannelRegistry, ChannelStatus
+from nanoclaw_app.channels.registry import BuildFn, ChannelDeps
 from nanoclaw_app.channels.webchat import WebchatAdapter
 from nanoclaw_app.core.approvals.service import ApprovalService
 from nanoclaw_app.core.context import CoreContext
@@ -65,7 +67,13 @@ class Host:
         adapters: Sequence[ChannelAdapter] = (),
         serve_web: bool = True,
         secrets: SecretStore | None = None,
+        channel_builders: Mapping[str, BuildFn] | None = None,
     ) -> None:
+        """Build every part; nothing starts until :meth:`start`.
+
+        ``adapters`` run in addition to the channels the user turned on; ``channel_builders`` replaces how a phone
+        channel is built (tests hand in adapters over fake platform clients).
+        """
         self.settings = settings
         self.state = HostState()
         self.db = Database(settings.paths.central_db)
@@ -110,11 +118,15 @@ class Host:
         )
         self.sweep = Sweep(self.ctx, interval=settings.sweep_interval_seconds)
         self.watcher = OutboundWatcher(settings.paths.sessions, self._on_outbound_change)
-        self.callbacks = HostEvents(self.ctx, self.router, self.approvals)
+        self.callbacks = HostEvents(self.ctx, self.router, self.approvals,
+                                    on_channel_up=self.delivery.resume_channel, on_component=self._component)
+        self._builders: dict[str, BuildFn] = {k.name: k.build for k in channel_registry.PHONE_CHANNELS}
+        self._builders.update(channel_builders or {})
+        self._channel_lock = asyncio.Lock()
         self.auth = WebAuth(self.db)
         self.services = AppServices(
             ctx=self.ctx, secrets=self.secrets, approvals=self.approvals, auth=self.auth, state=self.state,
-            gateway=self.gateway, runtime=self.runtime, reload_settings=self._reload_settings,
+            gateway=self.gateway, runtime=self.runtime, reload_settings=self._reload_settings, channels=self,
         )
         self.web: WebServer | None = (
             WebServer(create_app(self.services, lan=settings.lan_access), settings.host, settings.port)
@@ -168,10 +180,16 @@ class Host:
 
             await self.approvals.sweep_stale_on_start()
             # Channels come up before recovery and the sweep: both may need to tell the owner something.
+            stack.push_async_callback(self._teardown_channels)
             for adapter in self.channels.all():
-                await adapter.setup(self.callbacks)
-                stack.push_async_callback(adapter.teardown)
-                self._component(f"channel:{adapter.channel_type}", "connected" if adapter.is_connected() else "down")
+                await self._setup_adapter(adapter)
+            for name in self._builders:
+                if name not in self.channels and await channel_registry.is_enabled(self.db, name):
+                    try:
+                        await self.start_channel(name)
+                    except NanoClawError as err:
+                        log.error("channel %s not started: %s", name, err)
+                        self._component(f"channel:{name}", f"failed: {err}")
             await self.delivery.recover_uncertain()
             await self.delivery.start()
             stack.push_async_callback(self.delivery.stop)
@@ -232,6 +250,57 @@ class Host:
         remove_run_file(self.settings.paths)
         if self.web is not None:
             await self.web.stop()
+
+    # ------------------------------------------------------------------------------------------ channels
+
+    async def start_channel(self, name: str) -> ChannelAdapter:
+        """Build and connect a phone channel now (after setup in the app); returns the running adapter."""
+        async with self._channel_lock:
+            running = self.channels.get(name)
+            if running is not None:
+                return running
+            build = self._builders.get(name)
+            if build is None:
+                raise ConfigError(f"there is no channel called {name!r}")
+            deps = ChannelDeps(settings=self.settings, db=self.db, events=self.events, secrets=self.secrets,
+                               store=self.store)
+            adapter = await build(deps)
+            if adapter is None:
+                raise ConfigError(f"{name} is not set up yet; set it up on the Channels page")
+            self.channels.add(adapter)
+            await self._setup_adapter(adapter)
+            return adapter
+
+    async def stop_channel(self, name: str) -> None:
+        """Disconnect a channel and stop using it (sends to it wait until it runs again)."""
+        async with self._channel_lock:
+            adapter = self.channels.remove(name)
+            if adapter is None:
+                return
+            try:
+                await adapter.teardown()
+            finally:
+                await self.callbacks.on_status(name, ChannelStatus("stopped", "turned off"))
+
+    async def _setup_adapter(self, adapter: ChannelAdapter) -> None:
+        """Connect one adapter; a failure is shown and logged, and the host runs on without that channel."""
+        try:
+            await adapter.setup(self.callbacks)
+        except Exception as err:
+            log.exception("channel %s failed to start", adapter.channel_type)
+            self.channels.remove(adapter.channel_type)
+            with contextlib.suppress(Exception):
+                await adapter.teardown()
+            self._component(f"channel:{adapter.channel_type}", f"failed: {err}")
+            raise ConfigError(f"{adapter.channel_type} could not start: {err}") from err
+        self._component(f"channel:{adapter.channel_type}", adapter.status().state)
+
+    async def _teardown_channels(self) -> None:
+        for adapter in reversed(self.channels.all()):
+            try:
+                await adapter.teardown()
+            except Exception:
+                log.exception("channel %s did not stop cleanly", adapter.channel_type)
 
     # ------------------------------------------------------------------------------------------ wiring
 

@@ -98,6 +98,12 @@ class Settings:
     """Upstream the gateway forwards OpenAI-compatible requests to (e.g. ``http://localhost:11434/v1`` for Ollama)."""
     daily_spend_cap_usd: float = 0.0
     """Model spending allowed per day (midnight to midnight in ``timezone``), over all agents; 0 turns the cap off."""
+    telegram_api_base_url: str = "https://api.telegram.org"
+    """Telegram Bot API server (a self-hosted ``telegram-bot-api`` server works too); ``/bot<token>`` is added."""
+    whatsapp_reply_only: bool = True
+    """WhatsApp guardrail against bans: only send to chats that wrote to this number first (no cold messages)."""
+    whatsapp_sends_per_minute: int = 20
+    """WhatsApp guardrail against bans: most messages sent per minute over all chats; more wait their turn."""
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -173,6 +179,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("setting 'container_cpus' must be more than 0")
     if settings.daily_spend_cap_usd < 0:
         raise ConfigError("setting 'daily_spend_cap_usd' must be 0 (off) or more")
+    if settings.whatsapp_sends_per_minute < 1:
+        raise ConfigError("setting 'whatsapp_sends_per_minute' must be 1 or more")
+    if not settings.telegram_api_base_url.startswith(("http://", "https://")):
+        raise ConfigError("setting 'telegram_api_base_url' must start with http:// or https://")
     choices = {"runtime": ("podman", "local"), "gateway_transport": ("auto", "unix", "tcp")}
     for name, allowed in choices.items():
         if getattr(settings, name) not in allowed:

@@ -41,7 +41,7 @@ from nanoclaw_app.db import delivery_attempts as attempts_db
 from nanoclaw_app.db import destinations, messaging, questions
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.rows import Session
-from nanoclaw_app.errors import IntegrityError, TransientError, UserError
+from nanoclaw_app.errors import ChannelDown, IntegrityError, TransientError, UserError
 from nanoclaw_app.sessions.files import check_basename
 from nanoclaw_app.sessions.store import INBOUND
 from nanoclaw_app.timeutil import iso, now_iso, utcnow
@@ -55,6 +55,8 @@ RETRY_BASE_SECONDS = 2.0
 LIVE_CONTAINER = frozenset({"running", "starting", "idle"})
 UNCERTAIN_ERROR = "the app stopped while sending; this reply may not have arrived"
 STOP_GRACE_SECONDS = 10.0
+CHANNEL_WAIT_SECONDS = 300.0
+"""A send waiting for its channel is looked at again after this even if no "back up" arrives (a safety net)."""
 
 Address = tuple[str, str, str | None]
 
@@ -228,6 +230,9 @@ class Delivery:
         except RouteRefused as err:
             await self._give_up(session, folder, row, str(err), tell=False)  # the source agent was told
             return True
+        except ChannelDown as err:
+            await self._wait_for_channel(session, row, err)
+            return True
         except _PERMANENT as err:
             await self._give_up(session, folder, row, str(err), tell=True, content=content)
             return True
@@ -319,6 +324,27 @@ class Delivery:
                                error=error, next_attempt_at=when)
             return
         await self._give_up(session, folder, row, f"{error} (after {attempt} attempts)", tell=True, content=content)
+
+    async def _wait_for_channel(self, session: Session, row: OutboundRow, err: ChannelDown) -> None:
+        """The platform link is down: park the row (persisted) until the adapter reports the channel up again."""
+        when = iso(utcnow() + timedelta(seconds=CHANNEL_WAIT_SECONDS))
+        await attempts_db.wait_for_channel(self._ctx.db, session.id, row.id, err.channel_type, str(err), when)
+        log.info("session %s: %s waits for %s to reconnect (%s)", session.id, row.id, err.channel_type, err)
+        self._ctx.events.publish("delivery.waiting", session_id=session.id, message_out_id=row.id,
+                                 channel_type=err.channel_type, error=str(err))
+
+    async def resume_channel(self, channel_type: str) -> int:
+        """A channel came back: send what waited for it, in order; returns how many sessions had sends waiting."""
+        sessions = await attempts_db.resume_channel(self._ctx.db, channel_type)
+        if sessions:
+            log.info("%s is back: sending what waited in %d sessions", channel_type, len(sessions))
+        for session_id in sorted(sessions):
+            try:
+                await self.deliver_session(session_id)
+            except Exception:
+                log.exception("session %s: sending what waited for %s failed; the poll retries", session_id,
+                              channel_type)
+        return len(sessions)
 
     async def _give_up(
         self, session: Session, folder: Path, row: OutboundRow, error: str, *, tell: bool,

@@ -6,10 +6,14 @@ Each is guarded so every failure is logged and published with the message's addr
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from nanoclaw_app.channels import pairing
+from nanoclaw_app.channels.base import ChannelStatus
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.messages import InboundMessage
+from nanoclaw_app.core.notify import notify_owner
 from nanoclaw_app.db import messaging
 
 if TYPE_CHECKING:
@@ -22,14 +26,28 @@ log = logging.getLogger(__name__)
 class HostEvents:
     """Implements ``channels.base.HostCallbacks`` over the router and the approval service."""
 
-    def __init__(self, ctx: CoreContext, router: Router, approvals: ApprovalService) -> None:
+    def __init__(
+        self,
+        ctx: CoreContext,
+        router: Router,
+        approvals: ApprovalService,
+        *,
+        on_channel_up: Callable[[str], Awaitable[object]] | None = None,
+        on_component: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._ctx = ctx
         self._router = router
         self._approvals = approvals
+        self._on_channel_up = on_channel_up
+        self._on_component = on_component
+        self.statuses: dict[str, ChannelStatus] = {}
+        """The last status each channel reported (the app's channel page reads it)."""
 
     async def on_inbound(self, message: InboundMessage) -> None:
-        """Route a message; an unexpected error is logged and re-raised so a redelivering adapter retries it."""
+        """Route a message (after pairing codes had their look); errors are logged and re-raised for a retry."""
         try:
+            if await pairing.intercept(self._ctx, message):
+                return
             await self._router.route(message)
         except Exception:
             log.exception(
@@ -62,3 +80,28 @@ class HostEvents:
             log.exception("handling the click on %s by %s failed", question_id, user_id)
             self._ctx.events.publish("action.failed", question_id=question_id, user_id=user_id)
             raise
+
+    async def on_status(self, channel_type: str, status: ChannelStatus) -> None:
+        """Show the link's state; when it is up, send what waited; an ``alert`` goes to the owner elsewhere."""
+        previous = self.statuses.get(channel_type)
+        self.statuses[channel_type] = status
+        if previous is None or previous.state != status.state or previous.detail != status.detail:
+            log.info("channel %s: %s%s", channel_type, status.state, f" ({status.detail})" if status.detail else "")
+        self._ctx.events.publish("channel.status", channel_type=channel_type, **status.to_dict())
+        if self._on_component is not None:
+            self._on_component(f"channel:{channel_type}", status.state)
+        owner_chat, owner_handle = status.extra.get("owner_chat"), status.extra.get("owner_handle")
+        if status.up and owner_chat and owner_handle:
+            # The account is the owner's own (WhatsApp "Message yourself"): their self chat is the owner's DM.
+            try:
+                await pairing.bind_chat(self._ctx, channel_type, owner_chat, owner_handle, owner=True,
+                                        sender_name=status.account or "")
+            except Exception:
+                log.exception("could not make the %s self chat the owner's", channel_type)
+        if status.up and self._on_channel_up is not None and (previous is None or not previous.up):
+            try:
+                await self._on_channel_up(channel_type)
+            except Exception:
+                log.exception("sending what waited for %s failed; the delivery poll retries", channel_type)
+        if status.alert:
+            await notify_owner(self._ctx, status.alert, avoid_channel=channel_type)

@@ -13,13 +13,17 @@ from nanoclaw_app.ids import short_code
 log = logging.getLogger(__name__)
 
 
-async def notify_owner(ctx: CoreContext, text: str, *, prefer_channel: str | None = None) -> bool:
+async def notify_owner(
+    ctx: CoreContext, text: str, *, prefer_channel: str | None = None, avoid_channel: str | None = None
+) -> bool:
     """Send ``text`` to the first reachable owner DM (on ``prefer_channel`` when possible); False when nobody got it.
 
-    Never raises: a notice that cannot be sent is logged (with its text) so it still shows in the log.
+    ``avoid_channel`` is a channel that just went down: the notice goes anywhere else (phone channels before the
+    in-app chat). Never raises: a notice that cannot be sent is logged (with its text) so it still shows in the log.
     """
     owners = await users_db.owners(ctx.db)
-    delivery = await pick_approval_delivery(ctx, owners, prefer_channel) if owners else None
+    delivery = await pick_approval_delivery(ctx, owners, prefer_channel, avoid_channel=avoid_channel) \
+        if owners else None
     if delivery is None:
         log.warning("cannot notify the owner (%s): %s", "no owner reachable" if owners else "no owner", text)
         ctx.events.publish("owner.notify_failed", text=text, reason="unreachable" if owners else "no owner")

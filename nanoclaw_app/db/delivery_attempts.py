@@ -32,6 +32,7 @@ class DeliveryAttempt:
     last_error: str | None
     next_attempt_at: str | None
     updated_at: str
+    waiting_channel: str | None = None
 
 
 async def begin(db: Database, session_id: str, message_out_id: str) -> int:
@@ -42,7 +43,7 @@ async def begin(db: Database, session_id: str, message_out_id: str) -> int:
             "INSERT INTO delivery_attempts (session_id, message_out_id, attempts, state, updated_at)"
             " VALUES (?, ?, 1, 'sending', ?)"
             " ON CONFLICT (session_id, message_out_id) DO UPDATE SET attempts = attempts + 1, state = 'sending',"
-            " next_attempt_at = NULL, updated_at = excluded.updated_at",
+            " next_attempt_at = NULL, waiting_channel = NULL, updated_at = excluded.updated_at",
             (session_id, message_out_id, now),
         )
         cursor = await conn.execute(
@@ -62,6 +63,43 @@ async def succeeded(db: Database, session_id: str, message_out_id: str) -> None:
 async def retry_later(db: Database, session_id: str, message_out_id: str, error: str, next_attempt_at: str) -> None:
     """The send failed but may work later; delivery skips the row until ``next_attempt_at``."""
     await _set(db, session_id, message_out_id, RETRY, error, next_attempt_at)
+
+
+async def wait_for_channel(
+    db: Database, session_id: str, message_out_id: str, channel_type: str, error: str, next_attempt_at: str
+) -> None:
+    """The channel is down: the row waits for it (state ``retry``) and this attempt is not counted.
+
+    ``next_attempt_at`` is only a safety net; :func:`resume_channel` makes the rows due as soon as the link is back.
+    """
+    await db.execute(
+        "UPDATE delivery_attempts SET state = 'retry', attempts = MAX(attempts - 1, 0), last_error = ?,"
+        " next_attempt_at = ?, waiting_channel = ?, updated_at = ? WHERE session_id = ? AND message_out_id = ?",
+        (error, next_attempt_at, channel_type, now_iso(), session_id, message_out_id),
+    )
+
+
+async def resume_channel(db: Database, channel_type: str) -> set[str]:
+    """The channel is up again: its waiting rows are due now; returns their sessions."""
+    rows = await db.fetchall(
+        "SELECT DISTINCT session_id FROM delivery_attempts WHERE state = 'retry' AND waiting_channel = ?",
+        (channel_type,),
+    )
+    await db.execute(
+        "UPDATE delivery_attempts SET next_attempt_at = NULL, waiting_channel = NULL, updated_at = ?"
+        " WHERE state = 'retry' AND waiting_channel = ?",
+        (now_iso(), channel_type),
+    )
+    return {str(r[0]) for r in rows}
+
+
+async def waiting_counts(db: Database) -> dict[str, int]:
+    """How many sends wait for each channel to come back."""
+    rows = await db.fetchall(
+        "SELECT waiting_channel, COUNT(*) FROM delivery_attempts WHERE state = 'retry' AND waiting_channel IS NOT NULL"
+        " GROUP BY waiting_channel"
+    )
+    return {str(r[0]): int(r[1]) for r in rows}
 
 
 async def failed(db: Database, session_id: str, message_out_id: str, error: str) -> None:

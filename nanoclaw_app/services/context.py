@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from nanoclaw_app.channels.base import ChannelAdapter
     from nanoclaw_app.core.approvals.service import ApprovalService
     from nanoclaw_app.core.context import CoreContext
     from nanoclaw_app.gateway.server import ModelGateway
@@ -15,6 +16,16 @@ if TYPE_CHECKING:
     from nanoclaw_app.settings import Settings
     from nanoclaw_app.web.auth import WebAuth
     from nanoclaw_app.web.state import HostState
+
+
+class ChannelControl(Protocol):
+    """Starting and stopping channels in the running host (the app's channel setup needs it)."""
+
+    async def start_channel(self, name: str) -> ChannelAdapter:
+        """Build and connect a phone channel now."""
+
+    async def stop_channel(self, name: str) -> None:
+        """Disconnect a channel."""
 
 
 class AppServices:
@@ -37,6 +48,7 @@ class AppServices:
         runtime: ContainerRuntime | None = None,
         live: bool = True,
         reload_settings: Callable[[Settings], Awaitable[None]] | None = None,
+        channels: ChannelControl | None = None,
     ) -> None:
         self.ctx = ctx
         self.secrets = secrets
@@ -46,6 +58,8 @@ class AppServices:
         self.gateway = gateway
         self.runtime = runtime
         self.live = live
+        self.channels = channels
+        """None in a CLI process: channels run only in the host."""
         self.reload_settings = reload_settings
         """Called after settings.json changed, so running parts pick up what can change without a restart."""
         self.closing = asyncio.Event()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from nanoclaw_app.channels.base import ChannelAdapter, HostCallbacks
 from nanoclaw_app.core.messages import InboundMessage, OutboundMessage
-from nanoclaw_app.errors import TransientError
+from nanoclaw_app.errors import ChannelDown, TransientError
 
 
 @dataclass
@@ -34,6 +34,8 @@ class FakeChannel(ChannelAdapter):
     subscriptions: list[tuple[str, str]] = field(default_factory=list)
     fail_next: int = 0
     fail_always: bool = False
+    down: bool = False
+    """While True, sends raise ``ChannelDown`` (the link is reconnecting)."""
     host: HostCallbacks | None = None
     connected: bool = False
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
@@ -50,6 +52,8 @@ class FakeChannel(ChannelAdapter):
         return self.connected
 
     async def deliver(self, platform_id: str, thread_id: str | None, message: OutboundMessage) -> str | None:
+        if self.down:
+            raise ChannelDown(self.channel_type, "the test channel is reconnecting")
         if self.fail_always or self.fail_next > 0:
             self.fail_next = max(0, self.fail_next - 1)
             raise TransientError("test channel refused the send")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from nanoclaw_app.channels import cards
 from nanoclaw_app.core.approvals import channel, expiry, requests, sender
 from nanoclaw_app.core.approvals.dispatch import ClickHandler, dispatch
 from nanoclaw_app.core.approvals.requests import ApprovalHandler
@@ -48,8 +49,14 @@ class ApprovalService:
     # ------------------------------------------------------------------------------------------ clicks
 
     async def on_action(self, question_id: str, value: str, user_id: str) -> bool:
-        """Route a card click to its kind's handler; False when no pending card has this id."""
-        return await dispatch(self.ctx, self._click_handlers, question_id, value, user_id)
+        """Route a card click to its kind's handler; False when no pending card has this id.
+
+        Once claimed, copies of the card on text-only channels stop taking numbered answers.
+        """
+        claimed = await dispatch(self.ctx, self._click_handlers, question_id, value, user_id)
+        if claimed:
+            await cards.close_question(self.ctx.db, question_id, value)
+        return claimed
 
     async def _on_approval_click(self, question_id: str, value: str, user_id: str) -> bool:
         return await requests.on_approval_click(self.ctx, self._handlers, question_id, value, user_id)
