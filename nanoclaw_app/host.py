@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -52,6 +53,7 @@ from nanoclaw_app.web.state import HostState
 
 log = logging.getLogger(__name__)
 
+_SETTING_NAMES = tuple(f.name for f in dataclasses.fields(Settings))
 HOUSEKEEPING_SECONDS = 30.0
 QUIET_POLL_SECONDS = 30.0
 
@@ -309,10 +311,22 @@ class Host:
         self.events.publish("health", components={name: status})
 
     async def _reload_settings(self, settings: Settings) -> None:
-        """Settings changed on disk: swap them in for the parts that read them per use (timezone, spend cap, ...)."""
-        self.settings = settings
+        """Settings changed on disk: swap them in for the parts that read them per use (timezone, spend cap, ...).
+
+        A running phone channel whose own settings changed (``telegram_*``, ``whatsapp_*``) is reconnected with them.
+        """
+        previous, self.settings = self.settings, settings
         self.ctx.settings = settings
         self.gateway.apply_settings(settings)
+        for name in [a.channel_type for a in self.channels.all()]:
+            prefix = f"{name}_"
+            if any(getattr(previous, f) != getattr(settings, f) for f in _SETTING_NAMES if f.startswith(prefix)):
+                log.info("%s settings changed; reconnecting it", name)
+                await self.stop_channel(name)
+                try:
+                    await self.start_channel(name)
+                except NanoClawError as err:
+                    log.error("channel %s did not come back after a settings change: %s", name, err)
         log.info("settings reloaded")
 
     def _default_runtime(self) -> ContainerRuntime:

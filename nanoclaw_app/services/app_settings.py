@@ -25,7 +25,7 @@ from nanoclaw_app.settings import ENV_PREFIX, Settings, load_settings, save_sett
 from nanoclaw_app.web.runfile import read_run_file
 
 EDITABLE = ("timezone", "lan_access", "host", "port", "daily_spend_cap_usd", "agent_base_image",
-            "agent_ca_certificates")
+            "agent_ca_certificates", "telegram_api_base_url", "whatsapp_reply_only", "whatsapp_sends_per_minute")
 NEEDS_RESTART = frozenset({"lan_access", "host", "port", "timezone", "agent_base_image", "agent_ca_certificates"})
 RESTART_KEY = "settings.restart_needed"
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
@@ -43,6 +43,9 @@ class AppSettings:
     daily_spend_cap_usd: float
     agent_base_image: str
     agent_ca_certificates: str
+    telegram_api_base_url: str
+    whatsapp_reply_only: bool
+    whatsapp_sends_per_minute: int
     lan_password_set: bool
     restart_needed: list[str]
     """Saved settings the running NanoClaw does not use until it restarts."""
@@ -56,11 +59,11 @@ def parse_value(name: str, text: str) -> Any:
         raise UserError(f"{name!r} cannot be changed here; choose one of {', '.join(EDITABLE)}")
     text = text.strip()
     try:
-        if name == "lan_access":
+        if name in ("lan_access", "whatsapp_reply_only"):
             if text.lower() not in (*_TRUE, *_FALSE):
                 raise ValueError(text)
             return text.lower() in _TRUE
-        if name == "port":
+        if name in ("port", "whatsapp_sends_per_minute"):
             return int(text)
         if name == "daily_spend_cap_usd":
             return float(text)
@@ -148,10 +151,19 @@ def _check(name: str, value: Any, current: Settings) -> Any:
             if text != "localhost":
                 raise UserError(f"{text!r} is not an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0") from err
         return text
-    if name == "lan_access":
+    if name in ("lan_access", "whatsapp_reply_only"):
         if not isinstance(value, bool):
-            raise UserError("lan_access must be true or false")
+            raise UserError(f"{name} must be true or false")
         return value
+    if name == "whatsapp_sends_per_minute":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 120:
+            raise UserError("WhatsApp sends per minute must be a whole number from 1 to 120")
+        return value
+    if name == "telegram_api_base_url":
+        text = str(value).strip().rstrip("/")
+        if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", text):
+            raise UserError(f"{text!r} is not a web address such as https://api.telegram.org")
+        return text
     return value  # pragma: no cover - every editable name is handled above
 
 

@@ -80,6 +80,8 @@ async def test_settings_are_validated_with_messages_that_say_the_fix(client: htt
         "port": (70000, "1 to 65535"),
         "agent_base_image": ("not an image!", "image reference"),
         "agent_ca_certificates": (str(tmp_path / "missing.pem"), "no file at"),
+        "whatsapp_sends_per_minute": (0, "from 1 to 120"),
+        "telegram_api_base_url": ("ftp://bots", "web address"),
     }
     for name, (value, fix) in cases.items():
         response = await client.put("/api/settings", json={name: value})
@@ -239,3 +241,21 @@ async def test_settings_changed_elsewhere_show_up_on_an_open_page(page: Any, bas
     await page.locator("#nc-health.good").wait_for()  # the event stream said hello: the page is subscribed
     await client.put("/api/settings", json={"daily_spend_cap_usd": 9})
     await expect(page.locator("#general-form input[name=daily_spend_cap_usd]")).to_have_value("9")
+
+
+async def test_whatsapp_guardrails_are_set_on_the_page_and_apply_at_once(page: Any, base_url: str,
+                                                                         web_host: Host) -> None:
+    assert web_host.settings.whatsapp_reply_only is True
+    await page.goto(f"{base_url}/settings")
+    box = page.locator("#phone-form input[name=whatsapp_reply_only]")
+    await expect(box).to_be_checked()
+    await box.uncheck()
+    await page.fill("#phone-form input[name=whatsapp_sends_per_minute]", "8")
+    await page.click("#phone-form button[type=submit]")
+    await page.get_by_text("Saved").first.wait_for()
+    assert web_host.settings.whatsapp_reply_only is False
+    assert web_host.settings.whatsapp_sends_per_minute == 8
+    assert (await page.locator("#restart-banner").is_hidden())
+    await page.reload()
+    await expect(page.locator("#phone-form input[name=whatsapp_reply_only]")).not_to_be_checked()
+    await expect(page.locator("#phone-form input[name=whatsapp_sends_per_minute]")).to_have_value("8")

@@ -110,14 +110,15 @@ document.addEventListener("DOMContentLoaded", () => {
 
   // ---- settings ------------------------------------------------------------------------------------------------
 
-  const NUMBERS = new Set(["port", "daily_spend_cap_usd"]);
+  const NUMBERS = new Set(["port", "daily_spend_cap_usd", "whatsapp_sends_per_minute"]);
 
   function show(settings) {
     current = settings;
-    for (const form of [$("general-form"), $("containers-form")]) {
+    for (const form of [$("general-form"), $("containers-form"), $("phone-form")]) {
       for (const input of form.querySelectorAll("input[name]")) {
         const name = input.name;
-        if (document.activeElement !== input) input.value = settings[name] ?? "";
+        if (input.type === "checkbox") input.checked = Boolean(settings[name]);
+        else if (document.activeElement !== input) input.value = settings[name] ?? "";
         const fixed = settings.fixed_by_environment.includes(name);
         input.disabled = fixed;
         const hint = form.querySelector(`[data-hint="${name}"]`);
@@ -148,7 +149,8 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     const changes = {};
     for (const input of event.target.querySelectorAll("input[name]:not(:disabled)")) {
-      const value = NUMBERS.has(input.name) ? Number(input.value) : input.value.trim();
+      const value = input.type === "checkbox" ? input.checked
+        : NUMBERS.has(input.name) ? Number(input.value) : input.value.trim();
       if (value !== current[input.name]) changes[input.name] = value;
     }
     if (!Object.keys(changes).length) { toast(t("settings.nothing_changed")); return; }
@@ -158,6 +160,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
   $("general-form").addEventListener("submit", guard(saveForm));
   $("containers-form").addEventListener("submit", guard(saveForm));
+  $("phone-form").addEventListener("submit", guard(saveForm));
 
   $("lan-form").addEventListener("submit", guard(async (event) => {
     event.preventDefault();

@@ -32,6 +32,9 @@ class SettingsChange:
     daily_spend_cap_usd: float | None = None
     agent_base_image: str | None = None
     agent_ca_certificates: str | None = None
+    telegram_api_base_url: str | None = None
+    whatsapp_reply_only: bool | None = None
+    whatsapp_sends_per_minute: int | None = None
 
 
 @dataclass
