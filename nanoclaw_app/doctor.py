@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import importlib.metadata
 import shutil
 import sqlite3
 import sys
@@ -50,7 +53,22 @@ async def run_checks(paths: Paths) -> list[Check]:
         return checks
     checks.append(await _database(paths))
     checks.append(await _podman(paths))
+    checks.append(await _whatsapp_library())
     return checks
+
+
+async def _whatsapp_library() -> Check:
+    """Whether WhatsApp's native library loads (a frozen build must carry it; musl Linux has no wheel)."""
+    try:
+        await asyncio.to_thread(importlib.import_module, "nanoclaw_app.channels.whatsapp.native")
+    except Exception as err:  # an ImportError, or OSError from loading the Go library
+        return Check("whatsapp", False, f"the WhatsApp library does not load: {err}",
+                     "reinstall NanoClaw; WhatsApp needs a glibc Linux, macOS or Windows", required=False)
+    try:
+        version = importlib.metadata.version("neonize")
+    except importlib.metadata.PackageNotFoundError:  # frozen: no distribution metadata
+        version = "bundled"
+    return Check("whatsapp", True, f"neonize {version}, native library loads", required=False)
 
 
 async def _database(paths: Paths) -> Check:

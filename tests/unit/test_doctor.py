@@ -81,3 +81,11 @@ def test_doctor_json_carries_the_podman_check(capsys: pytest.CaptureFixture[str]
     assert set(checks["podman"]) == {"name", "ok", "detail", "fix", "required"}
     assert checks["podman"]["ok"] is False
     assert "install" in checks["podman"]["fix"].lower()
+
+
+async def test_whatsapp_line_says_the_native_library_loads(paths: Paths) -> None:
+    checks = {c.name: c for c in await run_checks(paths)}
+    check = checks["whatsapp"]
+    assert check.ok, check.detail
+    assert check.required is False
+    assert "native library loads" in check.detail
