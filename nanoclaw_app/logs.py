@@ -32,4 +32,7 @@ def setup_logging(log_dir: Path, level: str = "INFO", *, console: bool = True) -
         root.addHandler(handler)
     # httpx logs every request at INFO: one line per forwarded model call and per engine call is noise.
     logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
+    # The Telegram library's debug lines carry request URLs, which contain the bot token: never below INFO.
+    for name in ("telegram", "httpcore"):
+        logging.getLogger(name).setLevel(max(root.level, logging.INFO))
     return log_file

@@ -1,0 +1,17 @@
+"""Building the Telegram adapter when a bot token is stored (called lazily by the channel registry)."""
+
+from __future__ import annotations
+
+from nanoclaw_app.channels.base import ChannelAdapter
+from nanoclaw_app.channels.registry import ChannelDeps
+from nanoclaw_app.channels.telegram.setup import TOKEN_SECRET
+
+
+async def build(deps: ChannelDeps) -> ChannelAdapter | None:
+    """The adapter for the stored token, or None when Telegram has not been set up."""
+    token = await deps.secrets.get(TOKEN_SECRET)
+    if not token:
+        return None
+    from nanoclaw_app.channels.telegram.adapter import TelegramAdapter
+
+    return TelegramAdapter(deps, token=token)
