@@ -10,9 +10,19 @@ from types import ModuleType
 
 
 def _areas() -> tuple[ModuleType, ...]:
-    from nanoclaw_app.commands import activity, agents, approvals, chats, people, secrets, settings, tasks
+    from nanoclaw_app.commands import (
+        activity,
+        agents,
+        approvals,
+        channels,
+        chats,
+        people,
+        secrets,
+        settings,
+        tasks,
+    )
 
-    return (agents, chats, people, approvals, tasks, activity, settings, secrets)
+    return (agents, channels, chats, people, approvals, tasks, activity, settings, secrets)
 
 
 def register_all(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

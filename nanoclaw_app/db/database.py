@@ -6,6 +6,7 @@ All writes go through :meth:`Database.transaction` (``BEGIN IMMEDIATE``), so the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -76,7 +77,14 @@ class Database:
         """Run a block of writes atomically (``BEGIN IMMEDIATE`` ... ``COMMIT``, rollback on error)."""
         async with self._write_lock:
             conn = self.writer
-            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                # Cancelled while waiting, aiosqlite still runs the BEGIN in its thread; a ROLLBACK queued behind it
+                # ends that transaction, or every later write would fail with "transaction within a transaction".
+                with contextlib.suppress(sqlite3.OperationalError):  # the BEGIN itself failed: nothing to end
+                    await asyncio.shield(conn.execute("ROLLBACK"))
+                raise
             try:
                 yield conn
             except BaseException:

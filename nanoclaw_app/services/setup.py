@@ -1,9 +1,12 @@
-"""The first-run wizard: model access → container engine and image → name your agent → a live test message.
+"""The first-run wizard: model access → containers → WhatsApp → Telegram → name your agent → a live test message.
 
 Each step checks before it keeps anything, and what it keeps is real app state (the key in the secret store, the
 server address in settings, the agent in the database), so the wizard can be run again from Settings: it pre-fills
 from that state and changes only what the user changes. Progress lives in ``app_state`` under ``wizard.*``;
 ``wizard.completed`` (set by a passed live test) sends the front page to the chat instead of here.
+
+The phone channels come before the agent (as in DESIGN), so a chat paired there has no agent to answer yet: naming the
+agent wires every such chat to it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from nanoclaw_app.channels import registry as channel_registry
 from nanoclaw_app.core.events import Event
+from nanoclaw_app.core.projection import reproject_agent
 from nanoclaw_app.db import agents as agents_db
-from nanoclaw_app.db import app_state
+from nanoclaw_app.db import app_state, messaging
+from nanoclaw_app.db import users as users_db
 from nanoclaw_app.db.rows import AgentGroup
 from nanoclaw_app.errors import ConfigError, UserError
 from nanoclaw_app.gateway.upstream import build_upstreams
@@ -50,6 +56,10 @@ COMPLETED = "wizard.completed"
 MODEL = "wizard.model"
 AGENT = "wizard.agent_id"
 TESTED = "wizard.tested"
+CHANNEL_STEPS = ("whatsapp", "telegram")
+"""The phone channel steps; ``wizard.<name>`` holds ``done`` or ``skipped`` once the person moved past one."""
+STEPS = ("model", "engine", "whatsapp", "telegram", "agent", "test")
+OUTCOMES = ("done", "skipped")
 TEST_TIMEOUT = 120.0
 """A first container start (and a first model call) can take a while; longer than this means something is wrong."""
 TEST_TEXT = "Hello! This is the setup test. Please answer with one short, friendly sentence."
@@ -97,9 +107,10 @@ class WizardState:
 
     completed: bool
     steps: dict[str, bool]
-    """``model``, ``engine``, ``agent``, ``test``: whether each step has passed."""
+    """``model``, ``engine``, ``whatsapp``, ``telegram``, ``agent``, ``test``: whether each step has passed (a
+    channel step passes when the channel works or was skipped)."""
     current: int
-    """The step to open (1-4): the first not yet passed, or 1 when all have (a re-run)."""
+    """The step to open (1-6): the first not yet passed, or 1 once setup is complete (a re-run)."""
     model: ModelState
     secrets: SecretsState
     engine_runtime: str
@@ -124,11 +135,11 @@ async def wizard_state(services: AppServices) -> WizardState:
     steps = {
         "model": saved is not None,
         "engine": await app_state.get(db, ENGINE_DONE) is not None,
+        **{name: await _channel_step_passed(services, name) for name in CHANNEL_STEPS},
         "agent": agent is not None and await app_state.get(db, AGENT) == agent.id,
         "test": await app_state.get(db, COMPLETED) is not None,
     }
-    order = ["model", "engine", "agent", "test"]
-    current = next((i + 1 for i, name in enumerate(order) if not steps[name]), 1)
+    current = 1 if steps["test"] else next((i + 1 for i, name in enumerate(STEPS) if not steps[name]), 1)
     return WizardState(
         completed=steps["test"], steps=steps, current=current, model=model, secrets=await _secrets_state(services),
         engine_runtime=services.runtime.name if services.runtime is not None else "none",
@@ -307,12 +318,94 @@ def _read_settings_file(services: AppServices) -> bytes | None:
         return None
 
 
-# ---------------------------------------------------------------------------------------------------- step 3
+# ---------------------------------------------------------------------------------------------------- steps 3-4
+
+
+async def _channel_step_passed(services: AppServices, name: str) -> bool:
+    """Moved past in the wizard, or the channel was set up and turned on elsewhere (the channels page, the CLI)."""
+    from nanoclaw_app.services.channels import get_channel
+
+    if await app_state.get(services.ctx.db, f"wizard.{name}") in OUTCOMES:
+        return True
+    view = await get_channel(services, name)
+    return view.enabled and view.set_up
+
+
+@dataclass
+class ChannelStepResult:
+    """A phone channel step left behind: linked (``done``) or skipped for now."""
+
+    channel: str
+    outcome: str
+
+
+async def finish_channel_step(services: AppServices, channel: str, outcome: str) -> ChannelStepResult:
+    """Move past the WhatsApp or Telegram step; ``done`` only when the channel really works, ``skipped`` always.
+
+    Skipping changes nothing about the channel: it can be set up on the channels page any time.
+    """
+    from nanoclaw_app.services.channels import get_channel
+
+    if channel not in CHANNEL_STEPS:
+        raise StepFailed(f"there is no setup step for {channel!r}")
+    if outcome not in OUTCOMES:
+        raise StepFailed(f"a step ends as {' or '.join(OUTCOMES)}, not {outcome!r}")
+    if outcome == "done":
+        view = await get_channel(services, channel)
+        if channel == "whatsapp" and view.status.state != "connected":
+            raise StepFailed("WhatsApp is not linked yet: scan the QR code with your phone, or skip this step.")
+        if channel == "telegram" and not (view.set_up and view.running):
+            raise StepFailed("Telegram is not connected yet: paste your bot's token, or skip this step.")
+    await app_state.put(services.ctx.db, f"wizard.{channel}", outcome)
+    log.info("setup: the %s step is %s", channel, outcome)
+    services.ctx.events.publish("setup.step", step=channel, outcome=outcome)
+    return ChannelStepResult(channel, outcome)
+
+
+async def _wire_paired_chats(services: AppServices, agent_id: str) -> list[str]:
+    """Wire the agent to every phone chat that was paired before any agent existed; returns their ids.
+
+    Those are the chats bound by a pairing code or as the owner's own (the WhatsApp self chat), with no agent yet: a
+    DM answers every message (pattern "."), a group answers when the agent is mentioned, as pairing does.
+    """
+    db = services.ctx.db
+    phone = tuple(k.name for k in channel_registry.PHONE_CHANNELS)
+    marks = ",".join("?" * len(phone))
+    rows = await db.fetchall(
+        f"SELECT mg.id FROM messaging_groups mg WHERE mg.channel_type IN ({marks})"
+        " AND NOT EXISTS (SELECT 1 FROM messaging_group_agents mga WHERE mga.messaging_group_id = mg.id)"
+        " AND (EXISTS (SELECT 1 FROM pairing_codes pc WHERE pc.state = 'used' AND pc.channel_type = mg.channel_type"
+        "              AND pc.platform_id = mg.platform_id)"
+        "      OR mg.id IN (SELECT ud.messaging_group_id FROM user_dms ud JOIN user_roles ur ON ur.user_id = ud.user_id"
+        "                   WHERE ur.role = 'owner'))"
+        " ORDER BY mg.created_at",
+        phone,
+    )
+    wired: list[str] = []
+    for row in rows:
+        chat = await messaging.get(db, str(row[0]))
+        if chat is None:  # pragma: no cover - deleted between the two reads
+            continue
+        spec = (messaging.WiringSpec(engage_mode="mention") if chat.is_group
+                else messaging.WiringSpec(engage_mode="pattern", engage_pattern="."))
+        await messaging.wire(db, chat.id, agent_id, spec)
+        services.ctx.events.publish("chat.wired", messaging_group_id=chat.id, agent_group_id=agent_id)
+        wired.append(chat.id)
+    if wired:
+        await reproject_agent(services.ctx, agent_id)
+        log.info("setup: agent %s now answers in %d chat(s) paired before it existed", agent_id, len(wired))
+    return wired
+
+
+# ---------------------------------------------------------------------------------------------------- step 5
 
 
 async def name_agent(services: AppServices, name: str) -> AgentState:
-    """Create the first agent (or rename the wizard's agent) with the chosen model, and wire the in-app chat to it."""
-    from nanoclaw_app.services.chat import ensure_owner_chat
+    """Create the first agent (or rename the wizard's agent) with the chosen model, and wire the in-app chat to it.
+
+    Phone chats paired in the steps before (when no agent existed yet) are wired to the new agent too.
+    """
+    from nanoclaw_app.services.chat import OWNER_USER, ensure_owner_chat
 
     clean = " ".join(name.split())
     if not clean:
@@ -334,8 +427,16 @@ async def name_agent(services: AppServices, name: str) -> AgentState:
         updated = await _configure_agent(services, agent_id, choice, name=clean)
     except UserError as err:
         raise StepFailed(str(err), "name") from err
+    db = services.ctx.db
+    if agent is None and OWNER_USER not in await users_db.owners(db):
+        # The person at the app runs the first setup: they stay the owner even when a phone chat was paired (and so
+        # made an owner) in the channel steps before.
+        if await users_db.get(db, OWNER_USER) is None:
+            await users_db.upsert(db, OWNER_USER, "webchat", "Owner")
+        await users_db.grant(db, OWNER_USER, "owner")
     await ensure_owner_chat(services, agent_id)
-    await app_state.put(services.ctx.db, AGENT, agent_id)
+    await _wire_paired_chats(services, agent_id)
+    await app_state.put(db, AGENT, agent_id)
     log.info("setup: agent %s is called %s", agent_id, updated.name)
     services.ctx.events.publish("setup.step", step="agent", agent_group_id=agent_id, name=updated.name)
     return AgentState(agent_id, updated.name)
@@ -356,7 +457,7 @@ async def _configure_agent(services: AppServices, agent_id: str, choice: ModelCh
     return updated
 
 
-# ---------------------------------------------------------------------------------------------------- step 4
+# ---------------------------------------------------------------------------------------------------- step 6
 
 
 @dataclass
@@ -379,7 +480,7 @@ async def run_test(services: AppServices, *, wait_seconds: float = TEST_TIMEOUT)
     agent_id = await app_state.get(db, AGENT)
     agent = await agents_db.get(db, agent_id) if agent_id else None
     if agent is None:
-        raise StepFailed("Name your agent first (step 3).")
+        raise StepFailed("Name your agent first (step 5).")
     if not services.live:
         raise StepFailed("The live test needs the running NanoClaw app; open the setup there.")
     lock = _test_locks.setdefault(services, asyncio.Lock())

@@ -24,6 +24,7 @@ from nanoclaw_app.web.controllers import (
     activity,
     agents,
     approvals,
+    channels,
     chat,
     chats,
     people,
@@ -54,8 +55,8 @@ def routes() -> list[ControllerRouterHandler]:
     """Every route of the app: one controller module per area."""
     return [
         HealthController, SessionController, EventsController,
-        *wizard.ROUTES, *chat.ROUTES, *agents.ROUTES, *chats.ROUTES, *people.ROUTES, *approvals.ROUTES,
-        *tasks.ROUTES, *activity.ROUTES, *settings.ROUTES,
+        *wizard.ROUTES, *chat.ROUTES, *agents.ROUTES, *channels.ROUTES, *chats.ROUTES, *people.ROUTES,
+        *approvals.ROUTES, *tasks.ROUTES, *activity.ROUTES, *settings.ROUTES,
     ]
 
 

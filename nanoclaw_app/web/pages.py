@@ -9,6 +9,7 @@ from litestar.response import Template
 NAV: tuple[tuple[str, str], ...] = (
     ("chat", "/chat"),
     ("agents", "/agents"),
+    ("channels", "/channels"),
     ("chats", "/chats"),
     ("people", "/people"),
     ("approvals", "/approvals"),

@@ -59,9 +59,11 @@ def outcomes(workdir: Path, home: Path) -> tuple[Counter[str], set[str]]:
                 sent[text] += 1
     failed: set[str] = set()
     for inbound in (home / "sessions").glob("*/*/inbound.db"):
-        conn = sqlite3.connect(f"file:{inbound}?mode=ro", uri=True, timeout=5)
+        # Plain (not read-only) connections: a database left by a SIGKILL may need its WAL recovered first, which any
+        # SQLite connection does on open but a read-only one cannot ("attempt to write a readonly database").
+        conn = sqlite3.connect(inbound, timeout=5)
         try:
-            conn.execute(f"ATTACH DATABASE 'file:{inbound.parent / 'outbound.db'}?mode=ro' AS ob")
+            conn.execute("ATTACH DATABASE ? AS ob", (str(inbound.parent / "outbound.db"),))
             for (content,) in conn.execute("SELECT content FROM messages_in WHERE status = 'failed'"):
                 failed.add(json.loads(content)["text"])
             rows = conn.execute(

@@ -89,7 +89,8 @@ async def test_a_new_home_starts_at_step_one_and_the_front_page_leads_there(clie
     state = (await client.get("/api/setup/state")).json()
     assert state["current"] == 1
     assert state["completed"] is False
-    assert state["steps"] == {"model": False, "engine": False, "agent": False, "test": False}
+    assert state["steps"] == {"model": False, "engine": False, "whatsapp": False, "telegram": False, "agent": False,
+                              "test": False}
     assert state["model"]["kind"] == "anthropic"
     assert state["model"]["model"] == "claude-sonnet-4-6"
     page = await client.get("/setup")
@@ -416,7 +417,7 @@ async def test_the_whole_wizard_in_the_browser(page: Any, base_url: str, web_hos
     assert page.url.endswith("/setup")
     step1 = page.locator('.wz-step[data-step="1"]')
     await expect(step1).to_be_visible()
-    await expect(page.locator("#wz-count")).to_have_text("Step 1 of 4")
+    await expect(page.locator("#wz-count")).to_have_text("Step 1 of 6")
 
     # an OpenAI-compatible server that is not running: the address field says so
     await page.check('input[name="kind"][value="openai_compatible"]')
@@ -448,12 +449,18 @@ async def test_the_whole_wizard_in_the_browser(page: Any, base_url: str, web_hos
     await shot(page, "wizard-2-engine")
     await page.click("#engine-next")
 
+    # the phone channels are optional: skipped here (tests/web/test_wizard_channels.py links them)
     await expect(page.locator('.wz-step[data-step="3"]')).to_be_visible()
+    await page.click("#whatsapp-skip")
+    await expect(page.locator('.wz-step[data-step="4"]')).to_be_visible()
+    await page.click("#telegram-skip")
+
+    await expect(page.locator('.wz-step[data-step="5"]')).to_be_visible()
     await page.fill("#agent-name", "Ada")
     await shot(page, "wizard-3-agent")
     await page.click("#agent-submit")
 
-    await expect(page.locator('.wz-step[data-step="4"]')).to_be_visible()
+    await expect(page.locator('.wz-step[data-step="6"]')).to_be_visible()
     await expect(page.locator("#test-lead")).to_contain_text("Ada")
     runtime = web_host.runtime
     assert isinstance(runtime, InProcessRuntime)
@@ -462,7 +469,7 @@ async def test_the_whole_wizard_in_the_browser(page: Any, base_url: str, web_hos
     await expect(page.locator("#test-chat .wz-bubble.waiting")).to_be_visible()
     await shot(page, "wizard-4-test")
 
-    done = page.locator('.wz-step[data-step="5"]')
+    done = page.locator('.wz-step[data-step="7"]')
     await expect(done).to_be_visible(timeout=30_000)
     await expect(page.locator("#done-text")).to_contain_text("Ada answered")
     await expect(page.locator("#done-chat .wz-bubble.agent")).to_contain_text("echo: Hello!")
@@ -478,4 +485,6 @@ async def test_the_whole_wizard_in_the_browser(page: Any, base_url: str, web_hos
     await page.click("#model-keep")
     await expect(page.locator('.wz-step[data-step="2"]')).to_be_visible()
     await page.click("#engine-next")
+    await page.click("#whatsapp-next")  # skipped before: it may be passed again
+    await page.click("#telegram-next")
     await expect(page.locator("#agent-name")).to_have_value("Ada")

@@ -1,8 +1,10 @@
-// The setup wizard: one step at a time (model access → containers → name → live test), each checked by the server
-// before it is kept. Live image-build progress arrives over the event stream (image.build_*, setup.image).
+// The setup wizard: one step at a time (model access → containers → WhatsApp → Telegram → name → live test), each
+// checked by the server before it is kept. Live image-build progress arrives over the event stream (image.build_*,
+// setup.image); the channel steps reuse the channels page's widgets (pairing.js) and follow their live events.
 "use strict";
 (() => {
-  const STEPS = ["model", "engine", "agent", "test"];
+  const STEPS = ["model", "engine", "whatsapp", "telegram", "agent", "test"];
+  const LAST = STEPS.length;
   const DEFAULT_MODEL = "claude-sonnet-4-6";
   const MAX_LOG_LINES = 400;
   const $ = (selector, root = document) => root.querySelector(selector);
@@ -20,13 +22,15 @@
     for (const section of $$(".wz-step")) section.hidden = Number(section.dataset.step) !== step;
     renderProgress();
     const count = $("#wz-count");
-    count.textContent = step <= 4 ? NC.t("wizard.step_count", { n: step }) : "";
+    count.textContent = step <= LAST ? NC.t("wizard.step_count", { n: step }) : "";
     const heading = $(`.wz-step[data-step="${step}"] h2`);
     if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
     window.scrollTo({ top: 0 });
     if (step === 2) checkEngine();
-    if (step === 3) prepareAgent();
-    if (step === 4) prepareTest();
+    if (step === 3) prepareChannel("whatsapp");
+    if (step === 4) prepareChannel("telegram");
+    if (step === 5) prepareAgent();
+    if (step === 6) prepareTest();
   }
 
   function renderProgress() {
@@ -297,7 +301,77 @@
     }
   }
 
-  // ------------------------------------------------------------------------------------------ step 3: agent
+  // ------------------------------------------------------------------------------------------ steps 3-4: channels
+
+  const CHANNEL_STEP = { whatsapp: 3, telegram: 4 };
+  const widgets = {};
+
+  // WhatsApp counts as working once linked; Telegram once its token is saved and it runs.
+  function works(view) {
+    if (!view) return false;
+    return view.name === "whatsapp" ? view.status.state === "connected" : Boolean(view.set_up && view.running);
+  }
+
+  function renderChannelStep(name) {
+    const widget = widgets[name];
+    const working = works(widget && widget.view);
+    $(`#${name}-next`).disabled = !(working || state.steps[name]);
+    $(`#${name}-skip`).hidden = working;
+  }
+
+  async function prepareChannel(name) {
+    $(`#${name}-error`).hidden = true;
+    if (!widgets[name]) {
+      const root = $(`#wz-${name}`);
+      const common = { title: false, onChange: () => renderChannelStep(name) };
+      widgets[name] = name === "whatsapp"
+        ? NCPairing.whatsapp(root, { ...common, onConnected: whatsappLinked })
+        : NCPairing.telegram(root, common);
+      try {
+        widgets[name].update(await NC.api("GET", `/api/channels/${name}`, undefined, { quiet: true }));
+      } catch (err) {
+        channelError(name, err.message);
+      }
+      if (name === "whatsapp") {
+        NC.on("channel.paired", (data) => {
+          if (data.channel_type === "whatsapp" && current === CHANNEL_STEP.whatsapp) leaveChannel("whatsapp", "done");
+        });
+      }
+    } else {
+      widgets[name].refresh();
+    }
+    renderChannelStep(name);
+  }
+
+  // Linked while the step is open: with the person's own number that is all, so the wizard moves on by itself; a
+  // separate number still needs the owner's phone paired (the code in the widget), after which it moves on too.
+  function whatsappLinked(view) {
+    if (current !== CHANNEL_STEP.whatsapp) return;
+    if (view.mode !== "self") return;  // the widget now asks for the owner's code; pairing moves on
+    NC.toast(NC.t("wizard.whatsapp_linked"), "good");
+    leaveChannel("whatsapp", "done");
+  }
+
+  function channelError(name, message) {
+    const box = $(`#${name}-error`);
+    box.textContent = message;
+    box.hidden = false;
+  }
+
+  async function leaveChannel(name, outcome) {
+    const widget = widgets[name];
+    const next = CHANNEL_STEP[name] + 1;
+    if (outcome === "done" && !works(widget && widget.view) && state.steps[name]) { show(next); return; }
+    try {
+      await NC.api("POST", "/api/setup/channel", { channel: name, outcome }, { quiet: true });
+      markDone(name);
+      show(next);
+    } catch (err) {
+      channelError(name, err.message);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------ step 5: agent
 
   function prepareAgent() {
     const input = $("#agent-name");
@@ -315,13 +389,13 @@
       state.agent = agent;
       $("#agent-name").value = agent.name;
       markDone("agent");
-      show(4);
+      show(6);
     } catch (err) {
       showError(form, err);
     }
   }
 
-  // ------------------------------------------------------------------------------------------ step 4: live test
+  // ------------------------------------------------------------------------------------------ step 6: live test
 
   function bubble(who, text, extra = "") {
     return NC.el("div", { class: `wz-bubble ${who} ${extra}` },
@@ -358,7 +432,7 @@
     $("#done-text").textContent = NC.t("wizard.done_text", { name: result.agent_name, seconds: result.seconds });
     $("#done-chat").replaceChildren(...$$("#test-chat .wz-bubble").map((node) => node.cloneNode(true)));
     $("#wz-leave").hidden = false;
-    show(5);
+    show(LAST + 1);
     $("#go-chat").focus();
   }
 
@@ -384,6 +458,10 @@
     $("#engine-check").addEventListener("click", checkEngine);
     $("#engine-build").addEventListener("click", startBuild);
     $("#engine-next").addEventListener("click", () => show(3));
+    for (const name of Object.keys(CHANNEL_STEP)) {
+      $(`#${name}-skip`).addEventListener("click", () => leaveChannel(name, "skipped"));
+      $(`#${name}-next`).addEventListener("click", () => leaveChannel(name, "done"));
+    }
     $("#agent-form").addEventListener("submit", submitAgent);
     $("#test-send").addEventListener("click", sendTest);
     for (const back of $$(".wz-back")) back.addEventListener("click", () => show(Math.max(current - 1, 1)));

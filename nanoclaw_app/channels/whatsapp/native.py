@@ -1,9 +1,9 @@
 """The one place that imports neonize: its client, event types, protobuf messages, enums and exceptions.
 
 Importing neonize loads its native library and, on Linux, runs ``uname -a`` through ``os.popen`` without closing the
-pipe (``neonize/utils/platform.py``); the leaked pipe and process raise ``ResourceWarning`` when collected. They are
-harmless, so the import runs with those warnings silenced and the garbage collected right there, instead of
-surfacing later in an unrelated place (or failing a run with warnings as errors).
+pipe or waiting for the process (``neonize/utils/platform.py``); the standard library would reap it, with a
+``ResourceWarning``, whenever some later subprocess starts. So for the import ``os.popen`` runs its command to the end
+and hands back the output (neonize only reads it), and nothing is left behind.
 
 neonize ships no type information, so everything here is ``Any`` for the type checker; the rest of the package uses
 these names and nothing else from neonize.
@@ -11,12 +11,22 @@ these names and nothing else from neonize.
 
 from __future__ import annotations
 
-import gc
-import warnings
+import io
+import os
+import subprocess
 from typing import Any
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", ResourceWarning)
+
+def _popen_to_end(cmd: str, mode: str = "r", buffering: int = -1) -> io.StringIO:
+    """``os.popen`` for reading, but the command has finished and been waited for when this returns."""
+    # neonize's own fixed command ("uname -a"), run as os.popen would run it.
+    result = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=False)  # noqa: S602
+    return io.StringIO(result.stdout)
+
+
+_real_popen = os.popen
+os.popen = _popen_to_end  # type: ignore[assignment]
+try:
     from neonize import exc as _exc  # type: ignore[import-untyped]
     from neonize.aioze import client as _client  # type: ignore[import-untyped]
     from neonize.aioze import events as _events
@@ -27,8 +37,8 @@ with warnings.catch_warnings():
     )
     from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as _e2e  # type: ignore[import-untyped]
     from neonize.utils import enum as _enum  # type: ignore[import-untyped]
-
-    gc.collect()
+finally:
+    os.popen = _real_popen
 
 events_module: Any = _events
 """``neonize.aioze.events``: holds the process-global ``event_global_loop`` events are posted to."""

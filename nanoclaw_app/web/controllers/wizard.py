@@ -29,8 +29,16 @@ class ModelIn:
 
 
 @dataclass
+class ChannelStepIn:
+    """Steps 3-4: leave the WhatsApp or Telegram step, as ``done`` (it works) or ``skipped``."""
+
+    channel: str
+    outcome: str
+
+
+@dataclass
 class AgentIn:
-    """Step 3: the agent's name."""
+    """Step 5: the agent's name."""
 
     name: str
 
@@ -76,12 +84,22 @@ class WizardController(Controller):
         """The running or last build, with its latest log lines."""
         return engine_check.build_state(services)
 
-    @post("/api/setup/agent", status_code=200, summary="Step 3: name the agent")
+    @post("/api/setup/channel", status_code=200, summary="Steps 3-4: move past the WhatsApp or Telegram step")
+    async def channel(
+        self, services: NamedDependency[AppServices], data: JSONBody[ChannelStepIn]
+    ) -> setup.ChannelStepResult:
+        """``done`` needs the channel working (WhatsApp linked, Telegram's token saved); ``skipped`` always passes.
+
+        The pairing itself uses the channels API (``/api/channels/...``), shared with the channels page.
+        """
+        return await setup.finish_channel_step(services, data.channel, data.outcome)
+
+    @post("/api/setup/agent", status_code=200, summary="Step 5: name the agent")
     async def agent(self, services: NamedDependency[AppServices], data: JSONBody[AgentIn]) -> setup.AgentState:
-        """Creates the first agent (or renames it on a re-run) with the chosen model and wires the in-app chat."""
+        """Creates the first agent (or renames it on a re-run) and wires the in-app chat and chats paired before."""
         return await setup.name_agent(services, data.name)
 
-    @post("/api/setup/test", status_code=200, summary="Step 4: send a live test message and wait for the answer")
+    @post("/api/setup/test", status_code=200, summary="Step 6: send a live test message and wait for the answer")
     async def live_test(self, services: NamedDependency[AppServices]) -> setup.LiveTestResult:
         """A real message through the in-app chat to the agent's container and back; a pass completes the setup."""
         return await setup.run_test(services)
