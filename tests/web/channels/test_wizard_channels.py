@@ -16,15 +16,12 @@ from playwright.async_api import expect
 from nanoclaw_app.db import app_state, messaging
 from nanoclaw_app.db import users as users_db
 from nanoclaw_app.host import Host
-from nanoclaw_app.secrets.store import SecretStore
 from nanoclaw_app.settings import Settings, load_settings
 from tests.fakes.anthropic_server import FakeAnthropic, Text
-from tests.fakes.keyring import MemoryKeyring
 from tests.fakes.neonize_client import FRIEND, self_chat, text_dm
-from tests.fakes.runtime import InProcessRuntime
 from tests.fakes.telegram_api import ANN, BOT_USERNAME, TOKEN, FakeBotApi
+from tests.web.channels.phones import OWN_DISPLAY, OWN_JID, QR_1, Phones, qr_source
 from tests.web.conftest import shot
-from tests.web.test_channels import OWN_DISPLAY, OWN_JID, QR_1, Phones, qr_source
 
 KEY = "sk-ant-api03-wizard-channels-key-0123456789abcdef"
 
@@ -41,32 +38,10 @@ async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
 
 
 @pytest.fixture
-async def bot_api() -> AsyncIterator[FakeBotApi]:
-    async with FakeBotApi() as fake:
-        yield fake
-
-
-@pytest.fixture
-def phones() -> Phones:
-    return Phones()
-
-
-@pytest.fixture
 def web_settings(settings: Settings, fake_anthropic: FakeAnthropic, bot_api: FakeBotApi) -> Settings:
     return load_settings(settings.paths, timezone="Europe/Berlin", port=0, sweep_interval_seconds=0.2,
                          retry_base_seconds=0.05, fallback_poll_seconds=0.2, runtime="local",
                          anthropic_base_url=fake_anthropic.url, telegram_api_base_url=bot_api.base_url)
-
-
-@pytest.fixture
-async def web_host(web_settings: Settings, keyring_backend: MemoryKeyring, phones: Phones) -> AsyncIterator[Host]:
-    host = Host(web_settings, runtime=InProcessRuntime(), secrets=SecretStore(keyring_backend),
-                channel_builders={"whatsapp": phones.build})
-    await host.start()
-    try:
-        yield host
-    finally:
-        await host.stop()
 
 
 async def set_up_model(client: httpx.AsyncClient) -> None:
