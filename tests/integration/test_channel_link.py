@@ -20,6 +20,7 @@ from nanoclaw_app.settings import Settings, load_settings
 from tests.fakes.channel import FakeChannel
 from tests.fakes.runtime import InProcessRuntime
 from tests.integration.seed import seed
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -42,13 +43,6 @@ async def host(fast_settings: Settings, channel: FakeChannel) -> AsyncIterator[H
 def dm(text: str, n: int) -> InboundMessage:
     return InboundMessage(channel_type="test", platform_id="owner", message_id=f"m{n}", sender_id="owner",
                           sender_name="Owner", text=text)
-
-
-async def until(predicate: object, timeout: float = 10.0) -> None:
-    assert callable(predicate)
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(0.02)
 
 
 async def test_replies_wait_while_the_link_is_down_and_go_out_in_order_when_it_is_back(
@@ -135,7 +129,7 @@ async def test_a_channel_is_started_and_stopped_while_the_host_runs(fast_setting
         assert "whatsapp" not in host.channels  # not turned on yet
         adapter = await host.start_channel("whatsapp")
         assert adapter is built[0]
-        assert built[0].connected
+        assert built[0].is_connected()
         assert await host.start_channel("whatsapp") is adapter  # idempotent
         with pytest.raises(ConfigError, match="not set up"):
             await host.start_channel("telegram")

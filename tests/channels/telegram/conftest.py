@@ -29,6 +29,7 @@ from nanoclaw_app.settings import Settings, load_settings
 from tests.fakes.keyring import MemoryKeyring
 from tests.fakes.runtime import InProcessRuntime
 from tests.fakes.telegram_api import ANN, TOKEN, FakeBotApi, TgUser
+from tests.waiting import until
 
 WAIT = 30.0
 
@@ -84,21 +85,10 @@ async def telegram(host: Host, api: FakeBotApi, agent_id: str) -> Host:
     return host
 
 
-async def until(condition: Callable[[], Any], timeout: float = WAIT) -> Any:
-    """Poll ``condition`` (sync or async) until it is truthy; returns its value."""
-    async with asyncio.timeout(timeout):
-        while True:
-            value = condition()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(0.05)
-
-
 async def wait_status(host: Host, state: str, timeout: float = WAIT) -> ChannelStatus:
     status: ChannelStatus = await until(
-        lambda: (s := host.callbacks.statuses.get("telegram")) is not None and s.state == state and s, timeout)
+        lambda: (s := host.callbacks.statuses.get("telegram")) is not None and s.state == state and s, timeout,
+        every=0.05)
     return status
 
 

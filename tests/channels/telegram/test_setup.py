@@ -14,9 +14,10 @@ from nanoclaw_app.errors import ChannelDown, TransientError, UserError
 from nanoclaw_app.host import Host
 from nanoclaw_app.secrets.store import SecretStore
 from nanoclaw_app.settings import Settings
-from tests.channels.telegram.conftest import next_event, pair, say, until, wait_status
+from tests.channels.telegram.conftest import next_event, pair, say, wait_status
 from tests.fakes.keyring import MemoryKeyring
 from tests.fakes.telegram_api import ANN, BOT_ID, BOT_USERNAME, TOKEN, FakeBotApi
+from tests.waiting import until
 
 
 async def test_a_good_token_tells_who_the_bot_is(api: FakeBotApi) -> None:

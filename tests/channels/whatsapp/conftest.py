@@ -27,6 +27,7 @@ from nanoclaw_app.settings import Settings, load_settings
 from tests.fakes.keyring import MemoryKeyring
 from tests.fakes.neonize_client import FRIEND, FakeNeonizeClient, text_dm
 from tests.fakes.runtime import InProcessRuntime
+from tests.waiting import until
 
 WAIT = 15.0
 FAST = {"backoff": (0.05, 0.1, 0.2), "outage_alert_after": 600.0, "qr_timeout": 600.0}
@@ -47,13 +48,6 @@ def device_db(wa_settings: Settings) -> Path:
 @pytest.fixture
 def fake(device_db: Path) -> FakeNeonizeClient:
     return FakeNeonizeClient(str(device_db))
-
-
-async def until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
-    """Wait for a condition the system reaches on its own (no timing assertion: only an upper bound)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def next_event(queue: asyncio.Queue[Event], kind: str, predicate: Any = None) -> Event:

@@ -6,9 +6,10 @@ import json
 
 from agent_runner.protocol import AskQuestionOut
 from nanoclaw_app.db import agents, messaging, questions, users
-from tests.channels.whatsapp.conftest import WhatsApp, until
+from tests.channels.whatsapp.conftest import WhatsApp
 from tests.fakes.container import write_out
 from tests.fakes.neonize_client import text_dm
+from tests.waiting import until
 
 BOB = "4930111222333"
 BOB_CHAT = f"{BOB}@s.whatsapp.net"

@@ -8,8 +8,9 @@ from pathlib import Path
 from nanoclaw_app.db import agents, app_state
 from nanoclaw_app.services import chat
 from nanoclaw_app.settings import Settings
-from tests.channels.whatsapp.conftest import WhatsApp, next_event, running, until
+from tests.channels.whatsapp.conftest import WhatsApp, next_event, running
 from tests.fakes.neonize_client import FakeNeonizeClient
+from tests.waiting import until
 
 
 async def test_a_dropped_connection_reconnects_with_growing_backoff_and_keeps_the_link(linked: WhatsApp) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nanoclaw_app.db import agents, app_state, messaging, users
 from nanoclaw_app.settings import Settings, load_settings
-from tests.channels.whatsapp.conftest import WhatsApp, running, until
+from tests.channels.whatsapp.conftest import WhatsApp, running
 from tests.fakes.neonize_client import (
     FRIEND,
     GROUP,
@@ -21,6 +21,7 @@ from tests.fakes.neonize_client import (
     text_dm,
     voice_note,
 )
+from tests.waiting import until
 
 OWNER_CHAT = f"{FRIEND}@s.whatsapp.net"
 OWN_CHAT = f"{OWN_NUMBER}@s.whatsapp.net"

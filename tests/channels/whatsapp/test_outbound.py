@@ -14,9 +14,10 @@ from nanoclaw_app.channels.whatsapp.ratelimit import TokenBucket
 from nanoclaw_app.core.messages import OutboundMessage, OutgoingFile
 from nanoclaw_app.errors import ChannelDown, UserError
 from nanoclaw_app.settings import Settings, load_settings
-from tests.channels.whatsapp.conftest import WhatsApp, next_event, running, until
+from tests.channels.whatsapp.conftest import WhatsApp, next_event, running
 from tests.fakes.container import write_out
 from tests.fakes.neonize_client import FRIEND, GROUP, OWN_NUMBER, FakeNeonizeClient, group_text, text_dm
+from tests.waiting import until
 
 CHAT = f"{FRIEND}@s.whatsapp.net"
 OWN_CHAT = f"{OWN_NUMBER}@s.whatsapp.net"

@@ -13,8 +13,9 @@ from nanoclaw_app.channels.whatsapp.qr import QrCode
 from nanoclaw_app.db import app_state
 from nanoclaw_app.errors import TransientError, UserError
 from nanoclaw_app.settings import Settings
-from tests.channels.whatsapp.conftest import WhatsApp, next_event, running, until
+from tests.channels.whatsapp.conftest import WhatsApp, next_event, running
 from tests.fakes.neonize_client import OWN_LID, OWN_NUMBER, FakeNeonizeClient
+from tests.waiting import until
 
 
 def shown(wa: WhatsApp) -> QrCode | None:

@@ -20,6 +20,7 @@ from nanoclaw_app.settings import Settings, load_settings
 from tests.fakes.keyring import MemoryKeyring
 from tests.fakes.neonize_client import FRIEND, OWN_NUMBER, FakeNeonizeClient, text_dm
 from tests.fakes.telegram_api import ANN, BOT_USERNAME, TOKEN, FakeBotApi
+from tests.waiting import until
 from tests.web.channels.phones import OWN_DISPLAY, OWN_JID, QR_1, QR_2, Phones, qr_source
 from tests.web.conftest import shot
 
@@ -29,18 +30,6 @@ def web_settings(settings: Settings, bot_api: FakeBotApi) -> Settings:
     return load_settings(settings.paths, timezone="Europe/Berlin", port=0, sweep_interval_seconds=0.2,
                          retry_base_seconds=0.05, fallback_poll_seconds=0.2, runtime="local",
                          telegram_api_base_url=bot_api.base_url)
-
-
-async def wait_until(condition: Any, timeout: float = 15.0) -> Any:
-    """Poll ``condition`` (sync or async) until it is truthy."""
-    async with asyncio.timeout(timeout):
-        while True:
-            value = condition()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(0.05)
 
 
 async def channel(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
@@ -53,7 +42,7 @@ async def reaches(client: httpx.AsyncClient, name: str, state: str) -> bool:
     """Whether the channel's link gets to ``state`` (as the API reports it) within a few seconds."""
     async def there() -> bool:
         return bool((await channel(client, name))["status"]["state"] == state)
-    return bool(await wait_until(there))
+    return bool(await until(there))
 
 
 # ---------------------------------------------------------------------------------------------------- API
@@ -103,7 +92,7 @@ async def test_a_telegram_token_is_checked_saved_and_never_sent_back(
     assert "/setprivacy" in body["privacy_note"]
     assert keyring_backend.values[("nanoclaw", "telegram.bot_token")] == TOKEN
     assert await reaches(client, "telegram", "connected")
-    await wait_until(lambda: bot_api.sent("getUpdates"))  # polling Telegram for messages
+    await until(lambda: bot_api.sent("getUpdates"))  # polling Telegram for messages
     view = await channel(client, "telegram")
     assert view["status"]["account"] == f"@{BOT_USERNAME}"
     bodies = [saved.text, json.dumps(view), (await client.get("/api/channels")).text,
@@ -139,12 +128,12 @@ async def test_a_running_telegram_moves_to_a_new_bot_api_server_and_can_be_turne
     client: httpx.AsyncClient, web_host: Host, bot_api: FakeBotApi
 ) -> None:
     await client.post("/api/channels/telegram/token", json={"token": TOKEN})
-    await wait_until(lambda: bot_api.sent("getUpdates"))
+    await until(lambda: bot_api.sent("getUpdates"))
     async with FakeBotApi() as other:
         moved = await client.put("/api/channels/telegram/api-server", json={"url": other.base_url})
         assert moved.status_code == 200, moved.text
         assert moved.json()["api_base_url"] == other.base_url
-        await wait_until(lambda: other.sent("getUpdates"))
+        await until(lambda: other.sent("getUpdates"))
         assert web_host.settings.telegram_api_base_url == other.base_url
         bad = await client.put("/api/channels/telegram/api-server", json={"url": "telegram.example"})
         assert bad.status_code == 400
@@ -278,7 +267,7 @@ async def test_whatsapp_serves_the_live_qr_code_a_phone_number_code_and_unlinks(
     assert view["set_up"] is True
     assert view["qr"] is None
     # own number: "Message yourself" became the owner's chat
-    assert await wait_until(lambda: users_db.owners(web_host.db))
+    assert await until(lambda: users_db.owners(web_host.db))
     assert f"whatsapp:{OWN_JID}" in await users_db.owners(web_host.db)
     assert [c["platform_id"] for c in (await channel(client, "whatsapp"))["chats"]] == [OWN_JID]
 
