@@ -11,12 +11,16 @@
     │   ├── NotFound
     │   └── PermissionDenied
     └── IntegrityError      our own invariants broke: log loudly, never retry blindly
+        ├── UnsafePath      a path in a container-writable folder is a link, pipe, folder or too big
+        └── SessionDamaged  a session DB is not the host's file: set it aside and start afresh
 
 Adapters and runtimes wrap library errors into these with ``raise ... from err`` so that retry decisions live in one
 place (delivery, wake) instead of in every adapter.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class NanoClawError(Exception):
@@ -65,6 +69,20 @@ class IntegrityError(NanoClawError):
 
 class UnsafePath(IntegrityError):
     """An attachment name or folder tried to leave its session (traversal, symlink, absolute path)."""
+
+
+class SessionDamaged(IntegrityError):
+    """A session's database file is not the one the host made (a link, pipe or folder in its place, or unreadable).
+
+    The caller sets the folder (for ``inbound.db``) or the file (for ``outbound.db``) aside, starts it afresh and tells
+    the owner; the container must not run meanwhile.
+    """
+
+    def __init__(self, folder: Path, file: str, reason: str) -> None:
+        super().__init__(f"session {folder.name}: {file} {reason}")
+        self.folder = folder
+        self.file = file
+        self.reason = reason
 
 
 class AttachmentTooLarge(UserError):

@@ -93,6 +93,19 @@ class Paths:
         return Path(tempfile.gettempdir()) / f"nanoclaw-{digest}"
 
     @property
+    def container_logs(self) -> Path:
+        """Container output, one file per session, in a host-only folder.
+
+        A log inside a folder the container can write could be swapped for a link and make the host append to (or
+        show) any file of the user's.
+        """
+        return self.logs / "containers"
+
+    def container_log(self, session_id: str) -> Path:
+        """The log file of one session's containers (appended to by every container of the session)."""
+        return self.container_logs / f"{session_id}.log"
+
+    @property
     def settings_file(self) -> Path:
         """User settings (JSON). Never holds secrets."""
         return self.config / "settings.json"
@@ -104,5 +117,6 @@ class Paths:
 
     def ensure(self) -> None:
         """Create the folders the host needs, private to the user."""
-        for folder in (self.home, self.sessions, self.agents, self.channels, self.logs, self.config, self.run):
+        for folder in (self.home, self.sessions, self.agents, self.channels, self.logs, self.container_logs,
+                       self.config, self.run):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)

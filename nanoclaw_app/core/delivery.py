@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import shutil
 import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -36,14 +35,15 @@ from agent_runner.protocol import (
 from nanoclaw_app.core import outbound
 from nanoclaw_app.core.agent_route import RouteRefused, route_to_agent
 from nanoclaw_app.core.context import CoreContext
+from nanoclaw_app.core.session_repair import repair_session
 from nanoclaw_app.core.system_actions import SystemActions
 from nanoclaw_app.db import delivery_attempts as attempts_db
 from nanoclaw_app.db import destinations, messaging, questions
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.rows import Session
-from nanoclaw_app.errors import ChannelDown, IntegrityError, TransientError, UserError
+from nanoclaw_app.errors import ChannelDown, IntegrityError, SessionDamaged, TransientError, UserError
 from nanoclaw_app.sessions.files import check_basename
-from nanoclaw_app.sessions.store import INBOUND
+from nanoclaw_app.sessions.mounted import MountedDir
 from nanoclaw_app.timeutil import iso, now_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -179,10 +179,14 @@ class Delivery:
         if session is None:
             return 0
         folder = self._ctx.store.dir(session.agent_group_id, session.id)
-        if not (folder / INBOUND).exists():
+        if not await self._ctx.store.has_files(folder):  # a planted link counts: it is read, refused and repaired
             return 0
         try:
             rows = await self._ctx.store.due_outbound(folder)
+        except SessionDamaged as damage:
+            # A corrupt or swapped file would stall every later reply: set it aside, start afresh, tell people.
+            await repair_session(self._ctx, session, damage)
+            return 0
         except Exception:
             log.exception("session %s: cannot read its outbound rows", session_id)
             return 0
@@ -391,7 +395,7 @@ class Delivery:
         ctx = self._ctx
         session = await sessions_db.get(ctx.db, attempt.session_id)
         folder = ctx.store.dir(session.agent_group_id, session.id) if session else None
-        if session is None or folder is None or not (folder / INBOUND).exists():
+        if session is None or folder is None or not await ctx.store.has_files(folder):
             await attempts_db.failed(ctx.db, attempt.session_id, attempt.message_out_id, "the session is gone")
             log.warning("uncertain delivery %s: session %s is gone", attempt.message_out_id, attempt.session_id)
             return
@@ -433,9 +437,9 @@ def _remove_outbox(folder: Path, message_out_id: str) -> None:
     """Remove a delivered row's outbox folder; best effort, and never through a symlink."""
     try:
         check_basename(message_out_id, "message id")
-        target = folder / "outbox" / message_out_id
-        if (folder / "outbox").is_symlink() or target.is_symlink() or not target.is_dir():
-            return
-        shutil.rmtree(target)
+        with MountedDir.open(folder) as session, session.subdir("outbox") as outbox:
+            outbox.remove_tree(message_out_id)
+    except FileNotFoundError:
+        return
     except Exception as err:
         log.warning("could not remove outbox/%s of %s: %s", message_out_id, folder.name, err)

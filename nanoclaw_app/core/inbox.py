@@ -18,11 +18,13 @@ from agent_runner.protocol import Attachment, ChatContent, MessageKind, ReplyTo
 from nanoclaw_app import ids
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.messages import InboundMessage, IncomingAttachment
+from nanoclaw_app.core.session_repair import repair_session
 from nanoclaw_app.db.rows import Session
 from nanoclaw_app.db.users import namespaced
-from nanoclaw_app.errors import AttachmentTooLarge, UnsafePath
+from nanoclaw_app.errors import AttachmentTooLarge, SessionDamaged, UnsafePath
 from nanoclaw_app.sessions.files import write_inbox_file
 from nanoclaw_app.sessions.store import NewInbound, insert_inbound
+from nanoclaw_app.text_safety import clean_file_name
 from nanoclaw_app.timeutil import iso, now_iso, parse_utc
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ def _save_attachments(
     saved: list[dict[str, Any]] = []
     used: set[str] = set()
     for index, attachment in enumerate(msg.attachments, start=1):
-        name = _unique(attachment.name or f"attachment-{index}", used)
+        name = _unique(clean_file_name(attachment.name or "") or f"attachment-{index}", used)
         saved.append(_save_one(folder, key, name, attachment, max_bytes, msg, agent_group_id))
     return saved
 
@@ -168,4 +170,15 @@ async def write_message(ctx: CoreContext, session: Session, msg: InboundMessage,
 
     # Attachments are written inside the write transaction, on the store's worker thread: the existence check, the
     # files and the row are one step, and a large file never blocks the event loop.
-    return await ctx.store.write(folder, run)
+    try:
+        try:
+            return await ctx.store.write(folder, run)
+        except FileNotFoundError:
+            # The session row exists but its files do not (a crash between the two, or a deleted folder).
+            log.warning("session %s had no files; recreating them", session.id)
+            await ctx.store.create(agent, session.id)
+            return await ctx.store.write(folder, run)
+    except SessionDamaged as damage:
+        # The container replaced a file the host made: set it aside, start afresh, and still deliver this message.
+        await repair_session(ctx, session, damage)
+        return await ctx.store.write(folder, run)

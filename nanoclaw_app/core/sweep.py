@@ -29,10 +29,12 @@ from agent_runner.protocol import AckStatus, InboundStatus, MessageKind
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.notify import notify_owner
 from nanoclaw_app.core.scheduling import clone_recurring
+from nanoclaw_app.core.session_repair import repair_session
 from nanoclaw_app.core.stuck import Claim, ToolState, decide_stuck_action
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.rows import Session
+from nanoclaw_app.errors import SessionDamaged
 from nanoclaw_app.sessions.store import SessionStore
 from nanoclaw_app.timeutil import iso, parse_utc
 
@@ -279,6 +281,13 @@ class Sweep:
                 except FileNotFoundError as err:
                     log.warning("sweep skipped session %s: %s", session.id, err)
                     report.errors += 1
+                except SessionDamaged as damage:
+                    # Logged once and repaired, not logged again every pass while the session stalls.
+                    report.errors += 1
+                    try:
+                        await repair_session(self._ctx, session, damage)
+                    except Exception:
+                        log.exception("could not repair damaged session %s", session.id)
                 except Exception as err:
                     log.exception("sweep of session %s failed", session.id)
                     self._ctx.events.publish("sweep.failed", session_id=session.id, error=str(err))

@@ -25,6 +25,8 @@ class SessionSpec:
     agent_group_id: str
     session_dir: Path
     agent_dir: Path
+    log_path: Path
+    """The container's output: a host-only file (``Paths.container_log``), never inside a mounted folder."""
     provider: str = "claude"
     model: str | None = None
     env: dict[str, str] = field(default_factory=dict)

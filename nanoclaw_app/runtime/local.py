@@ -24,18 +24,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PID_FILE = ".runner.pid"
+PID_SUFFIX = ".pid"
+"""``<pid_dir>/<session id>.pid``: beside the session's log, in a host-only folder (never inside the session folder)."""
 
 
 class LocalRuntime:
-    """One runner subprocess per session, its output appended to the session's ``container.log``."""
+    """One runner subprocess per session, its output appended to the session's host-only log file."""
 
     name = "local"
 
     def __init__(
         self,
         *,
-        sessions_root: Path | None = None,
+        pid_dir: Path | None = None,
         python: str | None = None,
         env: dict[str, str] | None = None,
         gateway: ModelGateway | None = None,
@@ -43,7 +44,7 @@ class LocalRuntime:
         if getattr(sys, "frozen", False) and python is None:
             raise ConfigError("the local runtime needs a Python interpreter; the frozen app uses Podman")
         self._python = python or sys.executable
-        self._sessions_root = sessions_root
+        self._pid_dir = pid_dir
         self._env = dict(env or {})
         self._gateway = gateway
         self._procs: dict[str, asyncio.subprocess.Process] = {}
@@ -68,15 +69,13 @@ class LocalRuntime:
         }
         if spec.model:
             env["NANOCLAW_MODEL"] = spec.model
-        if self._gateway is not None:
-            token = self._gateway.grant(spec.session_id, spec.agent_group_id)
-            socket = self._gateway.socket_path if self._gateway.transport == "unix" else None
-            env.update(self._gateway.runner_env(
-                token, spec.provider, socket_in_runner=str(socket) if socket else None, host_alias=None
-            ))
-        log_path = spec.session_dir / "container.log"
+        if self._gateway is not None:  # a listener of its own, as a container gets
+            access = await self._gateway.attach(spec.session_id, spec.agent_group_id, spec.provider)
+            env.update(self._gateway.runner_env(access, spec.provider, socket_in_runner=None, host_alias=None))
+        log_path = spec.log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         args = [
-            self._python, "-m", "agent_runner",
+            self._python, "-P", "-s", "-m", "agent_runner",
             "--session-dir", str(spec.session_dir),
             "--agent-dir", str(spec.agent_dir),
             "--skills-dir", str(resource("skills")),
@@ -91,24 +90,25 @@ class LocalRuntime:
                 if self._gateway is not None:
                     self._gateway.revoke(spec.session_id)
                 raise TransientError(f"cannot start the agent runner: {err}") from err
-        (spec.session_dir / PID_FILE).write_text(str(proc.pid))
+        if self._pid_dir is not None:
+            self._pid_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            (self._pid_dir / f"{spec.session_id}{PID_SUFFIX}").write_text(str(proc.pid))
         self._procs[spec.session_id] = proc
         self._waiters[spec.session_id] = asyncio.create_task(
-            self._wait(spec.session_id, spec.session_dir, proc), name=f"runner-{spec.session_id}"
+            self._wait(spec.session_id, log_path, proc), name=f"runner-{spec.session_id}"
         )
         log.info("started runner pid %d for session %s", proc.pid, spec.session_id)
 
-    async def _wait(self, session_id: str, session_dir: Path, proc: asyncio.subprocess.Process) -> None:
+    async def _wait(self, session_id: str, log_path: Path, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
         self._procs.pop(session_id, None)
         self._waiters.pop(session_id, None)
         if self._gateway is not None:
             self._gateway.revoke(session_id)
-        with contextlib.suppress(FileNotFoundError):
-            (session_dir / PID_FILE).unlink()
+        if self._pid_dir is not None:
+            (self._pid_dir / f"{session_id}{PID_SUFFIX}").unlink(missing_ok=True)
         if session_id not in self._stopping and code != 0:
-            log.warning("runner of session %s exited with code %s; see %s", session_id, code,
-                        session_dir / "container.log")
+            log.warning("runner of session %s exited with code %s; see %s", session_id, code, log_path)
         self._stopping.discard(session_id)
         for callback in self._callbacks:
             try:
@@ -149,22 +149,23 @@ class LocalRuntime:
 
     async def remove_orphans(self) -> int:
         """Kill runners left by an earlier host (found by their pid files) whose command line is ours."""
-        if self._sessions_root is None:
+        if self._pid_dir is None:
             return 0
-        return await asyncio.to_thread(_kill_orphans, self._sessions_root)
+        return await asyncio.to_thread(_kill_orphans, self._pid_dir)
 
 
-def _kill_orphans(sessions_root: Path) -> int:
-    """Kill runner processes recorded in pid files under ``sessions_root`` that are still alive."""
+def _kill_orphans(pid_dir: Path) -> int:
+    """Kill runner processes recorded in pid files in ``pid_dir`` that are still alive and are ours."""
     killed = 0
-    for pid_file in sessions_root.glob(f"*/*/{PID_FILE}"):
+    for pid_file in pid_dir.glob(f"*{PID_SUFFIX}"):
+        session_id = pid_file.name.removesuffix(PID_SUFFIX)
         try:
             pid = int(pid_file.read_text())
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             pid_file.unlink(missing_ok=True)
             continue
-        if b"-m" in cmdline and b"agent_runner" in cmdline and str(pid_file.parent).encode() in cmdline:
+        if b"agent_runner" in cmdline and any(arg.endswith(f"/{session_id}".encode()) for arg in cmdline):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
                 killed += 1

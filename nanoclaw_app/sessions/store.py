@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -28,7 +29,9 @@ from agent_runner.protocol import (
     next_host_seq,
     row_from_mapping,
 )
+from nanoclaw_app.errors import SessionDamaged, UnsafePath
 from nanoclaw_app.sessions.files import check_basename
+from nanoclaw_app.sessions.mounted import MountedDir
 from nanoclaw_app.timeutil import now_iso
 
 T = TypeVar("T")
@@ -37,6 +40,10 @@ INBOUND = "inbound.db"
 OUTBOUND = "outbound.db"
 HEARTBEAT = ".heartbeat"
 BUSY_TIMEOUT_S = 5.0
+MAX_DB_BYTES = 2 * 1024**3
+"""A session DB larger than this is not ours to read: the container grew it to stall the host."""
+SET_ASIDE = "set-aside"
+"""Beside ``sessions/``: damaged session folders and files are moved here, never deleted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,7 @@ class SessionStore:
         self.root = root
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
+        self._repair_locks: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
         """Start the store's worker threads (idempotent)."""
@@ -119,6 +127,34 @@ class SessionStore:
     async def read_outbound(self, folder: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on a read-only connection to ``outbound.db`` alone."""
         return await self._call(lambda: _with_outbound(folder, fn, write=False))
+
+    def repair_lock(self, session_id: str) -> asyncio.Lock:
+        """Held while a damaged session is set aside, so two callers never move the fresh folder again."""
+        return self._repair_locks.setdefault(session_id, asyncio.Lock())
+
+    async def set_aside(self, folder: Path, file: str | None) -> Path:
+        """Move a damaged session (or its ``outbound.db``) to ``<home>/set-aside/`` and start it afresh.
+
+        Only call while no container runs for the session: a running one keeps the old folder mounted.
+        """
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        suffix = "" if file in (None, INBOUND) else "-outbound"
+        target = self.root.parent / SET_ASIDE / folder.parent.name / f"{folder.name}-{stamp}{suffix}"
+        n = 1
+        while target.exists():
+            n += 1
+            target = target.with_name(f"{folder.name}-{stamp}{suffix}-{n}")
+
+        def run() -> Path:
+            moved = set_aside(folder, file, target)
+            _create(folder)
+            return moved
+
+        return await self._call(run)
+
+    async def has_files(self, folder: Path) -> bool:
+        """Whether the session's ``inbound.db`` entry exists (a link counts: it is found and refused on use)."""
+        return await self._call(lambda: os.path.lexists(folder / INBOUND))
 
     async def run_io(self, fn: Callable[[], T]) -> T:
         """Run blocking file work of a session (reading outbox files, copying attachments) off the event loop."""
@@ -200,15 +236,15 @@ class SessionStore:
     def heartbeat_age(folder: Path) -> float | None:
         """Seconds since the container last touched ``.heartbeat``; None when there is no heartbeat file."""
         try:
-            return max(0.0, time.time() - (folder / HEARTBEAT).stat().st_mtime)
+            return max(0.0, time.time() - (folder / HEARTBEAT).lstat().st_mtime)
         except FileNotFoundError:
             return None
 
     @staticmethod
     def clear_heartbeat(folder: Path) -> None:
         """Remove a stale heartbeat before a fresh container starts."""
-        with contextlib.suppress(FileNotFoundError):
-            (folder / HEARTBEAT).unlink()
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            (folder / HEARTBEAT).unlink()  # unlink removes a planted link itself, never its target
 
 
 def insert_inbound(conn: sqlite3.Connection, row: NewInbound) -> tuple[int, bool]:
@@ -230,34 +266,120 @@ def insert_inbound(conn: sqlite3.Connection, row: NewInbound) -> tuple[int, bool
 
 
 def _create(folder: Path) -> None:
+    """Make the folder, ``inbox/``, ``outbox/`` and any missing DB; an entry the container swapped raises."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for sub in ("inbox", "outbox"):
-        path = folder / sub
-        if path.is_symlink():
-            path.unlink()
-        path.mkdir(exist_ok=True, mode=0o700)
-    for name, schema in ((INBOUND, INBOUND_SCHEMA), (OUTBOUND, OUTBOUND_SCHEMA)):
-        conn = sqlite3.connect(folder / name, timeout=BUSY_TIMEOUT_S)
-        try:
-            conn.execute("PRAGMA journal_mode=DELETE")
-            conn.executescript(schema)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('protocol_version', ?)", (str(PROTOCOL_VERSION),)
-            )
-            conn.commit()
-        finally:
+    with MountedDir.open(folder) as where:
+        for sub in ("inbox", "outbox"):
+            where.ensure_subdir(sub)
+        for name, schema in ((INBOUND, INBOUND_SCHEMA), (OUTBOUND, OUTBOUND_SCHEMA)):
+            if where.lstat(name) is None:
+                where.write_new(name, b"")  # ours, made by descriptor: SQLite never creates through a planted link
+            conn = _connect(folder, name, write=True)
+            try:
+                conn.execute("PRAGMA journal_mode=DELETE")
+                conn.executescript(schema)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('protocol_version', ?)", (str(PROTOCOL_VERSION),)
+                )
+            except sqlite3.DatabaseError as err:
+                conn.close()
+                if _broken(err):
+                    raise _damaged(folder, name, err) from err
+                raise
             conn.close()
     folder.chmod(0o700)
 
 
-def _open(path: Path, *, write: bool) -> sqlite3.Connection:
-    if not path.exists():
-        raise FileNotFoundError(f"session database {path} is missing")
+def _check_file(folder: Path, name: str) -> None:
+    """``FileNotFoundError`` when the DB is missing; ``SessionDamaged`` when anything but the host's file is there."""
+    with MountedDir.open(folder) as where:
+        try:
+            if where.regular(name, max_bytes=MAX_DB_BYTES) is None:
+                raise FileNotFoundError(f"session database {folder / name} is missing")
+            # SQLite opens its journal with O_NOFOLLOW, but a folder or pipe planted there would wedge every write.
+            journal = where.lstat(f"{name}-journal")
+            if journal is not None:
+                where.regular(f"{name}-journal")
+        except UnsafePath as err:
+            raise SessionDamaged(folder, name, str(err).split(": ", 1)[-1]) from err
+
+
+def _connect(folder: Path, name: str, *, write: bool) -> sqlite3.Connection:
+    """A connection to the host's own DB file, proven to be that file after SQLite opened it.
+
+    The entry is checked without following links, then SQLite opens it by path; SQLite resolves links in that path
+    before it opens (and opens with ``O_NOFOLLOW``), so a link swapped in between shows as a different file in
+    ``PRAGMA database_list`` and the connection is refused before anything is read or written.
+    """
+    _check_file(folder, name)
+    path = folder / name
     conn = sqlite3.connect(_uri(path, "rw" if write else "ro"), uri=True, timeout=BUSY_TIMEOUT_S,
                            isolation_level=None, check_same_thread=False)
+    try:
+        _verify(conn, folder, {"main": name})
+    except BaseException:
+        conn.close()
+        raise
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+def _verify(conn: sqlite3.Connection, folder: Path, expected: dict[str, str]) -> None:
+    """Refuse the connection unless every named schema is the file of that name in ``folder`` itself."""
+    real = Path(os.path.realpath(folder))
+    opened = {row[1]: row[2] for row in conn.execute("PRAGMA database_list")}
+    for schema, name in expected.items():
+        if opened.get(schema) != str(real / name):
+            raise SessionDamaged(folder, name, "was swapped for a link while it was being opened")
+
+
+def _damaged(folder: Path, name: str, err: sqlite3.DatabaseError) -> SessionDamaged:
+    return SessionDamaged(folder, name, f"cannot be read as a database ({err})")
+
+
+def _is_busy(err: sqlite3.DatabaseError) -> bool:
+    text = str(err).lower()
+    return isinstance(err, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _corrupt(err: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite may be saying the file itself is broken (not a lock, not a bad query of ours)."""
+    text = str(err).lower()
+    return any(mark in text for mark in ("not a database", "malformed", "disk image", "unable to open"))
+
+
+def _broken(err: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite positively says the file's content is not a database (no resource shortage says this)."""
+    text = str(err).lower()
+    return "not a database" in text or "malformed" in text
+
+
+def _culprit(folder: Path, names: tuple[str, ...]) -> SessionDamaged | None:
+    """Which of the session's DB files is damaged, each probed alone; None when each looks sound (an error path only).
+
+    Only positive evidence counts (a planted entry, a failed integrity check): a healthy session must never be set
+    aside because the machine ran out of file handles for a moment.
+    """
+    for name in names:
+        try:
+            conn = _connect(folder, name, write=False)
+        except SessionDamaged as damage:
+            return damage
+        except sqlite3.DatabaseError as probe:
+            if _broken(probe):
+                return _damaged(folder, name, probe)
+            continue
+        try:
+            ok = conn.execute("PRAGMA quick_check(1)").fetchone()
+            if ok is None or ok[0] != "ok":
+                return SessionDamaged(folder, name, f"failed its integrity check ({ok[0] if ok else 'no answer'})")
+        except sqlite3.DatabaseError as probe:
+            if _broken(probe):
+                return _damaged(folder, name, probe)
+        finally:
+            conn.close()
+    return None
 
 
 def _run(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
@@ -269,7 +391,8 @@ def _run(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], *, wri
         try:
             result = fn(conn)
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         return result
@@ -277,19 +400,55 @@ def _run(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], *, wri
         conn.close()
 
 
-def _with_conn(folder: Path, fn: Callable[[sqlite3.Connection], T], *, write: bool, attach: bool) -> T:
-    conn = _open(folder / INBOUND, write=write)
-    if attach:
-        try:
-            conn.execute("ATTACH DATABASE ? AS ob", (_uri(folder / OUTBOUND, "ro"),))
-        except BaseException:
-            conn.close()
+def _guarded(folder: Path, names: tuple[str, ...], call: Callable[[], T]) -> T:
+    """Run ``call``; SQLite's "this file is broken" becomes ``SessionDamaged`` naming the file (locks stay locks)."""
+    try:
+        return call()
+    except sqlite3.DatabaseError as err:
+        if _is_busy(err) or not _corrupt(err):
             raise
-    return _run(conn, fn, write=write)
+        damage = _culprit(folder, names)
+        if damage is None:
+            raise
+        raise damage from err
+
+
+def _with_conn(folder: Path, fn: Callable[[sqlite3.Connection], T], *, write: bool, attach: bool) -> T:
+    names = (INBOUND, OUTBOUND) if attach else (INBOUND,)
+
+    def call() -> T:
+        conn = _connect(folder, INBOUND, write=write)
+        if attach:
+            try:
+                _check_file(folder, OUTBOUND)
+                conn.execute("ATTACH DATABASE ? AS ob", (_uri(folder / OUTBOUND, "ro"),))
+                _verify(conn, folder, {"ob": OUTBOUND})
+            except BaseException:
+                conn.close()
+                raise
+        return _run(conn, fn, write=write)
+
+    return _guarded(folder, names, call)
 
 
 def _with_outbound(folder: Path, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-    return _run(_open(folder / OUTBOUND, write=write), fn, write=write)
+    return _guarded(folder, (OUTBOUND,), lambda: _run(_connect(folder, OUTBOUND, write=write), fn, write=write))
 
 
-__all__ = ["HEARTBEAT", "INBOUND", "OUTBOUND", "NewInbound", "SessionStore", "insert_inbound"]
+def set_aside(folder: Path, file: str | None, target: Path) -> Path:
+    """Move the whole session folder (``file`` None or ``inbound.db``) or just ``outbound.db`` to ``target``.
+
+    A rename, never a copy: copying would read through whatever links the container planted. The folder's parent is
+    host-only, so renaming the folder itself cannot be redirected.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if file in (None, INBOUND):
+        folder.rename(target)
+        return target
+    with MountedDir.open(folder) as where:
+        for name in (file, f"{file}-journal"):
+            where.move_out(name, target, name)
+    return target
+
+
+__all__ = ["HEARTBEAT", "INBOUND", "OUTBOUND", "SET_ASIDE", "NewInbound", "SessionStore", "insert_inbound", "set_aside"]

@@ -62,7 +62,7 @@ async def fake() -> AsyncIterator[FakeAnthropic]:
 async def host(settings: Settings, channel: FakeChannel, fake: FakeAnthropic) -> AsyncIterator[tuple[Host, Seeded]]:
     fast = load_settings(settings.paths, timezone="Europe/Berlin", port=0, sweep_interval_seconds=0.2,
                          retry_base_seconds=0.05, fallback_poll_seconds=0.2)
-    runtime = LocalRuntime(sessions_root=fast.paths.sessions,
+    runtime = LocalRuntime(pid_dir=fast.paths.container_logs,
                            env={"NANOCLAW_MODEL_BASE_URL": fake.url, "NANOCLAW_MODEL_TOKEN": "test-token",
                                 "NANOCLAW_POLL_SECONDS": "0.5"})
     h = Host(fast, runtime=runtime, adapters=[channel], serve_web=False)

@@ -43,10 +43,10 @@ async def test_claude_provider_in_a_container_answers_through_the_gateway(
         # the real Claude CLI in the container called the fake through the gateway with the real key injected
         assert fake.requests, "the model was never called"
         assert {h.get("x-api-key") for h in fake.headers} == {REAL_KEY}
-        # and its output went to the session's container.log, not lost
-        session_dirs = list(settings.paths.sessions.glob("*/*"))
-        assert session_dirs
-        log_text = (session_dirs[0] / "container.log").read_text()
+        # and its output went to the session's host-only log, not lost (and not into the folder it can write)
+        [log_file] = settings.paths.container_logs.glob("*.log")
+        assert not list(settings.paths.sessions.glob("*/*/container.log"))
+        log_text = log_file.read_text()
         assert "agent_runner" in log_text or "runner" in log_text
         assert host.runtime.name == "podman"
     finally:

@@ -34,7 +34,7 @@ def seed_activity() -> str:
             ctx = services.ctx
             ids = await seed(ctx.db)
             session, _ = await sessions_db.find_or_create(ctx.db, ids.agent_id, "shared", ids.dm_id, None)
-            folder = await ctx.store.create(ids.agent_id, session.id)
+            await ctx.store.create(ids.agent_id, session.id)
             await attempts.begin(ctx.db, session.id, "out-1")
             await attempts.failed(ctx.db, session.id, "out-1", "the bot was blocked by the user")
             await drops.record(ctx.db, channel_type="test", platform_id="group-1", reason="unknown_sender_strict",
@@ -46,7 +46,7 @@ def seed_activity() -> str:
                 CallUsage(ids.agent_id, session.id, "anthropic", "claude-haiku-4-5", 100, 10, cost_usd=1.5,
                           created_at=now),
             ])
-            (folder / "container.log").write_text(
+            services.settings.paths.container_log(session.id).write_text(
                 "runner up\nOPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwxyz0123\nbye\n", encoding="utf-8")
             return session.id
 

@@ -66,7 +66,7 @@ async def test_memory_refuses_a_fifo_instead_of_hanging(services: AppServices) -
     path = Path(agent.workspace) / "MEMORY.md"
     path.unlink()
     os.mkfifo(path)
-    with pytest.raises(UserError, match="not a regular file"):
+    with pytest.raises(UserError, match="is a pipe"):
         await svc.get_memory(services, agent.id)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from agent_runner.protocol import PROTOCOL_VERSION
 from nanoclaw_app.errors import AttachmentTooLarge, UnsafePath
-from nanoclaw_app.sessions.files import outbox_file, read_outbox_file, write_inbox_file
+from nanoclaw_app.sessions.files import read_outbox_file, write_inbox_file
 from nanoclaw_app.sessions.store import INBOUND, OUTBOUND, NewInbound, SessionStore
 
 CAP = 1024
@@ -189,7 +189,7 @@ def put_outbox(folder: Path, message_id: str, name: str, data: bytes) -> Path:
 def test_outbox_read_returns_the_file(folder: Path) -> None:
     put_outbox(folder, "o1", "report.pdf", b"%PDF")
     assert read_outbox_file(folder, "o1", "report.pdf", CAP) == b"%PDF"
-    assert outbox_file(folder, "o1", "report.pdf", CAP) == folder / "outbox" / "o1" / "report.pdf"
+
 
 
 @pytest.mark.parametrize("name", ["../inbound.db", "../../secret", "/etc/passwd", "a/b"])

@@ -35,7 +35,7 @@ async def make_session(db: Database, store: SessionStore, name: str = "Helper") 
 
 def spec_for(session: Session, folder: Path) -> SessionSpec:
     return SessionSpec(session_id=session.id, agent_group_id=session.agent_group_id, session_dir=folder,
-                       agent_dir=folder.parent)
+                       agent_dir=folder.parent, log_path=folder.parent / f"{session.id}.log")
 
 
 async def write_chat(store: SessionStore, folder: Path, text: str, **extra: object) -> tuple[str, int]:

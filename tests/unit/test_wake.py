@@ -71,7 +71,7 @@ async def build(db: Database, store: SessionStore, events: EventBus) -> AsyncIte
     async def prepare(session: Session) -> SessionSpec:
         folder = store.dir(session.agent_group_id, session.id)
         return SessionSpec(session_id=session.id, agent_group_id=session.agent_group_id, session_dir=folder,
-                           agent_dir=folder.parent)
+                           agent_dir=folder.parent, log_path=folder.parent / f"{session.id}.log")
 
     async def make(runtime: InProcessRuntime | None = None, *, idle: bool | IdleCheck = False, max_running: int = 4,
                    **options: Any) -> tuple[WakeManager, InProcessRuntime]:

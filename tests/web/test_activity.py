@@ -40,6 +40,8 @@ class Seeded:
     helper_id: str
     session_id: str
     folder: Path
+    log: Path
+    """The session's container log: host-only, outside the session folder."""
     tz_day: str
     """The local day a call made at 23:30 UTC two days ago belongs to (the next day in Berlin)."""
 
@@ -114,8 +116,9 @@ async def seed_activity(host: Host) -> Seeded:
              k8s(LOG_START, "stdout", "split in two"),
              *(k8s(LOG_START + timedelta(seconds=i), "stdout", f"working on step {i}") for i in range(400)),
              k8s(LOG_START + timedelta(minutes=30), "stdout", "replied to the owner; waiting for more")]
-    (folder / "container.log").write_text("".join(lines), encoding="utf-8")
-    return Seeded(ids.agent_id, helper.id, session.id, folder, (two_days_ago + timedelta(days=1)).isoformat())
+    log = host.settings.paths.container_log(session.id)
+    log.write_text("".join(lines), encoding="utf-8")
+    return Seeded(ids.agent_id, helper.id, session.id, folder, log, (two_days_ago + timedelta(days=1)).isoformat())
 
 
 async def test_deliveries_show_state_attempts_error_and_what_was_sent(
@@ -161,7 +164,7 @@ async def test_a_container_log_tail_is_local_time_whole_lines_and_hides_the_gate
     sessions = (await client.get("/api/activity/sessions")).json()
     assert [(s["session_id"], s["agent_name"], s["chat"]) for s in sessions] == [
         (seeded.session_id, "Nano", "Owner DM")]
-    assert sessions[0]["log_bytes"] == (seeded.folder / "container.log").stat().st_size
+    assert sessions[0]["log_bytes"] == seeded.log.stat().st_size
 
     tail = (await client.get(f"/api/activity/logs/{seeded.session_id}")).json()
     assert tail["truncated"] is False
@@ -232,7 +235,7 @@ async def test_each_tab_of_the_activity_page_shows_its_records(web_host: Host, p
     await expect(log_box).to_contain_text("ANTHROPIC_API_KEY=ncgw-[hidden]")
     assert TOKEN not in await log_box.inner_text()
     await expect(page.locator("#log-session")).to_have_value(seeded.session_id)
-    with (seeded.folder / "container.log").open("a", encoding="utf-8") as log:
+    with seeded.log.open("a", encoding="utf-8") as log:
         log.write(k8s(LOG_START + timedelta(hours=1), "stdout", "a new line after refresh"))
     await page.get_by_role("button", name="Refresh").click()
     await expect(log_box).to_contain_text("a new line after refresh")

@@ -3,7 +3,9 @@
 Signals, all real: the router's ``message.routed`` (a turn begins), the wake manager's ``container.*`` events (queued,
 started, failed, exited), the image builder's progress (a first start builds the agent image), the sweep's
 ``message.failed``, the router's ``message.dropped``, and, while a turn is open, the runner's own ``outbound.db``:
-``container_state.current_tool`` (the tool it runs) and ``processing_ack`` (whether the turn's messages are done). That
+``container_state.current_tool`` (the tool it runs) and ``processing_ack`` (whether the turn's messages are done).
+The router's ``message.held`` / ``message.unheld`` (a session could not take a message yet / now has it or gave up)
+make the chat redraw that bubble, which shows as waiting meanwhile. That
 file is read every :data:`POLL_SECONDS` only while a turn of this chat is open; nothing is read when the chat is quiet.
 
 Each change is published as ``chat.activity`` with ``state`` one of: ``starting``, ``waiting`` (for a container
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +27,7 @@ from agent_runner.protocol import AckStatus
 from nanoclaw_app.core.events import Event, EventBus
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.database import Database
+from nanoclaw_app.errors import SessionDamaged
 from nanoclaw_app.ids import inbound_row_id
 from nanoclaw_app.sessions.store import SessionStore
 
@@ -60,11 +64,15 @@ def read_progress(conn: sqlite3.Connection, row_ids: list[str]) -> tuple[str | N
 class ActivityTracker:
     """Owned by the webchat adapter: one task that listens to the event bus and, while a turn is open, polls."""
 
-    def __init__(self, db: Database, events: EventBus, store: SessionStore | None, channel_type: str) -> None:
+    def __init__(
+        self, db: Database, events: EventBus, store: SessionStore | None, channel_type: str, *,
+        on_held: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self._db = db
         self._events = events
         self._store = store
         self._channel_type = channel_type
+        self._on_held = on_held
         self._turns: dict[str, _Turn] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -118,6 +126,10 @@ class ActivityTracker:
             if data.get("channel_type") == self._channel_type and data.get("reason") != "no_agent_engaged":
                 self._events.publish("chat.activity", platform_id=data.get("platform_id"), session_id=None,
                                      state="dropped", tool=None, detail=str(data.get("reason") or ""))
+            return
+        if kind in ("message.held", "message.unheld"):
+            if data.get("channel_type") == self._channel_type and self._on_held is not None:
+                await self._on_held(str(data.get("message_id")))
             return
         if kind.startswith("image.build_"):
             self._on_build(kind, data)
@@ -180,7 +192,7 @@ class ActivityTracker:
         rows = sorted(turn.rows)
         try:
             tool, done = await self._store.read_outbound(folder, lambda conn: read_progress(conn, rows))
-        except (sqlite3.Error, OSError) as err:
+        except (sqlite3.Error, OSError, SessionDamaged) as err:
             log.debug("cannot read the progress of session %s yet: %s", turn.session_id, err)
             return
         if turn.rows <= done:

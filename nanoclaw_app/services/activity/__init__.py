@@ -11,7 +11,6 @@ from nanoclaw_app.services.activity.deliveries import DELIVERY_STATES, DeliveryL
 from nanoclaw_app.services.activity.dropped import DroppedList, DroppedView, ReasonCount, list_dropped
 from nanoclaw_app.services.activity.logs import (
     DEFAULT_TAIL_KB,
-    LOG_FILE,
     MAX_TAIL_KB,
     LogTail,
     SessionView,
@@ -35,7 +34,6 @@ from nanoclaw_app.services.activity.usage import (
 __all__ = [
     "DEFAULT_TAIL_KB",
     "DELIVERY_STATES",
-    "LOG_FILE",
     "MAX_TAIL_KB",
     "USAGE_DAYS",
     "AgentCost",

@@ -22,7 +22,7 @@ from nanoclaw_app.core.outbound import preview
 from nanoclaw_app.db import delivery_attempts as attempts_db
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.rows import Session
-from nanoclaw_app.errors import UserError
+from nanoclaw_app.errors import SessionDamaged, UserError
 from nanoclaw_app.services.activity.shared import check_limit, load_directory, local_time
 from nanoclaw_app.services.context import AppServices
 
@@ -102,7 +102,7 @@ async def _outbound_rows(services: AppServices, session: Session, ids: list[str]
     try:
         folder = store.dir(session.agent_group_id, session.id)
         return await store.read_outbound(folder, run)
-    except (FileNotFoundError, sqlite3.Error, UserError) as err:
+    except (FileNotFoundError, sqlite3.Error, SessionDamaged, UserError) as err:
         log.warning("activity: cannot read the messages of session %s for previews: %s", session.id, err)
         return {}
 

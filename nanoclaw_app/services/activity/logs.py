@@ -18,7 +18,6 @@ from nanoclaw_app.services.activity.shared import load_directory, local_time
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.timeutil import iso
 
-LOG_FILE = "container.log"
 DEFAULT_TAIL_KB = 64
 MAX_TAIL_KB = 1024
 
@@ -38,7 +37,7 @@ class SessionView:
 
 @dataclass
 class LogTail:
-    """The end of one session's ``container.log``, secrets masked."""
+    """The end of one session's container log, secrets masked."""
 
     session_id: str
     agent_name: str
@@ -56,8 +55,8 @@ async def list_sessions(services: AppServices) -> list[SessionView]:
     ctx = services.ctx
     directory = await load_directory(ctx.db)
     sessions = await sessions_db.list_active(ctx.db)
-    folders = [ctx.store.dir(s.agent_group_id, s.id) for s in sessions]
-    sizes = await ctx.store.run_io(lambda: [_size(f / LOG_FILE) for f in folders])
+    paths = services.settings.paths
+    sizes = await ctx.store.run_io(lambda: [_size(paths.container_log(s.id)) for s in sessions])
     tz = services.settings.tz
     views = [
         SessionView(session_id=s.id, agent_group_id=s.agent_group_id, agent_name=directory.agent(s.agent_group_id),
@@ -79,7 +78,7 @@ async def log_tail(services: AppServices, session_id: str, *, kb: int = DEFAULT_
     if session is None:
         raise NotFound(f"no session {session_id!r}; `nanoclaw activity sessions` lists them")
     directory = await load_directory(ctx.db)
-    path = ctx.store.dir(session.agent_group_id, session.id) / LOG_FILE
+    path = services.settings.paths.container_log(session.id)  # host-only: never a file a container could swap
     tz = services.settings.tz
     size, data, truncated, mtime = await ctx.store.run_io(lambda: _read_tail(path, kb * 1024))
     text = mask_secrets(render_log(data.decode("utf-8", errors="replace"), tz))

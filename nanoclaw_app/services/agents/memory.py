@@ -7,21 +7,18 @@ have planted in its workspace.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import logging
-import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent_runner.prompt import MAX_FILE_CHARS
 from nanoclaw_app.core.system_actions import MEMORY_FILE
-from nanoclaw_app.errors import UserError
+from nanoclaw_app.errors import UnsafePath, UserError
 from nanoclaw_app.services.agents import lookup
 from nanoclaw_app.services.context import AppServices
+from nanoclaw_app.sessions.mounted import MountedDir
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +71,6 @@ async def put_memory(services: AppServices, agent_id: str, text: str, *, base_ve
     path = workspace / MEMORY_FILE
 
     def write() -> bytes:
-        workspace.mkdir(parents=True, exist_ok=True, mode=0o700)
         current = _version(_read_memory(path))  # also refuses a planted link or device before anything is written
         if base_version is not None and current != base_version:
             raise UserError("the memory changed since you opened it (the agent may have written to it); "
@@ -89,47 +85,33 @@ async def put_memory(services: AppServices, agent_id: str, text: str, *, base_ve
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write beside the file, flush to disk, then rename over it: a reader sees the old or the new text, never half."""
-    try:
-        info = os.lstat(path)
-        mode = stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else 0o600
-    except FileNotFoundError:
-        mode = 0o600
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
+    """Write beside the file, flush to disk, then rename over it: a reader sees the old or the new text, never half.
+
+    ``path`` is inside an agent's folder, which its containers can write: the new file is made and renamed by
+    descriptor (:class:`MountedDir`), so a link planted at the name is replaced, never written through.
+    """
+    with MountedDir.open(path.parent, create=True) as folder:
+        try:
+            info = folder.lstat(path.name)
+        except OSError:
+            info = None
+        mode = stat.S_IMODE(info.st_mode) if info is not None and stat.S_ISREG(info.st_mode) else 0o600
+        folder.replace(path.name, data, mode=mode)
 
 
 def _read_memory(path: Path) -> bytes:
     """The file's bytes; never follows a link or opens a device the agent may have planted in its workspace."""
-    if path.parent.is_symlink():
-        raise UserError(f"{path.parent} is a symbolic link; NanoClaw does not follow links out of a workspace")
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        with MountedDir.open(path.parent) as folder:
+            return folder.read_bytes(path.name, max_bytes=MEMORY_MAX_BYTES * 4)
     except FileNotFoundError:
         return b""
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise UserError(f"{path} is a symbolic link; NanoClaw does not follow links out of a workspace. "
-                            "Delete the link and save the memory again") from err
-        raise UserError(f"cannot read {path}: {err.strerror}") from err
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise UserError(f"{path} is not a regular file; delete it and save the memory again")
-        if info.st_size > MEMORY_MAX_BYTES * 4:
-            raise UserError(f"{path} is {info.st_size:,} bytes, too large to edit here; shorten it with a text "
-                            "editor")
-        return handle.read()
+    except UnsafePath as err:
+        detail = str(err).split(" is ", 1)[-1].replace("a symlink", "a symbolic link (a pointer to another file)")
+        if "limit" in detail or "grew" in detail:
+            raise UserError(f"{path} is too large to edit here; shorten it with a text editor") from err
+        raise UserError(f"{path} is {detail}; NanoClaw does not follow links or open such files in a workspace. "
+                        "Delete it and save the memory again") from err
 
 
 def _version(data: bytes) -> str:

@@ -103,4 +103,4 @@ async def test_missing_session_folder_is_recreated_and_the_message_kept(
         result = await router.route(inbound())
     assert result.delivered[0].session_id == session.id
     assert len(await rows_of(ctx, session.id)) == 1
-    assert "had no folder" in caplog.text
+    assert "had no files" in caplog.text
