@@ -2,8 +2,9 @@
 
 Run from the repo root: ``.venv/bin/python bench/gateway_overhead.py [--n 200] [--warmup 20]``.
 The same HTTP client (``httpx2``, what the runner's SDKs use) posts the same small request sequentially, first straight
-to the fake, then through a real ``ModelGateway`` over its unix socket and over loopback TCP; the gateway does all its
-real work (token check, key from a memory keyring, spend-cap check, forwarding, metering, one ``usage`` row per call).
+to the fake, then through a real ``ModelGateway`` over a container's own listener (unix socket, then loopback TCP), as
+a container reaches it; the gateway does all its real work (token and listener check, endpoint allow-list, key from a
+memory keyring, spend-cap check, forwarding, metering, one ``usage`` row per call).
 The last line of output is one JSON object: p50/p99 per path and the added p50/p99 in ms.
 """
 
@@ -68,16 +69,16 @@ async def through_gateway(transport: str, fake: FakeAnthropic, home: Path, n: in
         gateway = ModelGateway(settings=settings, db=db, secrets=secrets, events=EventBus())
         await gateway.start()
         try:
-            token = gateway.grant("bench-session", "bench-agent")
+            access = await gateway.attach("bench-session", "bench-agent", "anthropic")  # a container's own listener
             if transport == "unix":
-                assert gateway.socket_path is not None
-                client = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=str(gateway.socket_path)))
+                assert access.socket_path is not None
+                client = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=str(access.socket_path)))
                 url = "http://gateway/anthropic/v1/messages"
             else:
                 client = httpx2.AsyncClient()
-                url = f"http://127.0.0.1:{gateway.port}/anthropic/v1/messages"
+                url = f"http://127.0.0.1:{access.port}/anthropic/v1/messages"
             async with client:
-                samples = await timed(client, url, token, n, warmup)
+                samples = await timed(client, url, access.token, n, warmup)
         finally:
             await gateway.stop()  # returns once every call's usage row is written
         recorded = await db.fetchval("SELECT COUNT(*) FROM usage")

@@ -3,7 +3,10 @@
 It speaks raw ASGI (mounted in the gateway's Litestar app) so that status, headers and body chunks pass through
 exactly as the upstream sent them, each chunk the moment it arrives. Everything the gateway refuses on its own is
 answered in the upstream API's error shape with a status the SDKs and the Claude CLI do not retry:
-- 401 for an unknown or revoked token (what a wrong key gets from the real APIs);
+- 401 for an unknown or revoked token (what a wrong key gets from the real APIs), or a token used on another
+  container's listener;
+- 400/404/405 for a path or method outside ``upstream.ENDPOINTS`` (403 for the other provider's API): a container
+  reaches only the endpoints a model client calls, never another path on the upstream's host with the key;
 - 400 ``invalid_request_error`` when no key is set up or the daily spend cap is reached: the Anthropic API itself
   answers a billing problem ("credit balance is too low") with exactly this, so every client already shows the message
   and stops, where a 429 or 5xx would be retried for minutes and a 403/401 can start a re-login flow in the CLI;
@@ -31,8 +34,8 @@ from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.gateway.metering import OpenAIStreamMeter, Usage, meter_for
 from nanoclaw_app.gateway.pricing import PriceBook
 from nanoclaw_app.gateway.spend import SpendTracker
-from nanoclaw_app.gateway.tokens import Grant, TokenRegistry, tokens_in
-from nanoclaw_app.gateway.upstream import Upstream, request_headers, response_headers
+from nanoclaw_app.gateway.tokens import SHARED, Grant, TokenRegistry, tokens_in
+from nanoclaw_app.gateway.upstream import Upstream, endpoint_refusal, request_headers, response_headers
 from nanoclaw_app.gateway.usage_log import UsageLog
 from nanoclaw_app.secrets.store import SecretStore
 from nanoclaw_app.timeutil import now_iso
@@ -47,6 +50,11 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """Twice the Anthropic API's own request limit (32 MB); bigger bodies are refused before anything is forwarded."""
 
 _API_NAMES = {"anthropic": "Anthropic", "openai": "OpenAI"}
+_REFUSAL_KINDS = {400: ("invalid_request_error", "invalid_path"), 403: ("permission_error", "wrong_api"),
+                  404: ("not_found_error", "unknown_endpoint"), 405: ("invalid_request_error", "method_not_allowed")}
+"""Error type (both APIs' shapes) and OpenAI-style code of each endpoint refusal."""
+LISTENER = "nanoclaw.listener"
+"""Scope key naming the listener a request came in on (set by the gateway per container listener; absent: shared)."""
 
 
 class _TooLarge(Exception):
@@ -98,12 +106,19 @@ class Proxy:
             return None
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         grant = self._tokens.lookup(tokens_in(headers))
-        if grant is None:
-            log.info("model gateway: refused a %s call with an unknown or revoked token", upstream.name)
-            self._events.publish("gateway.refused", reason="token", provider=upstream.name)
+        if grant is None or grant.listener != scope.get(LISTENER, SHARED):
+            if grant is None:
+                log.info("model gateway: refused a %s call with an unknown or revoked token", upstream.name)
+            else:  # copied out of the container it was issued to: worth the user's attention
+                log.warning("model gateway: refused a %s call with the token of session %s from another container",
+                            upstream.name, grant.session_id)
+            self._events.publish("gateway.refused", reason="token" if grant is None else "listener",
+                                 provider=upstream.name)
             await self._refuse(send, upstream, 401, "authentication_error", "This container's NanoClaw gateway token "
                                "is not valid (its session was stopped or restarted). The next message starts a new "
                                "container with a fresh token.", "invalid_api_key")
+            return None
+        if not await self._endpoint_allowed(upstream, grant, scope["method"], rest, send):
             return None
         key = await self._key(upstream, grant, send)
         if key is None:
@@ -128,6 +143,23 @@ class Proxy:
         if query := scope.get("query_string"):
             url += "?" + query.decode("latin-1")
         return grant, scope["method"], url, request_headers(headers, upstream.auth_header(key) if key else None), body
+
+    async def _endpoint_allowed(self, upstream: Upstream, grant: Grant, method: str, path: bytes, send: Send) -> bool:
+        """Whether the call is one a model client of this grant makes; a refusal is answered, logged and published."""
+        refusal = endpoint_refusal(upstream.name, method, path)
+        if refusal is None and grant.upstream not in (None, upstream.name):
+            refusal = 403, f"this container's model service is {_API_NAMES[grant.upstream]}"
+        if refusal is None:
+            return True
+        status, reason = refusal
+        shown = (upstream.prefix + path[:200]).decode("latin-1")
+        log.warning("model gateway: refused %s %r from session %s: %s", method, shown, grant.session_id, reason)
+        self._events.publish("gateway.refused", reason="endpoint", provider=upstream.name, status=status,
+                             method=method, path=shown, session_id=grant.session_id)
+        kind, code = _REFUSAL_KINDS[status]
+        await self._refuse(send, upstream, status, kind, f"NanoClaw's model gateway does not forward {method} "
+                           f"{shown}: {reason}.", code)
+        return False
 
     async def _key(self, upstream: Upstream, grant: Grant, send: Send) -> str | None:
         """The real key ('' when an OpenAI-compatible local server needs none); None when the call was refused."""

@@ -3,6 +3,9 @@
 A fresh token is granted for every container start and revoked when the container goes away. Tokens are kept only as
 SHA-256 digests, so the lookup compares digests (no timing signal about the token itself) and a memory dump or a
 debug print of the registry shows no usable token.
+
+A container's token is bound to the listener (socket or port) the gateway opened for that container alone, and to its
+provider's API: copied into another container, or used for the other API, it is worthless.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from dataclasses import dataclass
 
 PREFIX = "ncgw-"
 """Makes a leaked token recognisable in a log or a paste."""
+SHARED = ""
+"""The listener id of the gateway's own socket or port, which no container is given (the setup wizard's check)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +27,10 @@ class Grant:
 
     session_id: str
     agent_group_id: str
+    listener: str = SHARED
+    """The only listener this token is accepted on."""
+    upstream: str | None = None
+    """The only API it may call (``anthropic``/``openai``); None for the host's own calls, which may call either."""
 
 
 def _digest(token: bytes) -> bytes:
@@ -35,11 +44,12 @@ class TokenRegistry:
         self._grants: dict[bytes, Grant] = {}
         self._by_session: dict[str, set[bytes]] = {}
 
-    def grant(self, session_id: str, agent_group_id: str) -> str:
-        """A new random token for one container start of ``session_id``."""
+    def grant(self, session_id: str, agent_group_id: str, *, listener: str = SHARED,
+              upstream: str | None = None) -> str:
+        """A new random token for one container start of ``session_id``, valid only on ``listener``."""
         token = PREFIX + secrets.token_urlsafe(32)
         digest = _digest(token.encode())
-        self._grants[digest] = Grant(session_id, agent_group_id)
+        self._grants[digest] = Grant(session_id, agent_group_id, listener, upstream)
         self._by_session.setdefault(session_id, set()).add(digest)
         return token
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -36,6 +37,17 @@ _DROP_RESPONSE = HOP_BY_HOP | {
     b"set-cookie",                     # the upstream's cookies are for its domain, not for the containers
 }
 _IDENTITY = (b"accept-encoding", b"identity")
+
+ENDPOINTS: dict[str, dict[bytes, frozenset[str]]] = {
+    "anthropic": {b"/v1/messages": frozenset({"POST"}), b"/v1/messages/count_tokens": frozenset({"POST"})},
+    "openai": {b"/chat/completions": frozenset({"POST"}), b"/models": frozenset({"GET"})},
+}
+"""Per API, the paths (after the base URL, as sent: undecoded) and methods our model clients call: the Anthropic SDK
+and the Claude CLI (``/v1/messages``, ``?beta=true`` is a query), the OpenAI SDK and the setup check (``/models``).
+Anything else (files, batches that bypass metering, admin endpoints, a path that leaves the base URL) never gets the
+key. The comparison is exact on the raw bytes, so no encoding or dot segment can turn into an allowed path."""
+_UNSAFE_PATH = re.compile(rb"%|\\|//|(?:^|/)\.{1,2}(?:/|$)")
+"""Percent-escapes, backslashes, empty and dot segments: only used to word the refusal of a path that is not listed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +84,18 @@ class Upstream:
         else:
             body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
         return json.dumps(body).encode()
+
+
+def endpoint_refusal(api: str, method: str, path: bytes) -> tuple[int, str] | None:
+    """Why ``method path`` of ``api`` is not forwarded (HTTP status, reason), or None for an allowed endpoint."""
+    methods = ENDPOINTS[api].get(path)
+    if methods is None:
+        if _UNSAFE_PATH.search(path):
+            return 400, "paths with dot segments, empty segments or encoded characters are refused"
+        return 404, "this endpoint is not one a model client needs"
+    if method not in methods:
+        return 405, f"this endpoint only takes {', '.join(sorted(methods))}"
+    return None
 
 
 def is_local_host(host: str) -> bool:

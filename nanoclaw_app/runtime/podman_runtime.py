@@ -6,9 +6,12 @@ agent's folder at ``/workspace/agent`` (rw), global memory at ``/workspace/globa
 skills under ``/app`` (ro), approved extra folders under ``/workspace/extra`` and, on Linux, the model gateway's socket.
 The environment carries the timezone, the provider settings and a per-container gateway token — never a key.
 
-Container output goes straight to the session's ``container.log`` (Podman's k8s-file log driver appends there, and the
-file outlives the container), so a crash can always be read afterwards. Exits are learned from Podman's event stream
-(one connection for all containers) with a periodic reconcile as a safety net for missed events.
+Container output goes straight to the session's log file under ``<home>/logs/containers/`` (Podman's k8s-file log
+driver appends there, and the file outlives the container), so a crash can always be read afterwards. It is never
+inside a mounted folder: a container could swap it for a link and make the host append to any file of the user's.
+
+Exits are learned from Podman's event stream (one connection for all containers) with a periodic reconcile as a
+safety net for missed events.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from nanoclaw_app.runtime.podman_socket import PodmanService
 from nanoclaw_app.settings import Settings
 
 if TYPE_CHECKING:
-    from nanoclaw_app.gateway.server import ModelGateway
+    from nanoclaw_app.gateway.server import ContainerAccess, ModelGateway
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,9 @@ CONTAINER_GATEWAY_SOCKET = "/run/nanoclaw/gateway.sock"
 HOST_ALIAS = "host.containers.internal"
 EXIT_GATEWAY_LOST = 75
 """The runner's exit code when the gateway vanished mid-turn (a host restart): claims are kept for the retry."""
+RUNNER_COMMAND = ("python", "-P", "-s", "-m", "agent_runner")
+"""``-P``: the working folder (the agent's writable ``/workspace/agent``) is not on the import path, so a planted
+``agent_runner/`` there can never replace the runner; ``-s``: no user site-packages from the writable home either."""
 RECONCILE_SECONDS = 15.0
 EVENT_RETRY_SECONDS = 1.0
 
@@ -87,7 +93,7 @@ class PodmanRuntime:
         )
         self._callbacks: list[ExitCallback] = []
         self._running: dict[str, str] = {}  # session id -> container name
-        self._session_dirs: dict[str, Path] = {}
+        self._logs: dict[str, Path] = {}
         self._exit_waiters: dict[str, asyncio.Future[int | None]] = {}
         self._watch: asyncio.Task[None] | None = None
         self._closed = False
@@ -159,15 +165,23 @@ class PodmanRuntime:
         # mistaken for this one's.
         self._starts += 1
         name = f"nanoclaw-{self.install}-{spec.session_id}-{base36(time.time_ns() // 1_000_000)}{self._starts}"
-        env = self._environment(spec)
+        access = None
+        if self._gateway is not None:
+            access = await self._gateway.attach(spec.session_id, spec.agent_group_id, spec.provider)
+        try:
+            env = self._environment(spec, access)
+            mounts = self._mounts(spec, access)
+        except BaseException:
+            self._revoke(spec.session_id)
+            raise
         config = ContainerConfig(
             name=name,
             image=image,
-            command=["python", "-m", "agent_runner"],
+            command=list(RUNNER_COMMAND),
             labels={LABEL_INSTALL: self.install, LABEL_SESSION: spec.session_id, LABEL_AGENT: spec.agent_group_id},
             environment=env,
-            mounts=self._mounts(spec),
-            log_path=spec.session_dir / "container.log",
+            mounts=mounts,
+            log_path=spec.log_path,
             workdir="/workspace/agent",
             memory_mb=self._settings.container_memory_mb,
             cpus=self._settings.container_cpus,
@@ -175,7 +189,7 @@ class PodmanRuntime:
             user=self._user(),
         )
         self._running[spec.session_id] = name
-        self._session_dirs[spec.session_id] = spec.session_dir
+        self._logs[spec.session_id] = spec.log_path
         try:
             await api.run(config)
         except BaseException:
@@ -217,20 +231,29 @@ class PodmanRuntime:
         """Nothing to do: the runner watches ``inbound.db`` through the bind mount (and polls as a fallback)."""
 
     async def remove_orphans(self) -> int:
-        """Remove every container of this install left by an earlier host run."""
+        """Remove every container of this install left by an earlier host run.
+
+        Best effort: a container that fails to go is logged and left for the next start (a leftover holds no
+        messages; the sweep retries their work), so no engine answer here can keep the host from starting.
+        """
         try:
             await self.open()
+            found = await self._require_api().list({LABEL_INSTALL: self.install})
         except NanoClawError as err:
             log.warning("cannot look for orphan containers: %s", err)
             return 0
-        api = self._require_api()
         removed = 0
-        for info in await api.list({LABEL_INSTALL: self.install}):
+        for info in found:
             if info.labels.get(LABEL_SESSION) in self._running:
                 continue
             log.info("removing orphan container %s (%s) of session %s", info.name, info.state,
                      info.labels.get(LABEL_SESSION))
-            await api.remove(info.name)
+            try:
+                await self._require_api().remove(info.name)
+            except Exception as err:  # any failure here is a warning, never fatal
+                log.warning("could not remove orphan container %s; it is left for the next start: %s",
+                            info.name, err, exc_info=not isinstance(err, NanoClawError))
+                continue
             removed += 1
         return removed
 
@@ -256,7 +279,7 @@ class PodmanRuntime:
                     log.exception("could not tell session %s that its packages failed", spec.session_id)
             return base
 
-    def _environment(self, spec: SessionSpec) -> dict[str, str]:
+    def _environment(self, spec: SessionSpec, access: ContainerAccess | None) -> dict[str, str]:
         env = {
             **spec.env,
             "TZ": self._settings.timezone,
@@ -268,17 +291,16 @@ class PodmanRuntime:
         }
         if spec.model:
             env["NANOCLAW_MODEL"] = spec.model
-        if self._gateway is not None:
-            token = self._gateway.grant(spec.session_id, spec.agent_group_id)
+        if self._gateway is not None and access is not None:
             unix = self._gateway.transport == "unix"
             env.update(self._gateway.runner_env(
-                token, spec.provider,
+                access, spec.provider,
                 socket_in_runner=CONTAINER_GATEWAY_SOCKET if unix else None,
                 host_alias=None if unix else HOST_ALIAS,
             ))
         return env
 
-    def _mounts(self, spec: SessionSpec) -> list[BindMount]:
+    def _mounts(self, spec: SessionSpec, access: ContainerAccess | None) -> list[BindMount]:
         global_dir = self._settings.paths.home / "global"
         global_dir.mkdir(parents=True, exist_ok=True)
         spec.agent_dir.mkdir(parents=True, exist_ok=True)
@@ -291,8 +313,8 @@ class PodmanRuntime:
         skills = resource("skills")
         if skills.is_dir():
             mounts.append(BindMount(skills, "/app/skills", read_only=True))
-        if self._gateway is not None and self._gateway.transport == "unix" and self._gateway.socket_path:
-            mounts.append(BindMount(self._gateway.socket_path, CONTAINER_GATEWAY_SOCKET, read_only=False))
+        if access is not None and access.socket_path is not None:  # this container's own socket, and no other
+            mounts.append(BindMount(access.socket_path, CONTAINER_GATEWAY_SOCKET, read_only=False))
         mounts.extend(BindMount(m.source, m.target, read_only=m.read_only) for m in spec.mounts)
         return mounts
 
@@ -370,9 +392,9 @@ class PodmanRuntime:
         if name is None:
             return
         self._revoke(session_id)
-        session_dir = self._session_dirs.pop(session_id, None)
-        if session_dir is not None:
-            self._append_log(session_dir, f"[nanoclaw] container {name} exited with code {code}")
+        log_path = self._logs.pop(session_id, None)
+        if log_path is not None:
+            self._append_log(log_path, f"[nanoclaw] container {name} exited with code {code}")
         waiter = self._exit_waiters.pop(session_id, None)
         requested = waiter is not None
         if waiter is not None and not waiter.done():
@@ -381,8 +403,7 @@ class PodmanRuntime:
             log.info("container of session %s stopped because the model gateway was gone; its work is kept and "
                      "retried", session_id)
         elif not requested and code not in (0, None):
-            log.warning("container of session %s exited with code %s; see %s", session_id, code,
-                        (session_dir or Path()) / "container.log")
+            log.warning("container of session %s exited with code %s; see %s", session_id, code, log_path)
         for callback in self._callbacks:
             try:
                 await callback(session_id, code)
@@ -394,14 +415,14 @@ class PodmanRuntime:
             self._gateway.revoke(session_id)
 
     @staticmethod
-    def _append_log(session_dir: Path, text: str) -> None:
+    def _append_log(log_path: Path, text: str) -> None:
         """Add a line in the log driver's own format, so the file stays one consistent stream."""
         stamp = datetime.now(UTC).isoformat(timespec="microseconds")
         try:
-            with (session_dir / "container.log").open("a", encoding="utf-8") as file:
+            with log_path.open("a", encoding="utf-8") as file:
                 file.write(f"{stamp} stderr F {text}\n")
         except OSError as err:
-            log.warning("cannot append to %s/container.log: %s", session_dir, err)
+            log.warning("cannot append to %s: %s", log_path, err)
 
     def _publish(self, kind: str, **data: object) -> None:
         if self._events is not None:

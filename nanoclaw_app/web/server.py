@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import uvicorn
 from litestar import Litestar
 
 from nanoclaw_app.errors import ConfigError
+from nanoclaw_app.web.tls import ensure_certificate
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +34,17 @@ class WebServer:
 
     With ``uds`` it serves on that unix socket instead of ``host:port`` (the model gateway on Linux): the socket file
     is created with mode 0600 and removed on stop; a stale file from a crashed run is replaced, a live one refused.
+    With ``tls_home`` it serves HTTPS with the install's certificate kept there (made on first start).
     """
 
-    def __init__(self, app: Litestar, host: str, port: int, *, uds: str | None = None, label: str = "web UI") -> None:
+    def __init__(self, app: Litestar, host: str, port: int, *, uds: str | None = None, label: str = "web UI",
+                 tls_home: Path | None = None) -> None:
         self._app = app
         self._host = host
         self._port = port
         self._uds = uds
         self._label = label
+        self._tls_home = tls_home
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self.port: int | None = None
@@ -48,7 +52,7 @@ class WebServer:
     async def start(self) -> None:
         """Bind and serve; raises ``ConfigError`` with a fix when the port (or socket) is taken."""
         if self._uds is not None:
-            sock = _bind_unix(self._uds)
+            sock = bind_unix(self._uds)
         else:
             # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and accepted
             # sockets inherit it; with proto 0 Nagle's algorithm holds small writes up to 40 ms (delayed ACKs).
@@ -64,8 +68,18 @@ class WebServer:
                     "another NanoClaw may be running, or choose another port with --port"
                 ) from err
             self.port = sock.getsockname()[1]
+        certfile = keyfile = None
+        if self._tls_home is not None:
+            try:
+                cert = ensure_certificate(self._tls_home)
+            except (OSError, ValueError) as err:
+                sock.close()
+                raise ConfigError(f"cannot make or read the HTTPS certificate in {self._tls_home} ({err}); "
+                                  "check that folder, or turn HTTPS for LAN access off in Settings") from err
+            certfile, keyfile = str(cert.cert_file), str(cert.key_file)
+            log.info("%s certificate SHA-256 fingerprint %s", self._label, cert.fingerprint)
         config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=GRACEFUL_SECONDS)
+                                timeout_graceful_shutdown=GRACEFUL_SECONDS, ssl_certfile=certfile, ssl_keyfile=keyfile)
         server = _EmbeddedServer(config)
         self._server = server
         self._task = asyncio.create_task(server.serve(sockets=[sock]), name="web-server")
@@ -77,7 +91,34 @@ class WebServer:
         if self._uds is not None:
             log.info("%s listening on unix socket %s", self._label, self._uds)
         else:
-            log.info("%s listening on http://%s:%s/", self._label, self._host, self.port)
+            scheme = "https" if self._tls_home is not None else "http"
+            log.info("%s listening on %s://%s:%s/", self._label, scheme, self._host, self.port)
+
+    async def add_listener(self, sock: socket.socket, app: Callable[..., Awaitable[None]]) -> asyncio.Server:
+        """Serve ``app`` on one more listening socket, as part of this running server, until the result is closed.
+
+        The model gateway opens one per container, so what a request may do can depend on where it came in. The
+        listener costs no task of its own, and its connections are this server's: ``stop()`` ends them too. Its
+        config only carries ``app``; protocol, headers and the shared connection state are the running server's.
+        """
+        server = self._server
+        if server is None or not server.started:
+            sock.close()
+            raise ConfigError(f"the {self._label} is not running")
+        main = server.config
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", proxy_headers=False,
+                                ws="none", http=main.http, timeout_keep_alive=main.timeout_keep_alive)
+        config.load()
+        state = server.server_state
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(config=config, server_state=state, app_state={})  # type: ignore[call-arg]
+
+        try:
+            return await asyncio.get_running_loop().create_server(protocol, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
 
     async def stop(self) -> None:
         """Ask uvicorn to exit and wait for it."""
@@ -95,7 +136,18 @@ def _remove(path: str) -> None:
     Path(path).unlink(missing_ok=True)
 
 
-def _bind_unix(path: str) -> socket.socket:
+def bind_loopback() -> socket.socket:
+    """A listening-ready socket on a free port of 127.0.0.1 (``IPPROTO_TCP``: see ``start``)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.bind(("127.0.0.1", 0))
+    except OSError as err:
+        sock.close()
+        raise ConfigError(f"cannot listen on a free port of 127.0.0.1 ({err.strerror})") from err
+    return sock
+
+
+def bind_unix(path: str) -> socket.socket:
     """A listening-ready unix socket at ``path``, private to this user (0600)."""
     file = Path(path)
     if file.exists():

@@ -110,16 +110,17 @@ async def test_method_path_query_and_body_reach_the_upstream_unchanged(start_gat
         token = gw.grant()
 
         listed = await http.get("/openai/models?limit=2&after=m%2F1", headers={"authorization": f"Bearer {token}"})
-        deleted = await http.request("DELETE", "/openai/files/file-1", headers={"authorization": f"Bearer {token}"},
-                                     content=b'{"why": "tidy"}')
+        posted = await http.post("/openai/chat/completions?api-version=1", headers={"authorization": f"Bearer {token}"},
+                                 content=b'{"why": "tidy"}')
     finally:
         await upstream.stop()
 
-    assert listed.status_code == deleted.status_code == 200
+    assert listed.status_code == posted.status_code == 200
     assert listed.json() == {"data": []}
     first, second = upstream.requests
     assert (first.method, first.path_qs) == ("GET", "/v1/models?limit=2&after=m%2F1")
-    assert (second.method, second.path_qs, second.body) == ("DELETE", "/v1/files/file-1", b'{"why": "tidy"}')
+    assert (second.method, second.path_qs, second.body) == ("POST", "/v1/chat/completions?api-version=1",
+                                                            b'{"why": "tidy"}')
     assert second.headers["authorization"] == f"Bearer {REAL_OPENAI_KEY}"
 
 
