@@ -79,6 +79,7 @@ async def run(runtime_name: str, n: int, provider: str, base_image: str) -> dict
             port=0, runtime=runtime_name, agent_base_image=base_image,
             agent_ca_certificates=ca if Path(ca).exists() else "",
             anthropic_base_url=fake.url, openai_base_url=f"{fake.url}/v1",
+            turn_budget=1_000_000,  # a latency run is a deliberate burst of turns, not a runaway to pause
         )
         settings.paths.ensure()
         async with Database(settings.paths.central_db) as db:
@@ -93,7 +94,7 @@ async def run(runtime_name: str, n: int, provider: str, base_image: str) -> dict
         if runtime_name == "local":
             base_url = f"{fake.url}/v1" if provider == "openai" else fake.url
             runtime = LocalRuntime(
-                sessions_root=settings.paths.sessions,
+                pid_dir=settings.paths.container_logs,
                 env={"NANOCLAW_MODEL_BASE_URL": base_url, "NANOCLAW_MODEL_TOKEN": "bench-token",
                      "NANOCLAW_POLL_SECONDS": "2"},
             )

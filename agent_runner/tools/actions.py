@@ -149,8 +149,8 @@ async def create_agent(ctx: ToolContext, args: dict[str, Any]) -> str:
     name = text_arg(args, "name")
     instructions = opt_text_arg(args, "instructions") or ""
     await _request(ctx, "create_agent", {"name": name.strip(), "instructions": instructions})
-    return (f"Creating agent {name.strip()!r}. A system note will tell you the name to message it by "
-            "(or why it was not created).")
+    return (f"Request to create agent {name.strip()!r} sent to an admin for approval. If approved, a system note "
+            "tells you the name to message it by; otherwise it says why not. Ask only once.")
 
 
 async def install_packages(ctx: ToolContext, args: dict[str, Any]) -> str:

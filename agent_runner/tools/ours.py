@@ -126,7 +126,8 @@ _SPECS: tuple[tuple[str, str, dict[str, Any], Impl], ...] = (
     ("resume_task", "Resume a paused task.", schema({"task_id": _TASK_ID}, ["task_id"]), actions.resume_task),
     (
         "create_agent",
-        "Create a new agent you can message (you get it as a destination; it gets you as \"parent\").",
+        "Ask an admin to create a new agent you can message (you get it as a destination; it gets you as "
+        "\"parent\"). Needs approval.",
         schema({"name": string("The new agent's name."),
                 "instructions": string("Its starting instructions (seed its memory file).")}, ["name"]),
         actions.create_agent,

@@ -23,7 +23,7 @@ from agent_runner.protocol import (
     TextOut,
 )
 from nanoclaw_app.core.context import CoreContext
-from nanoclaw_app.core.notes import write_system_note
+from nanoclaw_app.core.notes import write_refusal_note
 from nanoclaw_app.core.outbound import decode
 from nanoclaw_app.db import agents, destinations
 from nanoclaw_app.db import sessions as sessions_db
@@ -32,6 +32,7 @@ from nanoclaw_app.errors import UserError
 from nanoclaw_app.ids import new_id
 from nanoclaw_app.sessions.files import read_outbox_file, write_inbox_file
 from nanoclaw_app.sessions.store import NewInbound
+from nanoclaw_app.text_safety import clean_file_name
 from nanoclaw_app.timeutil import now_iso
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def last_session_of_peer(conn: sqlite3.Connection, peer_agent_id: str) -> str | 
 async def _refuse(ctx: CoreContext, source: Session, row: OutboundRow, reason: str) -> RouteRefused:
     log.warning("agent message %s from session %s not routed: %s", row.id, source.id, reason)
     ctx.events.publish("agent.refused", session_id=source.id, message_out_id=row.id, reason=reason)
-    await write_system_note(ctx, source.id, f"Your message was not delivered: {reason}")
+    await write_refusal_note(ctx, source.id, f"Your message was not delivered: {reason}")
     return RouteRefused(reason)
 
 
@@ -108,10 +109,11 @@ def _copy_files(
     attachments: list[dict[str, object]] = []
     for name in names:
         data = read_outbox_file(source_folder, row.id, name, cap)
-        local_path = write_inbox_file(target_folder, inbox_id, name, data, cap)
-        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        shown = clean_file_name(name) or "file"
+        local_path = write_inbox_file(target_folder, inbox_id, shown, data, cap)
+        mime = mimetypes.guess_type(shown)[0] or "application/octet-stream"
         attachments.append(
-            Attachment(name=name, mime_type=mime, size=len(data), local_path=local_path, kind="file").to_dict()
+            Attachment(name=shown, mime_type=mime, size=len(data), local_path=local_path, kind="file").to_dict()
         )
     return attachments
 

@@ -2,27 +2,35 @@
 
 The container cannot write ``inbound.db`` or the central DB, so scheduling, creating agents and self-modification
 arrive here. Every refusal is told to the agent as a system note (it would otherwise wait for an effect that never
-comes). Installing packages and adding MCP servers change what runs in the sandbox, so they go through an approval;
-:func:`apply_install_packages` and :func:`apply_add_mcp_server` run once an admin approves.
+comes), through :func:`write_refusal_note`, so refusals cannot feed a loop. Creating agents, installing packages and
+adding MCP servers go through an approval (an agent once made 25 agents in seconds), one card per agent and action at
+a time; :func:`apply_create_agent`, :func:`apply_install_packages` and :func:`apply_add_mcp_server` run once an admin
+approves. Work an agent gives itself (scheduling) counts against its turn budget like any wake.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_runner.protocol import ContractError, OutboundRow, SystemAction, decode_outbound
 from nanoclaw_app.core import scheduling
 from nanoclaw_app.core.context import CoreContext
-from nanoclaw_app.core.notes import write_system_note
+from nanoclaw_app.core.notes import write_refusal_note, write_system_note
 from nanoclaw_app.core.projection import reproject_agent
+from nanoclaw_app.core.turn_budget import RESUME_ACTION, apply_resume, is_paused
 from nanoclaw_app.db import agents, destinations
+from nanoclaw_app.db import approvals as approvals_db
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.rows import Session
 from nanoclaw_app.errors import UserError
+from nanoclaw_app.sessions.mounted import MountedDir
+from nanoclaw_app.text_safety import clean_text
 
 if TYPE_CHECKING:
     from nanoclaw_app.core.approvals.service import ApprovalService
@@ -38,6 +46,9 @@ PIP_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?(?:==[A-
 MCP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MEMORY_FILE = "MEMORY.md"
+SELF_SCHEDULED = frozenset({"schedule_task", "update_task", "resume_task"})
+"""Actions that give the agent future turns of its own: each one counts as a turn (a wake) and none is taken while
+the session is paused, so a loop through scheduled tasks stays inside the turn budget."""
 
 
 class Approval(Protocol):
@@ -62,6 +73,8 @@ class SystemActions:
     def __init__(self, ctx: CoreContext, *, request_approval: RequestApproval) -> None:
         self._ctx = ctx
         self._request_approval = request_approval
+        self._asking = asyncio.Lock()
+        """Checking for a pending card and sending one is a unit: two sessions of one agent may deliver at once."""
         self._handlers: dict[str, Callable[[Session, dict[str, Any]], Awaitable[object]]] = {
             "schedule_task": lambda s, p: scheduling.schedule_task(ctx, s, p),
             "cancel_task": lambda s, p: scheduling.cancel_task(ctx, s, p),
@@ -81,7 +94,7 @@ class SystemActions:
             log.warning("session %s: malformed system row %s: %s", session.id, row.id, err)
             self._ctx.events.publish("system_action.malformed", session_id=session.id, message_out_id=row.id,
                                      error=str(err))
-            await write_system_note(self._ctx, session.id, f"Your system request was malformed and ignored: {err}")
+            await write_refusal_note(self._ctx, session.id, f"Your system request was malformed and ignored: {err}")
             return
         assert isinstance(action, SystemAction)
         handler = self._handlers.get(action.action)
@@ -90,46 +103,34 @@ class SystemActions:
         if handler is None:
             log.warning("session %s: unknown system action %r in row %s", session.id, action.action, row.id)
             self._ctx.events.publish("system_action.unknown", session_id=session.id, action=action.action)
-            await write_system_note(self._ctx, session.id, f"unknown action {action.action!r}: nothing was done")
+            await write_refusal_note(self._ctx, session.id, f"unknown action {action.action!r}: nothing was done")
             return
         try:
+            if action.action in SELF_SCHEDULED and await is_paused(self._ctx, session.id):
+                raise UserError("you are paused for taking too many turns in a short time; nothing was scheduled")
             await handler(session, action.payload)
+            if action.action in SELF_SCHEDULED:
+                await self._ctx.waker.wake(session)  # counted like any wake; pokes the running container
         except UserError as err:
             log.info("session %s: %s refused: %s", session.id, action.action, err)
             self._ctx.events.publish("system_action.refused", session_id=session.id, action=action.action,
                                      reason=str(err))
-            await write_system_note(self._ctx, session.id, f"Your {action.action} request was not applied: {err}")
+            await write_refusal_note(self._ctx, session.id, f"Your {action.action} request was not applied: {err}")
 
     # ------------------------------------------------------------------------------------------ create_agent
 
     async def _create_agent(self, session: Session, payload: dict[str, Any]) -> None:
-        ctx = self._ctx
-        name = payload.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise UserError("the new agent needs a name")
-        name = " ".join(name.split())
-        if len(name) > 64:
-            raise UserError("an agent name may have at most 64 characters")
-        instructions = payload.get("instructions") or ""
-        if not isinstance(instructions, str):
-            raise UserError("instructions must be text")
-        child = await agents.create(ctx.db, name)
-        folder = ctx.settings.paths.agents / child.folder
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        memory = folder / MEMORY_FILE
-        if not memory.exists():
-            memory.write_text(instructions.strip() + "\n" if instructions.strip() else f"# {name}\n",
-                              encoding="utf-8")
-        local = await destinations.add(ctx.db, session.agent_group_id, name, "agent", child.id)
-        await destinations.add(ctx.db, child.id, "parent", "agent", session.agent_group_id)
-        await reproject_agent(ctx, session.agent_group_id)
-        log.info("session %s created agent %s (%s) as destination %r", session.id, child.id, name, local)
-        ctx.events.publish("agent.created", agent_group_id=child.id, name=name, created_by=session.agent_group_id)
-        await write_system_note(
-            ctx, session.id,
-            f"Created agent {name!r}. Send it messages with <message to=\"{local}\">…</message>; "
-            "it can answer you as \"parent\".",
+        name, instructions = agent_request(payload)
+        await check_agent_cap(self._ctx)
+        agent = await agents.get(self._ctx.db, session.agent_group_id)
+        brief = clean_text(instructions)  # shown on the card: one line, nothing invisible
+        question = (
+            f"Agent {agent.name if agent else session.agent_group_id!r} wants to create a new agent called {name!r}"
+            + (f" with these instructions: {brief[:300]}{'…' if len(brief) > 300 else ''}" if brief else "")
+            + ". The two could then message each other."
         )
+        await self._ask(session, "create_agent", {"name": name, "instructions": instructions},
+                        "Create an agent?", question)
 
     # ------------------------------------------------------------------------------------------ self-modification
 
@@ -165,14 +166,42 @@ class SystemActions:
         await self._ask(session, "add_mcp_server", server, "Add MCP server?", question)
 
     async def _ask(self, session: Session, action: str, payload: dict[str, Any], title: str, question: str) -> None:
-        approval_id = await self._request_approval(
-            session=session, action=action, payload=payload, title=title, question=question
-        )
+        async with self._asking:
+            waiting = await approvals_db.list_pending_approvals(self._ctx.db)
+            if any(a.agent_group_id == session.agent_group_id and a.action == action for a in waiting):
+                raise UserError(f"you already asked for {action} and nobody has answered yet; "
+                                "wait for that answer before asking again")
+            approval_id = await self._request_approval(
+                session=session, action=action, payload=payload, title=title, question=question
+            )
         if approval_id is None:
             # The approvals module tells the agent when nobody can approve; record it here too.
             log.warning("session %s: %s could not be sent for approval", session.id, action)
         self._ctx.events.publish("system_action.approval_requested", session_id=session.id, action=action,
                                  approval_id=approval_id)
+
+
+def agent_request(payload: dict[str, Any]) -> tuple[str, str]:
+    """The name and instructions of a requested agent, checked the same way when asked and when approved."""
+    raw = payload.get("name")
+    name = clean_text(raw) if isinstance(raw, str) else ""
+    if not name:
+        raise UserError("the new agent needs a name")
+    if len(name) > 64:
+        raise UserError("an agent name may have at most 64 characters")
+    instructions = payload.get("instructions") or ""
+    if not isinstance(instructions, str):
+        raise UserError("instructions must be text")
+    return name, instructions
+
+
+async def check_agent_cap(ctx: CoreContext) -> None:
+    """Refuse once ``max_agents_created_by_agents`` agents exist at agents' request (approval can be habit)."""
+    made = await agents.count_made_by_agents(ctx.db)
+    cap = ctx.settings.max_agents_created_by_agents
+    if made >= cap:
+        raise UserError(f"{made} agents made at agents' request already exist, the most allowed ({cap}); ask the "
+                        "owner to delete one, or to create the agent in the app")
 
 
 def check_mcp_server(payload: dict[str, Any]) -> dict[str, Any]:
@@ -246,6 +275,30 @@ def _json_list(text: str) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
+async def apply_create_agent(ctx: CoreContext, approval: Approval) -> str:
+    """Approved ``create_agent``: make the agent, seed its memory and link it both ways with the agent that asked."""
+    name, instructions = agent_request(_payload(approval))
+    creator = await _agent_of(ctx, approval)
+    await check_agent_cap(ctx)
+    child = await agents.create(ctx.db, name, created_by=creator)
+    seed = (instructions.strip() + "\n" if instructions.strip() else f"# {name}\n").encode()
+    await ctx.store.run_io(lambda: _seed_memory(ctx.settings.paths.agents / child.folder, seed))
+    local = await destinations.add(ctx.db, creator, name, "agent", child.id)
+    await destinations.add(ctx.db, child.id, "parent", "agent", creator)
+    await reproject_agent(ctx, creator)
+    log.info("agent %s created agent %s (%s) as destination %r", creator, child.id, name, local)
+    ctx.events.publish("agent.created", agent_group_id=child.id, name=name, created_by=creator)
+    return (f"Created agent {name!r}. Send it messages with <message to=\"{local}\">…</message>; "
+            "it can answer you as \"parent\".")
+
+
+def _seed_memory(folder: Path, text: bytes) -> None:
+    """Write the new agent's first memory, by descriptor like every write into an agent folder."""
+    with MountedDir.open(folder, create=True) as workspace:
+        if workspace.lstat(MEMORY_FILE) is None:
+            workspace.write_new(MEMORY_FILE, text)
+
+
 async def apply_install_packages(ctx: CoreContext, approval: Approval) -> str:
     """Approved ``install_packages``: add the packages to the agent's config and restart its container.
 
@@ -303,5 +356,7 @@ async def apply_add_mcp_server(ctx: CoreContext, approval: Approval) -> str:
 
 def register_approval_handlers(approvals: ApprovalService) -> None:
     """What runs once an admin approves an agent's request; the host and the CLI register the same handlers."""
+    approvals.register_handler(RESUME_ACTION, apply_resume)
+    approvals.register_handler("create_agent", apply_create_agent)
     approvals.register_handler("install_packages", apply_install_packages)
     approvals.register_handler("add_mcp_server", apply_add_mcp_server)

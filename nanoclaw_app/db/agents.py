@@ -27,8 +27,11 @@ def check_folder(folder: str) -> str:
     return folder
 
 
-async def create(db: Database, name: str, folder: str | None = None) -> AgentGroup:
-    """Create an agent group and its container config; the folder gets a numeric suffix on collision."""
+async def create(db: Database, name: str, folder: str | None = None, *, created_by: str | None = None) -> AgentGroup:
+    """Create an agent group and its container config; the folder gets a numeric suffix on collision.
+
+    ``created_by`` is the agent that asked for this one (agent-made agents are capped).
+    """
     base = check_folder(folder or slugify(name))
     now = now_iso()
     agent_id = new_id("ag")
@@ -41,13 +44,18 @@ async def create(db: Database, name: str, folder: str | None = None) -> AgentGro
             n += 1
             candidate = f"{base}-{n}"
         await conn.execute(
-            "INSERT INTO agent_groups (id, name, folder, created_at) VALUES (?, ?, ?, ?)",
-            (agent_id, name, candidate, now),
+            "INSERT INTO agent_groups (id, name, folder, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+            (agent_id, name, candidate, now, created_by),
         )
         await conn.execute(
             "INSERT INTO container_configs (agent_group_id, updated_at) VALUES (?, ?)", (agent_id, now)
         )
     return AgentGroup(id=agent_id, name=name, folder=candidate, created_at=now)
+
+
+async def count_made_by_agents(db: Database) -> int:
+    """How many existing agents were made at an agent's request (deleted ones no longer count)."""
+    return int(await db.fetchval("SELECT COUNT(*) FROM agent_groups WHERE created_by IS NOT NULL") or 0)
 
 
 async def get(db: Database, agent_group_id: str) -> AgentGroup | None:

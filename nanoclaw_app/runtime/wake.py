@@ -123,6 +123,10 @@ class WakeManager:
             self._publish("container.start_failed", session_id=session.id, error=str(err))
             return False
 
+    def is_queued(self, session_id: str) -> bool:
+        """Whether the session waits for a free container slot."""
+        return session_id in self._queue
+
     async def is_running(self, session_id: str) -> bool:
         """True while a container for the session is starting, running or stopping.
 

@@ -309,7 +309,7 @@ async def test_the_host_applies_what_the_tools_ask_for(ctx: CoreContext, tmp_pat
         while not events.empty():
             kinds.append(events.get_nowait().kind)
     assert not [k for k in kinds if k.endswith((".refused", ".malformed", ".unknown"))], kinds
-    assert [c["action"] for c in approvals.calls] == ["install_packages", "add_mcp_server"]
+    assert [c["action"] for c in approvals.calls] == ["install_packages", "add_mcp_server", "create_agent"]
     task = inbound(folder, task_id)
     assert (task.kind, task.recurrence) == ("task", "0 9 * * *")
-    assert [a.name for a in await agents.list_all(ctx.db)] == ["Helper", "Researcher"]
+    assert [a.name for a in await agents.list_all(ctx.db)] == ["Helper"]  # a new agent waits for an admin

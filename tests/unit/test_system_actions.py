@@ -14,6 +14,7 @@ from nanoclaw_app.core.system_actions import (
     MEMORY_FILE,
     SystemActions,
     apply_add_mcp_server,
+    apply_create_agent,
     apply_install_packages,
 )
 from nanoclaw_app.db import agents, destinations, messaging
@@ -105,10 +106,23 @@ async def test_a_malformed_action_is_told_to_the_agent(ctx, setup, actions):
 # --------------------------------------------------------------------------------------------- create_agent
 
 
-async def test_create_agent_seeds_memory_links_both_ways_and_tells_the_creator(ctx, setup, actions):
-    creator, session, folder = setup
+async def test_create_agent_only_asks_an_admin(ctx, setup, actions, approvals):
+    _, session, _ = setup
     await actions.apply(session, system_row("create_agent", {"name": "Travel Planner",
                                                              "instructions": "You plan trips. Be brief."}))
+    (call,) = approvals.calls
+    assert call["action"] == "create_agent"
+    assert call["payload"] == {"name": "Travel Planner", "instructions": "You plan trips. Be brief."}
+    assert "Travel Planner" in call["question"]
+    assert "You plan trips" in call["question"]
+    assert [a.name for a in await agents.list_all(ctx.db)] == ["Helper"]
+
+
+async def test_approved_create_agent_seeds_memory_links_both_ways_and_tells_the_creator(ctx, setup):
+    creator, session, folder = setup
+    approval = DecidedApproval(json.dumps({"name": "Travel Planner", "instructions": "You plan trips. Be brief."}),
+                               session.id, creator.id)
+    result = await apply_create_agent(ctx, approval)
     child = next(a for a in await agents.list_all(ctx.db) if a.name == "Travel Planner")
     memory = ctx.settings.paths.agents / child.folder / MEMORY_FILE
     assert memory.read_text(encoding="utf-8") == "You plan trips. Be brief.\n"
@@ -122,8 +136,8 @@ async def test_create_agent_seeds_memory_links_both_ways_and_tells_the_creator(c
                                      with_outbound=False)
     assert {"name": "travel-planner", "display_name": "Travel Planner", "type": "agent", "channel_type": None,
             "platform_id": None, "agent_group_id": child.id} in projected
-    (note,) = await notes(ctx, session)
-    assert 'to="travel-planner"' in note["text"]
+    assert 'to="travel-planner"' in result
+    assert await agents.count_made_by_agents(ctx.db) == 1
 
 
 async def test_create_agent_needs_a_name(ctx, setup, actions):

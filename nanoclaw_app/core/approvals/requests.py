@@ -25,7 +25,7 @@ from nanoclaw_app.core.approvals.cards import (
 from nanoclaw_app.core.approvals.dispatch import may_decide
 from nanoclaw_app.core.approvals.picks import pick_approval_delivery, pick_approver
 from nanoclaw_app.core.context import CoreContext
-from nanoclaw_app.core.notes import write_system_note
+from nanoclaw_app.core.notes import write_refusal_note, write_system_note
 from nanoclaw_app.db import approvals as approvals_db
 from nanoclaw_app.db import messaging
 from nanoclaw_app.db import questions as questions_db
@@ -56,7 +56,7 @@ async def request_approval(
         log.warning("no reachable approver for %s from session %s (approvers: %s)", action, session.id, approvers)
         ctx.events.publish("approval.no_approver", action=action, session_id=session.id,
                            agent_group_id=session.agent_group_id)
-        await write_system_note(
+        await write_refusal_note(
             ctx, session.id,
             f"Your {action} request could not be sent for approval: no owner or admin can be reached right now.",
         )

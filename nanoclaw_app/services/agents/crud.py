@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ from nanoclaw_app.errors import UserError
 from nanoclaw_app.services.agents import lookup
 from nanoclaw_app.services.agents.memory import atomic_write
 from nanoclaw_app.services.context import AppServices
+from nanoclaw_app.text_safety import clean_name
 from nanoclaw_app.timeutil import utcnow
 from nanoclaw_app.web.runfile import read_run_file
 
@@ -238,7 +238,8 @@ async def delete_agent(services: AppServices, agent_id: str, *, force: bool = Fa
         for source, name in ((workspace, "workspace"), (sessions_dir, "sessions")):
             if source.exists() and not source.is_symlink():
                 trash.mkdir(parents=True, exist_ok=True, mode=0o700)
-                shutil.move(str(source), str(trash / name))
+                # A rename, never shutil.move's copy fallback: copying would read through links the agent planted.
+                source.rename(trash / name)
                 moved = True
         return str(trash) if moved else None
 
@@ -302,12 +303,7 @@ def _host_runs(services: AppServices) -> bool:
 
 
 def _clean_name(name: str, what: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise UserError(f"{what} must not be empty")
-    clean = " ".join(name.split())
-    if len(clean) > MAX_NAME:
-        raise UserError(f"{what} may have at most {MAX_NAME} characters")
-    return clean
+    return clean_name(name, what, MAX_NAME)
 
 
 async def _free_name(services: AppServices, name: str, own_id: str | None) -> str:

@@ -1,0 +1,124 @@
+"""A hostile agent for the loop attacks: the in-process runtime whose turns write whatever outbound rows a script says.
+
+A real container can write any row into its own ``outbound.db`` (system actions, messages to any agent id), so the
+script stands for an agent steered by a prompt injection, or for the shell in the container writing the rows itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from agent_runner.protocol import AGENT_CHANNEL, AckStatus, InboundRow, MessageKind, SystemAction, TextOut
+from agent_runner.protocol import next_container_seq as next_seq
+from nanoclaw_app.ids import new_id
+from nanoclaw_app.sessions.store import HEARTBEAT, INBOUND, OUTBOUND
+from nanoclaw_app.timeutil import now_iso
+from tests.fakes.runtime import InProcessRuntime, _Agent, claim
+
+
+@dataclass(frozen=True)
+class Out:
+    """One outbound row as the container writes it."""
+
+    kind: str
+    content: str
+    channel_type: str | None = None
+    platform_id: str | None = None
+    in_reply_to: str | None = None
+
+
+def to_agent(agent_id: str, text: str) -> Out:
+    """A message addressed straight to another agent's id (what ``<message to=…>`` becomes)."""
+    return Out(MessageKind.CHAT.value, TextOut(text=text).to_json(), AGENT_CHANNEL, agent_id)
+
+
+def action(verb: str, **payload: object) -> Out:
+    """A system action row (``create_agent``, ``schedule_task``, …)."""
+    return Out(MessageKind.SYSTEM.value, SystemAction(action=verb, payload=dict(payload)).to_json())
+
+
+def reply(row: InboundRow, text: str) -> Out:
+    """An answer in the chat the row came from."""
+    return Out(MessageKind.CHAT.value, TextOut(text=text).to_json(), row.channel_type, row.platform_id, row.id)
+
+
+def _connect(path: Path, *, write: bool) -> sqlite3.Connection:
+    mode = "rw" if write else "ro"
+    return sqlite3.connect(f"file:{quote(str(path))}?mode={mode}", uri=True, timeout=5.0, isolation_level=None)
+
+
+def write_outbound(folder: Path, rows: Sequence[Out], completed: Sequence[str] = ()) -> None:
+    """Write rows into the session's ``outbound.db`` (odd seqs above both DBs) and complete acks, in one go."""
+    reader = _connect(folder / INBOUND, write=False)
+    try:
+        inbound_max = reader.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0] or 0
+    finally:
+        reader.close()
+    conn = _connect(folder / OUTBOUND, write=True)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        current = max(inbound_max, conn.execute("SELECT MAX(seq) FROM messages_out").fetchone()[0] or 0)
+        stamp = now_iso()
+        for row in rows:
+            current = next_seq(current)
+            conn.execute(
+                "INSERT INTO messages_out (id, seq, in_reply_to, timestamp, kind, platform_id, channel_type, content)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (new_id("out"), current, row.in_reply_to, stamp, row.kind, row.platform_id, row.channel_type,
+                 row.content),
+            )
+        conn.executemany(
+            "UPDATE processing_ack SET status = ?, status_changed = ? WHERE message_id = ?",
+            [(AckStatus.COMPLETED.value, stamp, i) for i in completed],
+        )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+Script = Callable[[str, list[InboundRow]], list[Out]]
+"""``(session_id, rows of this turn) -> rows to write``."""
+
+
+@dataclass
+class HostileRuntime(InProcessRuntime):
+    """``InProcessRuntime`` whose agent answers every turn with the rows ``script`` returns; counts turns."""
+
+    script: Script | None = None
+    turns: dict[str, int] = field(default_factory=dict)
+
+    async def _turn(self, agent: _Agent, rows: list[InboundRow]) -> None:
+        folder = agent.spec.session_dir
+        session_id = agent.spec.session_id
+        ids = [r.id for r in rows]
+        await asyncio.to_thread(claim, folder, ids)
+        (folder / HEARTBEAT).touch()
+        self.turns[session_id] = self.turns.get(session_id, 0) + 1
+        out = self.script(session_id, rows) if self.script is not None else []
+        await asyncio.to_thread(write_outbound, folder, out, ids)
+        (folder / HEARTBEAT).touch()
+        await self._signal()
+
+
+def quiet(folder: Path) -> bool:
+    """Nothing left to do in the session: no row waiting for the agent, none claimed, none waiting for delivery."""
+    conn = _connect(folder / INBOUND, write=False)
+    try:
+        conn.execute("ATTACH DATABASE ? AS ob", (f"file:{quote(str(folder / OUTBOUND))}?mode=ro",))
+        waiting = conn.execute(
+            "SELECT COUNT(*) FROM messages_in m WHERE m.trigger = 1 AND m.kind != 'system'"
+            " AND NOT EXISTS (SELECT 1 FROM ob.processing_ack a WHERE a.message_id = m.id AND a.status = 'completed')"
+            " AND m.status = 'pending'"
+        ).fetchone()[0]
+        undelivered = conn.execute(
+            "SELECT COUNT(*) FROM ob.messages_out o WHERE NOT EXISTS"
+            " (SELECT 1 FROM delivered d WHERE d.message_out_id = o.id)"
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    return waiting == 0 and undelivered == 0
