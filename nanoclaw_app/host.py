@@ -28,6 +28,7 @@ from nanoclaw_app.core.projection import project
 from nanoclaw_app.core.router import Router
 from nanoclaw_app.core.sweep import Sweep, idle_check
 from nanoclaw_app.core.system_actions import SystemActions, register_approval_handlers
+from nanoclaw_app.core.turn_budget import TurnBudget
 from nanoclaw_app.core.watcher import OutboundWatcher
 from nanoclaw_app.db import agents as agents_db
 from nanoclaw_app.db import users as users_db
@@ -45,7 +46,7 @@ from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.services.engine_check import stop_image_build
 from nanoclaw_app.sessions.store import SessionStore
 from nanoclaw_app.settings import Settings
-from nanoclaw_app.web.app import create_app
+from nanoclaw_app.web.app import web_servers
 from nanoclaw_app.web.auth import WebAuth
 from nanoclaw_app.web.runfile import remove_run_file, write_run_file
 from nanoclaw_app.web.server import WebServer
@@ -107,6 +108,8 @@ class Host:
             settings=settings, db=self.db, store=self.store, channels=self.channels, waker=self.waker,
             events=self.events,
         )
+        # Every wake of the core passes the turn budget, which pauses a session that runs away (any loop, any cause).
+        self.ctx.waker = TurnBudget(self.ctx, self.waker, is_queued=self.waker.is_queued)
         self.approvals = ApprovalService(self.ctx)
         self.router = Router(self.ctx, self.approvals)
         self.ctx.route = self._route
@@ -130,10 +133,11 @@ class Host:
             ctx=self.ctx, secrets=self.secrets, approvals=self.approvals, auth=self.auth, state=self.state,
             gateway=self.gateway, runtime=self.runtime, reload_settings=self._reload_settings, channels=self,
         )
-        self.web: WebServer | None = (
-            WebServer(create_app(self.services, lan=settings.lan_access), settings.host, settings.port)
-            if serve_web else None
-        )
+        # With HTTPS for LAN access, ``lan_web`` serves other devices and ``web`` stays on 127.0.0.1 (plain HTTP).
+        self.web: WebServer | None = None
+        self.lan_web: WebServer | None = None
+        if serve_web:
+            self.web, self.lan_web = web_servers(self.services)
         self._stack: AsyncExitStack | None = None
         self._housekeeping: asyncio.Task[None] | None = None
 
@@ -173,9 +177,7 @@ class Host:
                 # The app still comes up to say what is wrong; messages stay pending until the engine works.
                 log.error("container engine unavailable: %s", err)
                 self._component("containers", f"unavailable: {err}")
-            removed = await self.runtime.remove_orphans()
-            if removed:
-                log.info("removed %d orphan containers from an earlier run", removed)
+            await self._remove_orphans()
             await self.waker.start()
             stack.push_async_callback(self.waker.stop_all)
             self.state.components.setdefault("containers", self.runtime.name)
@@ -199,12 +201,16 @@ class Host:
             stack.push_async_callback(self.watcher.stop)
             await self.sweep.start()
             stack.push_async_callback(self.sweep.stop)
+            await self.router.start()  # messages a session DB refused earlier are handed over from here on
+            stack.push_async_callback(self.router.stop)
             self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
             stack.push_async_callback(self._stop_housekeeping)
 
             if self.web is not None:
                 await self.web.start()
                 stack.push_async_callback(self._stop_web)
+                if self.lan_web is not None:
+                    await self._start_lan_web(self.lan_web)
                 self._component("web", self.url or "")
                 write_run_file(self.settings.paths, self.url or "")
         except BaseException:
@@ -213,6 +219,25 @@ class Host:
         self._stack = stack
         self.state.ready = True
         log.info("NanoClaw host ready")
+
+    async def _start_lan_web(self, server: WebServer) -> None:
+        """Serve other devices; if that fails (say, the port is taken), the window and the phone chats still work."""
+        try:
+            await server.start()
+        except Exception as err:
+            log.error("could not open LAN access (HTTPS): %s", err)
+            self._component("lan", f"unavailable: {err}")
+            self.lan_web = None
+
+    async def _remove_orphans(self) -> None:
+        """Clean up containers of an earlier run; whatever the engine answers, the host starts anyway."""
+        try:
+            removed = await self.runtime.remove_orphans()
+        except Exception:
+            log.warning("could not clean up containers left by an earlier run; starting anyway", exc_info=True)
+            return
+        if removed:
+            log.info("removed %d orphan containers from an earlier run", removed)
 
     async def stop(self) -> None:
         """Stop everything in reverse order (idempotent)."""
@@ -250,8 +275,9 @@ class Host:
         self.services.closing.set()  # open event streams end, so the server can exit
         await stop_image_build(self.services)  # the setup wizard's image build, if one runs
         remove_run_file(self.settings.paths)
-        if self.web is not None:
-            await self.web.stop()
+        for server in (self.lan_web, self.web):
+            if server is not None:
+                await server.stop()
 
     # ------------------------------------------------------------------------------------------ channels
 
@@ -334,7 +360,7 @@ class Host:
         if self.settings.runtime == "local":
             from nanoclaw_app.runtime.local import LocalRuntime
 
-            return LocalRuntime(sessions_root=self.settings.paths.sessions, gateway=self.gateway)
+            return LocalRuntime(pid_dir=self.settings.paths.container_logs, gateway=self.gateway)
         from nanoclaw_app.runtime.podman_runtime import PodmanRuntime
 
         return PodmanRuntime(self.settings, gateway=self.gateway, events=self.events, notice=self._notice)
@@ -379,6 +405,7 @@ class Host:
         return SessionSpec(
             session_id=session.id,
             agent_group_id=session.agent_group_id,
+            log_path=self.settings.paths.container_log(session.id),
             session_dir=self.store.dir(session.agent_group_id, session.id),
             agent_dir=agent_dir,
             provider=session.agent_provider or (config.provider if config else "claude"),

@@ -43,6 +43,11 @@ class Settings:
     """Port of the web UI; 0 picks a free one."""
     lan_access: bool = False
     """Let other devices on the network open the app (needs a LAN password; ``host`` then may be ``0.0.0.0``)."""
+    lan_https: bool = True
+    """Other devices connect over HTTPS (a certificate made per install) on ``https_port``; this computer keeps plain
+    HTTP on 127.0.0.1 and ``port``. Off: LAN devices use plain HTTP on ``port``, readable by the network."""
+    https_port: int = 8766
+    """Port other devices use when ``lan_https`` is on; 0 picks a free one."""
     log_level: str = "INFO"
     """Level for the console and the rotating log file."""
     max_attachment_bytes: int = 50 * 1024 * 1024
@@ -71,6 +76,15 @@ class Settings:
     """How long a denied sender stays silently refused before a new card may be sent."""
     agent_hop_cap: int = 4
     """Most agent-to-agent hops a conversation may take before the loop is broken."""
+    max_agents_created_by_agents: int = 10
+    """Most agents that exist at agents' request (each one also needs an admin's approval)."""
+    turn_budget: int = 60
+    """Most turns (wakes with new work) one session may take in ``turn_window_seconds``; past it the session is paused
+    and the owner asked whether it may go on: a circuit breaker against loops of any cause."""
+    turn_window_seconds: float = 600.0
+    """The sliding window ``turn_budget`` counts in."""
+    turn_pause_seconds: float = 600.0
+    """How long a session over its turn budget stays paused, unless the owner lets it go on sooner."""
     idle_stop_seconds: float = 600.0
     """A container with no activity for this long is stopped."""
     runtime: str = "podman"
@@ -177,6 +191,10 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"setting {name!r} must be at least 1")
     if settings.container_cpus <= 0:
         raise ConfigError("setting 'container_cpus' must be more than 0")
+    if settings.turn_budget < 1 or settings.max_agents_created_by_agents < 0:
+        raise ConfigError("setting 'turn_budget' must be at least 1 and 'max_agents_created_by_agents' 0 or more")
+    if settings.turn_window_seconds <= 0 or settings.turn_pause_seconds <= 0:
+        raise ConfigError("settings 'turn_window_seconds' and 'turn_pause_seconds' must be more than 0")
     if settings.daily_spend_cap_usd < 0:
         raise ConfigError("setting 'daily_spend_cap_usd' must be 0 (off) or more")
     if settings.whatsapp_sends_per_minute < 1:

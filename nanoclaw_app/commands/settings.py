@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 
+from nanoclaw_app.commands.host_api import call_running_host
 from nanoclaw_app.commands.output import json_flag, print_json, print_table
 from nanoclaw_app.errors import UserError
 from nanoclaw_app.services import app_settings
@@ -52,7 +53,11 @@ async def _set(args: argparse.Namespace, services: AppServices) -> int:
         password = None
         if value and not await services.auth.has_password():
             password = _new_password()
-        view = await app_settings.set_lan_access(services, value, password)
+        # A running app applies it at once (switching off shuts LAN devices out before its restart); else directly.
+        answer = await call_running_host(services, "POST", "/api/settings/lan",
+                                         json={"enabled": value, "password": password})
+        view = AppSettings(**answer) if answer is not None else await app_settings.set_lan_access(
+            services, value, password)
     else:
         view = await app_settings.update_settings(services, {args.name: value})
     _print(view, as_json=args.json)

@@ -23,10 +23,13 @@ from nanoclaw_app.errors import UserError
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.settings import ENV_PREFIX, Settings, load_settings, save_settings
 from nanoclaw_app.web.runfile import read_run_file
+from nanoclaw_app.web.tls import ensure_certificate, lan_address, read_certificate
 
-EDITABLE = ("timezone", "lan_access", "host", "port", "daily_spend_cap_usd", "agent_base_image",
-            "agent_ca_certificates", "telegram_api_base_url", "whatsapp_reply_only", "whatsapp_sends_per_minute")
-NEEDS_RESTART = frozenset({"lan_access", "host", "port", "timezone", "agent_base_image", "agent_ca_certificates"})
+EDITABLE = ("timezone", "lan_access", "lan_https", "host", "port", "https_port", "daily_spend_cap_usd",
+            "agent_base_image", "agent_ca_certificates", "telegram_api_base_url", "whatsapp_reply_only",
+            "whatsapp_sends_per_minute")
+NEEDS_RESTART = frozenset({"lan_access", "lan_https", "host", "port", "https_port", "timezone", "agent_base_image",
+                           "agent_ca_certificates"})
 RESTART_KEY = "settings.restart_needed"
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -38,8 +41,10 @@ class AppSettings:
 
     timezone: str
     lan_access: bool
+    lan_https: bool
     host: str
     port: int
+    https_port: int
     daily_spend_cap_usd: float
     agent_base_image: str
     agent_ca_certificates: str
@@ -47,6 +52,10 @@ class AppSettings:
     whatsapp_reply_only: bool
     whatsapp_sends_per_minute: int
     lan_password_set: bool
+    lan_url: str | None
+    """Where other devices open the app; None when this computer's network address is not known."""
+    lan_certificate_fingerprint: str | None
+    """SHA-256 of the HTTPS certificate, for a phone's warning to be checked against; None until one is made."""
     restart_needed: list[str]
     """Saved settings the running NanoClaw does not use until it restarts."""
     fixed_by_environment: list[str]
@@ -59,11 +68,11 @@ def parse_value(name: str, text: str) -> Any:
         raise UserError(f"{name!r} cannot be changed here; choose one of {', '.join(EDITABLE)}")
     text = text.strip()
     try:
-        if name in ("lan_access", "whatsapp_reply_only"):
+        if name in ("lan_access", "lan_https", "whatsapp_reply_only"):
             if text.lower() not in (*_TRUE, *_FALSE):
                 raise ValueError(text)
             return text.lower() in _TRUE
-        if name in ("port", "whatsapp_sends_per_minute"):
+        if name in ("port", "https_port", "whatsapp_sends_per_minute"):
             return int(text)
         if name == "daily_spend_cap_usd":
             return float(text)
@@ -75,9 +84,13 @@ def parse_value(name: str, text: str) -> Any:
 async def read_settings(services: AppServices) -> AppSettings:
     """The editable settings now in force."""
     current = services.settings
+    cert = read_certificate(current.paths.home) if current.lan_https else None
+    scheme, port = ("https", current.https_port) if current.lan_https else ("http", current.port)
     return AppSettings(
         **{name: getattr(current, name) for name in EDITABLE},
         lan_password_set=await services.auth.has_password(),
+        lan_url=f"{scheme}://{address}:{port}/" if (address := lan_address()) else None,
+        lan_certificate_fingerprint=cert.fingerprint if cert else None,
         restart_needed=await _restart_needed(services, current),
         fixed_by_environment=[name for name in EDITABLE if ENV_PREFIX + name.upper() in os.environ],
     )
@@ -89,7 +102,10 @@ async def update_settings(services: AppServices, changes: dict[str, Any]) -> App
         raise UserError("turn LAN access on or off with its own switch: it needs a password")
     if not changes:
         return await read_settings(services)
-    await _save(services, await _validated(services, changes))
+    clean = await _validated(services, changes)
+    if clean.get("lan_https"):
+        _certificate(services)  # its fingerprint is shown before the restart uses it
+    await _save(services, clean)
     return await read_settings(services)
 
 
@@ -100,11 +116,23 @@ async def set_lan_access(services: AppServices, enabled: bool, password: str | N
             await services.auth.set_password(password)
         elif not await services.auth.has_password():
             raise UserError("LAN access needs a password (at least 10 characters) for other devices to sign in")
+        if services.settings.lan_https:
+            _certificate(services)
         await _save(services, {"lan_access": True, "host": "0.0.0.0"})  # noqa: S104 - the point of LAN access
     else:
         await _save(services, {"lan_access": False, "host": "127.0.0.1"})
         await services.auth.sign_out_password_sessions()
     return await read_settings(services)
+
+
+def _certificate(services: AppServices) -> None:
+    """Make the LAN HTTPS certificate now, or say plainly why it cannot be made."""
+    home = services.settings.paths.home
+    try:
+        ensure_certificate(home)
+    except (OSError, ValueError) as err:
+        raise UserError(f"the HTTPS certificate could not be made in {home} ({err}); check that NanoClaw can write "
+                        "there, or choose plain HTTP") from err
 
 
 async def _validated(services: AppServices, changes: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +157,7 @@ def _check(name: str, value: Any, current: Settings) -> Any:
         except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as err:  # OSError: a name too long for a path
             raise UserError(f"unknown timezone {value!r}: use an IANA name such as 'Europe/Berlin'") from err
         return str(value)
-    if name == "port":
+    if name in ("port", "https_port"):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
             raise UserError(f"port {value!r} must be a whole number from 1 to 65535 (0 picks a free one)")
         return value
@@ -151,7 +179,7 @@ def _check(name: str, value: Any, current: Settings) -> Any:
             if text != "localhost":
                 raise UserError(f"{text!r} is not an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0") from err
         return text
-    if name in ("lan_access", "whatsapp_reply_only"):
+    if name in ("lan_access", "lan_https", "whatsapp_reply_only"):
         if not isinstance(value, bool):
             raise UserError(f"{name} must be true or false")
         return value

@@ -36,7 +36,14 @@ from nanoclaw_app.web.controllers.events import EventsController
 from nanoclaw_app.web.controllers.session import SessionController
 from nanoclaw_app.web.health import HealthController
 from nanoclaw_app.web.pages import NAV
-from nanoclaw_app.web.security import PUBLIC_PATHS, LoopbackHostMiddleware, SessionAuthMiddleware
+from nanoclaw_app.web.security import (
+    PUBLIC_PATHS,
+    GuardedRequest,
+    LoopbackHostMiddleware,
+    PathGuardMiddleware,
+    SessionAuthMiddleware,
+)
+from nanoclaw_app.web.server import WebServer
 from nanoclaw_app.web.state import HostState
 from nanoclaw_app.web.strings import Strings
 
@@ -72,9 +79,16 @@ def csrf_secret(home: Path) -> str:
     return value
 
 
-def create_app(services: AppServices, *, lan: bool = False) -> Litestar:
-    """The ASGI app for one host; ``lan`` allows any Host header (LAN access is on and password-protected)."""
+def create_app(services: AppServices, *, lan: bool = False, tls: bool = False) -> Litestar:
+    """The ASGI app for one listener.
+
+    ``lan``: other devices may connect while LAN access is on (password-protected); switching it off refuses them at
+    once. Without it only this machine gets in. ``tls``: served over HTTPS, so cookies are marked ``Secure``.
+    """
     strings = Strings.load()
+
+    def lan_on() -> bool:
+        return lan and services.settings.lan_access
 
     def provide_services() -> AppServices:
         return services
@@ -96,11 +110,13 @@ def create_app(services: AppServices, *, lan: bool = False) -> Litestar:
             "host_state": Provide(provide_state, sync_to_thread=False),
         },
         middleware=[
-            *([] if lan else [LoopbackHostMiddleware()]),
+            LoopbackHostMiddleware(lan_on),
+            PathGuardMiddleware(),
             DefineMiddleware(SessionAuthMiddleware, auth=services.auth, exclude=PUBLIC_PATHS),
         ],
         csrf_config=CSRFConfig(secret=csrf_secret(services.settings.paths.home), cookie_name=CSRF_COOKIE,
-                               header_name=CSRF_HEADER, cookie_samesite="strict", cookie_path="/"),
+                               header_name=CSRF_HEADER, cookie_samesite="strict", cookie_path="/",
+                               cookie_secure=tls),
         template_config=TemplateConfig(directory=resource("ui", "templates"), engine=JinjaTemplateEngine,
                                        engine_callback=setup_jinja),
         exception_handlers=errors.HANDLERS,
@@ -108,8 +124,21 @@ def create_app(services: AppServices, *, lan: bool = False) -> Litestar:
         openapi_config=OpenAPIConfig(title="NanoClaw", version=__version__, path="/schema"),
         logging_config=None,  # keep the host's console and rotating-file handlers
         request_max_body_size=64 * 1024 * 1024,
+        request_class=GuardedRequest,
         state=State({"services": services}),
         debug=False,
     )
 
 
+def web_servers(services: AppServices) -> tuple[WebServer, WebServer | None]:
+    """This computer's server and, with encrypted LAN access, the network's HTTPS server.
+
+    With HTTPS, plain HTTP listens on 127.0.0.1 only (the window and ``nanoclaw open`` never leave this computer), so
+    other devices can reach the app, and send the password, only encrypted.
+    """
+    settings = services.settings
+    if settings.lan_access and settings.lan_https:
+        return (WebServer(create_app(services), "127.0.0.1", settings.port),
+                WebServer(create_app(services, lan=True, tls=True), settings.host, settings.https_port,
+                          tls_home=settings.paths.home, label="LAN access"))
+    return WebServer(create_app(services, lan=settings.lan_access), settings.host, settings.port), None

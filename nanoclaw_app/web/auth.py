@@ -3,7 +3,9 @@
 The window and ``nanoclaw open`` use login links; with LAN access on, other devices sign in with the owner's password.
 
 Only hashes of cookies and link tokens are stored, so a copy of the database signs nobody in. Link tokens live in the
-database so that ``nanoclaw open`` (another process) can mint one for the running host.
+database so that ``nanoclaw open`` (another process) can mint one for the running host. Sessions are read from the
+database on every request, never trusted from memory: one ended elsewhere (another process, an expiry, a deleted row)
+stops working at once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 import time
@@ -30,6 +33,9 @@ PASSWORD_KEY = "web.lan_password"  # noqa: S105 - the app_state key of the hash,
 MIN_PASSWORD = 10
 _FAILURES_ALLOWED = 5
 _FAILURE_WINDOW = 300.0
+_SEEN_EVERY = timedelta(minutes=5)
+"""``last_seen_at`` is written at most this often per session, not on every request."""
+_PRUNE_AT = 1024
 
 
 def _hash(token: str) -> str:
@@ -66,13 +72,72 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
+def client_key(address: str | None) -> str:
+    """Whom a password guess counts against: the connecting IP address.
+
+    IPv6 counts by its /64, which one device can fill with addresses at will.
+    """
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+class GuessLimit:
+    """A wrong-password budget per client over a sliding window.
+
+    The attempt is reserved before the slow password check (and given back only when the password was right), so
+    parallel guesses cannot all slip past the limit while the first ones are still being checked. Each client has its
+    own budget: a neighbour guessing never locks the owner's phone out, and the window never uses the password at all.
+    """
+
+    def __init__(self, allowed: int = _FAILURES_ALLOWED, window: float = _FAILURE_WINDOW) -> None:
+        self._allowed = allowed
+        self._window = window
+        self._attempts: dict[str, list[float]] = {}
+        self._told: set[str] = set()  # clients already logged as blocked in this window (one line, not thousands)
+
+    def reserve(self, client: str) -> float | None:
+        """Take one attempt for ``client``; None when its budget is spent."""
+        now = time.monotonic()
+        if len(self._attempts) >= _PRUNE_AT:
+            self._attempts = {key: times for key, times in self._attempts.items()
+                              if times and now - times[-1] < self._window}
+            self._told &= self._attempts.keys()
+        recent = [t for t in self._attempts.get(client, ()) if now - t < self._window]
+        self._attempts[client] = recent
+        if len(recent) >= self._allowed:
+            if client not in self._told:
+                self._told.add(client)
+                log.warning("LAN sign-in from %s refused for five minutes: too many wrong passwords", client)
+            return None
+        self._told.discard(client)
+        recent.append(now)
+        return now
+
+    def release(self, client: str, stamp: float) -> None:
+        """The password was right: the reserved attempt does not count."""
+        recent = self._attempts.get(client, [])
+        if stamp in recent:
+            recent.remove(stamp)
+        if not recent:
+            self._attempts.pop(client, None)
+
+
 class WebAuth:
-    """Issues and checks session cookies; a small in-memory cache keeps the check off the database per request."""
+    """Issues and checks session cookies."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._known: dict[str, float] = {}  # cookie hash -> monotonic time it was last confirmed
-        self._failures: list[float] = []
+        self._guesses = GuessLimit()
+        self._revoked = asyncio.Event()
         self.password_set = False
         """Whether a LAN password exists (kept in memory for the sign-in page; see :meth:`load`)."""
 
@@ -80,15 +145,24 @@ class WebAuth:
         """Read what the sign-in page needs to know, once the database is open."""
         self.password_set = await self.has_password()
 
+    def revocation(self) -> asyncio.Event:
+        """Set when sessions were ended in this process; open event streams then re-check theirs."""
+        return self._revoked
+
+    def _revoke(self) -> None:
+        self._revoked.set()
+        self._revoked = asyncio.Event()
+
     async def _new_session(self, origin: str) -> str:
         value = secrets.token_urlsafe(32)
         now = utcnow()
-        await self._db.execute(
-            "INSERT INTO web_sessions (token_hash, origin, created_at, last_seen_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (_hash(value), origin, iso(now), iso(now), iso(now + timedelta(days=SESSION_DAYS))),
-        )
-        self._known[_hash(value)] = time.monotonic()
+        async with self._db.transaction() as conn:
+            await conn.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (iso(now),))
+            await conn.execute(
+                "INSERT INTO web_sessions (token_hash, origin, created_at, last_seen_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (_hash(value), origin, iso(now), iso(now), iso(now + timedelta(days=SESSION_DAYS))),
+            )
         return value
 
     async def redeem_link(self, token: str) -> str | None:
@@ -108,18 +182,21 @@ class WebAuth:
         """A session for the app's own window (no link round trip needed in-process)."""
         return await self._new_session("window")
 
-    async def password_login(self, password: str) -> str | None:
-        """A session for the LAN password, or None; refuses for a while after repeated failures."""
-        now = time.monotonic()
-        self._failures = [t for t in self._failures if now - t < _FAILURE_WINDOW]
-        if len(self._failures) >= _FAILURES_ALLOWED:
-            raise UserError("too many wrong passwords; wait five minutes and try again")
+    async def password_login(self, password: str, client: str | None) -> str | None:
+        """A session for the LAN password, or None.
+
+        ``client`` (the connecting IP address) is refused for a while after repeated wrong passwords.
+        """
+        key = client_key(client)
+        stamp = self._guesses.reserve(key)
+        if stamp is None:
+            raise UserError("too many wrong passwords from this device; wait five minutes and try again")
         stored = await app_state.get(self._db, PASSWORD_KEY)
         ok = stored is not None and await asyncio.to_thread(verify_password, password, stored)
         if not ok:
-            self._failures.append(now)
-            log.warning("a wrong LAN password was entered")
+            log.warning("a wrong LAN password was entered from %s", key)
             return None
+        self._guesses.release(key, stamp)
         return await self._new_session("password")
 
     async def has_password(self) -> bool:
@@ -132,37 +209,45 @@ class WebAuth:
             raise UserError(f"the password needs at least {MIN_PASSWORD} characters")
         await app_state.put(self._db, PASSWORD_KEY, await asyncio.to_thread(hash_password, password))
         self.password_set = True
-        await self._db.execute("DELETE FROM web_sessions WHERE origin = 'password'")
-        self._known.clear()
+        await self.sign_out_password_sessions()
 
     async def check(self, value: str | None) -> bool:
-        """Whether a cookie value is a live session."""
+        """Whether a cookie value is a live session: read from the database every time (one primary-key lookup)."""
         if not value:
             return False
         key = _hash(value)
-        if key in self._known:
-            return True
+        now = utcnow()
         row = await self._db.fetchone(
-            "SELECT 1 FROM web_sessions WHERE token_hash = ? AND expires_at > ?", (key, now_iso())
+            "SELECT last_seen_at FROM web_sessions WHERE token_hash = ? AND expires_at > ?", (key, iso(now))
         )
         if row is None:
             return False
-        self._known[key] = time.monotonic()
-        await self._db.execute("UPDATE web_sessions SET last_seen_at = ? WHERE token_hash = ?", (now_iso(), key))
+        if str(row["last_seen_at"]) < iso(now - _SEEN_EVERY):
+            await self._db.execute("UPDATE web_sessions SET last_seen_at = ? WHERE token_hash = ?", (iso(now), key))
         return True
+
+    async def other_sessions(self, value: str | None) -> int:
+        """How many live sessions there are besides this one (other browsers and devices)."""
+        count = await self._db.fetchval(
+            "SELECT COUNT(*) FROM web_sessions WHERE token_hash != ? AND expires_at > ?",
+            (_hash(value or ""), now_iso()),
+        )
+        return int(count or 0)
 
     async def sign_out(self, value: str | None) -> None:
         """End one session."""
         if value:
-            self._known.pop(_hash(value), None)
             await self._db.execute("DELETE FROM web_sessions WHERE token_hash = ?", (_hash(value),))
+            self._revoke()
+
+    async def sign_out_others(self, value: str) -> int:
+        """End every session but this one (a lost phone, a borrowed computer); returns how many ended."""
+        ended = await self._db.execute("DELETE FROM web_sessions WHERE token_hash != ?", (_hash(value),))
+        self._revoke()
+        log.info("signed out %d other browsers and devices", ended)
+        return ended
 
     async def sign_out_password_sessions(self) -> None:
-        """End every session signed in with the LAN password (LAN access was turned off)."""
-        self._known.clear()
+        """End every session signed in with the LAN password (LAN access was turned off, the password changed)."""
         await self._db.execute("DELETE FROM web_sessions WHERE origin = 'password'")
-
-    async def sign_out_everyone(self) -> None:
-        """End every session (after turning LAN access off, or on request)."""
-        self._known.clear()
-        await self._db.execute("DELETE FROM web_sessions")
+        self._revoke()

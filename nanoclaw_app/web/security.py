@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import ClientException, NotAuthorizedException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.middleware import AbstractAuthenticationMiddleware, ASGIMiddleware, AuthenticationResult
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from nanoclaw_app.text_safety import has_unsafe
 from nanoclaw_app.web.auth import COOKIE, WebAuth
 
 PUBLIC_PATHS = ["^/health", "^/login", "^/api/login", "^/static/"]
@@ -35,24 +40,113 @@ class SessionAuthMiddleware(AbstractAuthenticationMiddleware):
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 
-class LoopbackHostMiddleware(ASGIMiddleware):
-    """Refuse requests whose Host header is not this machine (DNS rebinding); off with LAN access.
+def _from_this_machine(scope: Scope) -> bool:
+    client = scope.get("client")
+    try:
+        ip = ipaddress.ip_address(client[0]) if client else None
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip is not None and ip.is_loopback
 
-    A web page on another site that resolves its own name to 127.0.0.1 must not reach the app.
+
+class LoopbackHostMiddleware(ASGIMiddleware):
+    """While LAN access is off, only this machine gets in: by its Host header and by the connection's address.
+
+    A web page on another site that resolves its own name to 127.0.0.1 must not reach the app (DNS rebinding), and a
+    device on the network must not either: after LAN access is switched off the app may still listen on every
+    interface until it restarts. ``lan_on`` is read on every request, so switching off applies at once.
     """
 
     scopes = (ScopeType.HTTP,)
 
+    def __init__(self, lan_on: Callable[[], bool] = lambda: False) -> None:
+        self._lan_on = lan_on
+
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Check the Host header's name (any port), then pass on."""
+        """Check the Host header's name (any port) and the client's address, then pass on."""
         host = ""
         for name, value in scope.get("headers", ()):
             if name == b"host":
                 host = value.decode("latin-1")
                 break
         hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if hostname.lower() not in LOOPBACK_NAMES:
-            refused = Response({"error": "this address is not allowed"}, status_code=400)
+        if not self._lan_on() and (hostname.lower() not in LOOPBACK_NAMES or not _from_this_machine(scope)):
+            refused = Response({"error": "this address is not allowed: LAN access is off, so NanoClaw opens only "
+                                         "on the computer it runs on"}, status_code=400)
+            await refused.to_asgi_response(app=None, request=Request(scope))(scope, receive, send)
+            return
+        await next_app(scope, receive, send)
+
+
+MAX_JSON_BYTES = 1024 * 1024
+"""A JSON body may be this large; the biggest real one (a memory file of 256 KiB) fits several times over."""
+MAX_JSON_DEPTH = 32
+"""A JSON body may nest this deep; the deepest real one (an agent's mounts) has three levels."""
+_TOO_DEEP = f"the request's JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels)"
+
+
+class GuardedRequest(Request[Any, Any, Any]):
+    """The app's request class: every JSON body is bounded in size and depth before any handler sees it.
+
+    Litestar decodes every handler's ``data`` (and our own ``request.json()`` calls) through :meth:`json`, so one
+    check here covers every JSON endpoint; without it a body nested 100 000 levels deep crashed the decoder (a 500).
+    """
+
+    async def json(self) -> Any:
+        """The decoded body, or a 413 (too large) or 400 (nested too deeply) that says which limit it broke."""
+        body = await self.body()
+        if len(body) > MAX_JSON_BYTES:
+            raise RequestEntityTooLarge(f"the request is too large (at most {MAX_JSON_BYTES // 1024} KiB of JSON)")
+        try:
+            value = await super().json()
+        except RecursionError as err:  # the decoder's own depth limit: no handler ran, nothing to clean up
+            raise ClientException(_TOO_DEEP) from err
+        if _deeper_than(value, MAX_JSON_DEPTH):
+            raise ClientException(_TOO_DEEP)
+        return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest more than ``limit`` levels (walked with a stack, not recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+_STATIC_FILE = re.compile(r"/static/(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}/)*[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+"""The shape of every file the app ships under ``/static/``: plain names, no dot files, no ``..``."""
+
+
+class PathGuardMiddleware(ASGIMiddleware):
+    """Refuse request paths with control characters (400), and static-file paths no shipped file has (404).
+
+    Such a path used to reach the file system (``app.js%00.css`` raised "embedded null byte": a 500 without a
+    session); now nothing past this point sees one.
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Check the decoded path, then pass on."""
+        path = scope.get("path", "")
+        refused: Response[Any] | None = None
+        if has_unsafe(path):
+            refused = Response({"error": "this address has characters that are not allowed"}, status_code=400)
+        elif path.startswith("/static/") and not _STATIC_FILE.fullmatch(path):
+            refused = Response({"error": "there is no such file"}, status_code=404)
+        if refused is not None:
             await refused.to_asgi_response(app=None, request=Request(scope))(scope, receive, send)
             return
         await next_app(scope, receive, send)

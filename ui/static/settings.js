@@ -1,6 +1,6 @@
 // The settings page: the secret store (unlock or create it), secrets by name (values go in, never come out),
-// general and container settings, and LAN access. Each form sends only what changed; the server validates and says
-// which saved changes wait for a restart.
+// general and container settings, LAN access (and whether other devices connect encrypted), and signing out other
+// devices. Each form sends only what changed; the server validates and says which saved changes wait for a restart.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const { t, api, el, on, toast } = NC;
@@ -135,7 +135,9 @@ document.addEventListener("DOMContentLoaded", () => {
   function showLan(settings) {
     $("lan-status").replaceChildren(
       badge(settings.lan_access ? "warn" : "good", t(settings.lan_access ? "settings.lan_badge_on" : "settings.lan_badge_off")), " ",
-      settings.lan_access ? t("settings.lan_on", { port: settings.port }) : t("settings.lan_off"));
+      !settings.lan_access ? t("settings.lan_off")
+        : settings.lan_url ? t("settings.lan_on", { address: settings.lan_url })
+        : t("settings.lan_on_port", { port: settings.lan_https ? settings.https_port : settings.port }));
     $("lan-on").hidden = settings.lan_access;
     $("lan-password").hidden = !settings.lan_access;
     $("lan-off").hidden = !settings.lan_access;
@@ -143,6 +145,15 @@ document.addEventListener("DOMContentLoaded", () => {
     password.required = !settings.lan_password_set;
     $("lan-password-hint").textContent = settings.lan_password_set
       ? `${t("settings.lan_password_hint")} ${t("settings.lan_password_keep")}` : t("settings.lan_password_hint");
+    const https = $("lan-https-form");
+    if (!https.contains(document.activeElement)) https.elements.lan_https.value = settings.lan_https ? "on" : "off";
+    for (const input of https.elements.lan_https) input.disabled = settings.fixed_by_environment.includes("lan_https");
+    const fingerprint = $("lan-fingerprint");
+    fingerprint.hidden = !(settings.lan_https && settings.lan_certificate_fingerprint);
+    // A line break may fall only between byte pairs, so each pair stays readable to compare with the phone's.
+    const pairs = (settings.lan_certificate_fingerprint || "").split(":");
+    fingerprint.querySelector("code").replaceChildren(
+      ...pairs.flatMap((pair, i) => (i < pairs.length - 1 ? [`${pair}:`, el("wbr")] : [pair])));
   }
 
   async function saveForm(event) {
@@ -176,6 +187,30 @@ document.addEventListener("DOMContentLoaded", () => {
   $("lan-off").addEventListener("click", guard(async () => {
     show(await api("POST", "/api/settings/lan", { enabled: false }));
     toast(t("common.saved"), "good");
+    await loadDevices();
+  }));
+
+  $("lan-https-form").addEventListener("submit", guard(async (event) => {
+    event.preventDefault();
+    const wanted = event.target.elements.lan_https.value === "on";
+    if (wanted === current.lan_https) { toast(t("settings.nothing_changed")); return; }
+    show(await api("PUT", "/api/settings", { lan_https: wanted }));
+    toast(t("settings.lan_https_saved"), "good");
+  }));
+
+  // ---- signed-in devices ---------------------------------------------------------------------------------------
+
+  async function loadDevices() {
+    const { others } = await api("GET", "/api/sessions");
+    $("devices-status").textContent = others === 0 ? t("settings.devices_none")
+      : others === 1 ? t("settings.devices_one") : t("settings.devices_many", { count: others });
+    $("sign-out-others").disabled = others === 0;
+  }
+
+  $("sign-out-others").addEventListener("click", guard(async () => {
+    const { signed_out: count } = await api("POST", "/api/sessions/sign-out-others");
+    toast(t("settings.devices_signed_out", { count }), "good");
+    await loadDevices();
   }));
 
   // ---- live updates --------------------------------------------------------------------------------------------
@@ -188,6 +223,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
 
   loadSettings().catch(() => {});
+  loadDevices().catch(() => {});
   loadStore().catch(() => {});
   loadSecrets().catch(() => {});
 });

@@ -29,6 +29,8 @@ class SettingsChange:
 
     timezone: str | None = None
     port: int | None = None
+    lan_https: bool | None = None
+    https_port: int | None = None
     daily_spend_cap_usd: float | None = None
     agent_base_image: str | None = None
     agent_ca_certificates: str | None = None
