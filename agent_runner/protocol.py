@@ -431,18 +431,24 @@ class TaskSeries:
     prompt_preview: str
 
 
-def list_task_series(conn: sqlite3.Connection, status: str | None = None) -> list[TaskSeries]:
+def list_task_series(conn: sqlite3.Connection, status: str | None = None, *, acked: bool = False) -> list[TaskSeries]:
     """One row per series in ``inbound.db``, soonest first; ``status`` filters pending or paused (else both).
 
     Both sides need this listing (the agent's ``list_tasks`` tool, the host's pages), so it lives with the schema.
+    With ``acked`` (``outbound.db`` attached as ``ob``) a one-shot task the container has finished is left out at
+    once: ``inbound.db`` says so only after the host's next ack sync, up to a sweep interval later.
     """
     live = (InboundStatus.PENDING.value, InboundStatus.PAUSED.value)
     statuses = (status,) if status in live else live
     marks = ", ".join("?" for _ in statuses)
+    finished = (
+        " AND NOT (COALESCE(recurrence, '') = '' AND EXISTS (SELECT 1 FROM ob.processing_ack a"
+        " WHERE a.message_id = messages_in.id AND a.status IN (?, ?)))"
+    ) if acked else ""
     rows = conn.execute(
         f"SELECT id, series_id, status, process_after, recurrence, content FROM messages_in"
-        f" WHERE kind = 'task' AND status IN ({marks}) ORDER BY COALESCE(process_after, ''), seq",
-        statuses,
+        f" WHERE kind = 'task' AND status IN ({marks}){finished} ORDER BY COALESCE(process_after, ''), seq",
+        (*statuses, *((AckStatus.COMPLETED.value, AckStatus.FAILED.value) if acked else ())),
     ).fetchall()
     seen: set[str] = set()
     result: list[TaskSeries] = []

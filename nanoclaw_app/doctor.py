@@ -15,7 +15,8 @@ from nanoclaw_app.db.migrate import applied_versions, discover
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.paths import Paths
 from nanoclaw_app.runtime.podman_socket import probe
-from nanoclaw_app.settings import load_settings
+from nanoclaw_app.settings import Settings, load_settings
+from nanoclaw_app.web.runfile import read_run_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ async def run_checks(paths: Paths) -> list[Check]:
                         "SQLite 3.35+ is needed"))
     try:
         settings = load_settings(paths)
-        checks.append(Check("settings", True, f"timezone {settings.timezone}, web {settings.host}:{settings.port}"))
+        checks.append(Check("settings", True, f"timezone {settings.timezone}, {_web(paths, settings)}"))
     except ConfigError as err:
         checks.append(Check("settings", False, str(err), f"edit or delete {paths.settings_file}"))
     try:
@@ -71,16 +72,31 @@ async def _whatsapp_library() -> Check:
     return Check("whatsapp", True, f"neonize {version}, native library loads", required=False)
 
 
+def _web(paths: Paths, settings: Settings) -> str:
+    """Where the app is: the running host's own address (its run file), else where it will listen."""
+    record = read_run_file(paths)
+    url = record.get("url") if record else None
+    if isinstance(url, str) and url:
+        return f"app running at {url}"
+    return f"web {settings.host}:{settings.port} (not running)"
+
+
 async def _database(paths: Paths) -> Check:
+    """The central database; migrations not applied yet are no failure, since every start applies them first."""
     try:
+        migrations = discover()
+        if not paths.central_db.exists():
+            return Check("database", True, f"not created yet: the first start creates it and applies its "
+                                           f"{len(migrations)} migrations")
         async with Database(paths.central_db) as db:
             done = await applied_versions(db)
-        pending = [m for m in discover() if m.version not in done]
     except Exception as err:  # any failure to open is worth reporting, not crashing on
         return Check("database", False, f"{paths.central_db}: {err}", "move the file aside and restart")
+    pending = [m for m in migrations if m.version not in done]
+    schema = f"{paths.central_db} (schema {max(done) if done else 0})"
     if pending:
-        return Check("database", False, f"{len(pending)} migration(s) pending", "run `nanoclaw db migrate`")
-    return Check("database", True, f"{paths.central_db} (schema {max(done) if done else 0})")
+        return Check("database", True, f"{schema}; {len(pending)} migration(s) pending, the next start applies them")
+    return Check("database", True, schema)
 
 
 async def _podman(paths: Paths) -> Check:

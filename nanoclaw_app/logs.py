@@ -7,7 +7,38 @@ import logging.handlers
 import sys
 from pathlib import Path
 
+from nanoclaw_app.text_safety import escape_controls
+
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class SafeFormatter(logging.Formatter):
+    """Writes control and bidirectional characters as escapes, so one record is one honest line.
+
+    Log arguments carry names and texts from chats, agents and requests; raw, a line break forges a log line, an
+    escape sequence repaints the terminal, an override hides a file's real type. Escaping here, in the one formatter
+    every handler uses, covers every call site. A traceback keeps its line breaks and nothing else.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """The record's line with its message escaped."""
+        return escape_controls(super().formatMessage(record))
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The line, and a traceback with its line breaks kept (another handler may have cached it raw)."""
+        cached = record.exc_text
+        if record.exc_info and not cached:
+            cached = record.exc_text = self.formatException(record.exc_info)
+        if cached:
+            record.exc_text = escape_controls(cached, keep_newlines=True)
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = cached
+
+    def formatStack(self, stack_info: str) -> str:
+        """The stack, line breaks kept."""
+        return escape_controls(super().formatStack(stack_info), keep_newlines=True)
 
 
 def setup_logging(log_dir: Path, level: str = "INFO", *, console: bool = True) -> Path:
@@ -27,7 +58,7 @@ def setup_logging(log_dir: Path, level: str = "INFO", *, console: bool = True) -
     if console:
         handlers.append(logging.StreamHandler(sys.stderr))
     for handler in handlers:
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(SafeFormatter(FORMAT))
         handler._nanoclaw = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     # httpx logs every request at INFO: one line per forwarded model call and per engine call is noise.

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent_runner.protocol import QuestionOption
+from nanoclaw_app.text_safety import clean_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,17 @@ class InboundMessage:
     reply_to: Quoted | None = None
     attachments: tuple[IncomingAttachment, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """The platform's names are cleaned here, where every channel's message enters, before anything stores them.
+
+        A sender or group can pick any name: control characters and bidirectional overrides would reach the
+        people page, approval cards and log lines as they are.
+        """
+        if isinstance(self.sender_name, str):  # odd types are the router's to coerce and report
+            object.__setattr__(self, "sender_name", clean_text(self.sender_name))
+        if isinstance(self.chat_name, str):
+            object.__setattr__(self, "chat_name", clean_text(self.chat_name) or None)
 
     def to_json(self) -> str:
         """Serialize (attachments base64) so a held message can be replayed after an approval."""

@@ -30,6 +30,7 @@ from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.messages import OutboundMessage, OutgoingFile
 from nanoclaw_app.errors import UserError
 from nanoclaw_app.sessions.files import read_outbox_file
+from nanoclaw_app.text_safety import clean_file_name
 
 
 class UnresolvableMessage(UserError):
@@ -85,8 +86,9 @@ def read_files(ctx: CoreContext, folder: Path, message_out_id: str, names: list[
     files = []
     for name in names:
         data = read_outbox_file(folder, message_out_id, name, cap)
-        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        files.append(OutgoingFile(name=name, data=data, mime_type=mime))
+        shown = clean_file_name(name) or "file"  # what the person sees: no override disguising the file's type
+        mime = mimetypes.guess_type(shown)[0] or "application/octet-stream"
+        files.append(OutgoingFile(name=shown, data=data, mime_type=mime))
     return tuple(files)
 
 

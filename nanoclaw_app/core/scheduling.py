@@ -184,9 +184,12 @@ def update(
     return len(rows)
 
 
-def list_tasks(conn: sqlite3.Connection, status: str | None = None) -> list[TaskSummary]:
-    """One row per series (its earliest live occurrence), soonest first; ``status`` filters pending or paused."""
-    return list_task_series(conn, status)
+def list_tasks(conn: sqlite3.Connection, status: str | None = None, *, acked: bool = False) -> list[TaskSummary]:
+    """One row per series (its earliest live occurrence), soonest first; ``status`` filters pending or paused.
+
+    ``acked``: ``outbound.db`` is attached, so a one-shot task the container finished is left out before the sync.
+    """
+    return list_task_series(conn, status, acked=acked)
 
 
 def clone_recurring(conn: sqlite3.Connection, tz: ZoneInfo, *, now: datetime | None = None) -> int:

@@ -16,6 +16,7 @@ from nanoclaw_app.db.rows import User
 from nanoclaw_app.errors import NotFound, UserError
 from nanoclaw_app.services.agents.lookup import agent_by_ref
 from nanoclaw_app.services.context import AppServices
+from nanoclaw_app.text_safety import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ async def _known_or_new(db: Database, user_ref: str) -> str:
 
 async def rename(services: AppServices, user_ref: str, display_name: str) -> PersonView:
     """Give someone a name that cards and pages show instead of their platform id."""
-    name = " ".join(display_name.split())
+    name = clean_text(display_name)
     if not name:
         raise UserError("the name is empty; type the name to show for this person")
     if len(name) > MAX_NAME:

@@ -19,9 +19,10 @@ from agent_runner.protocol import TaskSeries
 from nanoclaw_app.core import scheduling
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.rows import Session
-from nanoclaw_app.errors import NotFound, UserError
+from nanoclaw_app.errors import NotFound, SessionDamaged, UserError
 from nanoclaw_app.services.activity import Directory, load_directory, local_time
 from nanoclaw_app.services.context import AppServices
+from nanoclaw_app.text_safety import clean_text
 from nanoclaw_app.timeutil import parse_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -87,11 +88,11 @@ async def list_tasks(services: AppServices, *, status: str | None = None) -> Tas
     problems: list[str] = []
     for session in await sessions_db.list_active(ctx.db):
         try:
-            found = await _read(services, session, lambda conn: _series(conn, status))
+            found = await _read(services, session, lambda conn: _series(conn, status, acked=True), with_outbound=True)
         except FileNotFoundError:
             log.info("tasks: session %s has no folder yet, so no tasks", session.id)
             continue
-        except sqlite3.Error as err:
+        except (sqlite3.Error, SessionDamaged) as err:
             log.warning("tasks: cannot read the tasks of session %s: %s", session.id, err)
             problems.append(f"the tasks of {directory.agent(session.agent_group_id)} (session {session.id}) "
                             f"cannot be read: {err}")
@@ -174,7 +175,7 @@ async def _locate(services: AppServices, task_id: str, session_id: str | None) -
     for session in candidates:
         try:
             exists, is_live = await _read(services, session, holds)
-        except (FileNotFoundError, sqlite3.Error) as err:
+        except (FileNotFoundError, sqlite3.Error, SessionDamaged) as err:
             log.warning("tasks: cannot look for task %s in session %s: %s", task_id, session.id, err)
             continue
         if is_live:
@@ -206,14 +207,16 @@ async def _one(services: AppServices, session: Session, task_id: str) -> _Found 
 # --------------------------------------------------------------------------------------------- reading
 
 
-async def _read(services: AppServices, session: Session, fn: Callable[[sqlite3.Connection], T]) -> T:
+async def _read(
+    services: AppServices, session: Session, fn: Callable[[sqlite3.Connection], T], *, with_outbound: bool = False
+) -> T:
     store = services.ctx.store
-    return await store.read(store.dir(session.agent_group_id, session.id), fn, with_outbound=False)
+    return await store.read(store.dir(session.agent_group_id, session.id), fn, with_outbound=with_outbound)
 
 
-def _series(conn: sqlite3.Connection, status: str | None) -> list[_Found]:
+def _series(conn: sqlite3.Connection, status: str | None, *, acked: bool = False) -> list[_Found]:
     """The shared series listing plus what the page needs beyond it (where it answers, the full prompt)."""
-    series = scheduling.list_tasks(conn, status)
+    series = scheduling.list_tasks(conn, status, acked=acked)
     if not series:
         return []
     marks = ", ".join("?" for _ in series)
@@ -233,7 +236,7 @@ def _series(conn: sqlite3.Connection, status: str | None) -> list[_Found]:
             except ValueError:
                 data = None
             if isinstance(data, dict):
-                prompt = " ".join(str(data.get("prompt", "")).split()) or prompt
+                prompt = clean_text(str(data.get("prompt", ""))) or prompt  # the agent wrote it: no hidden controls
                 script = bool(data.get("script"))
         found.append(_Found(s, None if row is None else row["channel_type"],
                             None if row is None else row["platform_id"], prompt, script))

@@ -35,16 +35,19 @@ def test_db_migrate_then_up_to_date(capsys: pytest.CaptureFixture[str], tmp_path
     assert "up to date" in capsys.readouterr().out
 
 
-def test_doctor_reports_pending_migrations_then_ok(capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_says_the_first_start_creates_the_database_then_shows_its_schema(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
     main(["doctor", "--json"])
     checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
-    assert checks["database"]["ok"] is False
-    assert "nanoclaw db migrate" in checks["database"]["fix"]
+    assert checks["database"]["ok"] is True
+    assert "the first start creates it" in checks["database"]["detail"]
     main(["db", "migrate"])
     capsys.readouterr()
     main(["doctor", "--json"])
     checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
     assert checks["database"]["ok"] is True
+    assert "(schema " in checks["database"]["detail"]
     assert checks["python"]["ok"] is True
     assert "podman" in checks
 

@@ -9,10 +9,16 @@ from pathlib import Path
 import pytest
 
 from nanoclaw_app.cli import main
+from nanoclaw_app.db.database import Database
+from nanoclaw_app.db.migrate import migrate
 from nanoclaw_app.doctor import Check, render, run_checks
+from nanoclaw_app.host import Host
 from nanoclaw_app.paths import Paths
 from nanoclaw_app.runtime import podman_socket
 from nanoclaw_app.settings import save_settings
+from tests.web import conftest as web
+
+web_settings, keyring_backend, web_host = web.web_settings, web.keyring_backend, web.web_host  # the running app
 
 
 @pytest.fixture(autouse=True)
@@ -89,3 +95,34 @@ async def test_whatsapp_line_says_the_native_library_loads(paths: Paths) -> None
     assert check.ok, check.detail
     assert check.required is False
     assert "native library loads" in check.detail
+
+
+def test_doctor_on_a_fresh_home_passes_and_says_the_first_start_sets_up_the_database(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, paths: Paths
+) -> None:
+    monkeypatch.setenv("NANOCLAW_RUNTIME", "local")  # Podman is then optional: this test is about the database
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "[ok  ] database:" in out
+    assert "the first start" in out
+    assert not paths.central_db.exists()  # the doctor only looks
+
+
+async def test_pending_migrations_are_applied_by_the_next_start_so_they_are_no_failure(paths: Paths) -> None:
+    async with Database(paths.central_db) as db:
+        await migrate(db)
+        await db.execute("DELETE FROM schema_migrations WHERE version = (SELECT MAX(version) FROM schema_migrations)")
+    check = {c.name: c for c in await run_checks(paths)}["database"]
+    assert check.ok, check.detail
+    assert "1 migration(s) pending" in check.detail
+    assert "the next start" in check.detail
+
+
+async def test_doctor_shows_the_address_of_the_running_app(paths: Paths, web_host: Host) -> None:
+    check = {c.name: c for c in await run_checks(paths)}["settings"]
+    assert web_host.url is not None
+    assert f"running at {web_host.url}" in check.detail
+    await web_host.stop()
+    check = {c.name: c for c in await run_checks(paths)}["settings"]
+    assert "running at" not in check.detail
+    assert "not running" in check.detail

@@ -60,7 +60,7 @@ async def test_attachment_is_saved_and_its_local_path_given_to_the_agent(ctx: Co
     assert (folder_of(ctx, session) / "inbox" / "p-1" / "photo.jpg").read_bytes() == b"JPEG"
 
 
-@pytest.mark.parametrize("name", ["../../evil.sh", "/etc/passwd", "..\\win.ini", "..", "sub/dir.txt", "nul\x00.txt"])
+@pytest.mark.parametrize("name", ["../../evil.sh", "/etc/passwd", "..\\win.ini", "..", "sub/dir.txt"])
 async def test_unsafe_name_is_refused_but_the_message_is_kept(
     ctx: CoreContext, session: Session, caplog: pytest.LogCaptureFixture, tmp_path: Path, name: str
 ) -> None:

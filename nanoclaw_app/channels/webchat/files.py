@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from nanoclaw_app.errors import NotFound, UnsafePath
 from nanoclaw_app.sessions.files import check_basename
+from nanoclaw_app.text_safety import clean_file_name
 
 MAX_NAME = 120
 INLINE_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp"})
@@ -24,8 +24,8 @@ _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
 
 def clean_name(name: str, fallback: str = "file") -> str:
     """A plain, portable file name from whatever a browser or platform sent (path parts and odd characters dropped)."""
-    base = re.split(r"[\\/]", unicodedata.normalize("NFC", name or ""))[-1]
-    base = _UNSAFE.sub("_", base).strip().strip(".") or fallback
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = clean_file_name(_UNSAFE.sub("_", base)).strip(".") or fallback  # then no bidirectional override either
     if len(base) > MAX_NAME:
         _, dot, ext = base.rpartition(".")
         keep = ext if dot and 0 < len(ext) <= 10 else ""

@@ -34,6 +34,7 @@ from nanoclaw_app.db.messaging import WiringSpec
 from nanoclaw_app.db.rows import AgentGroup, MessagingGroup
 from nanoclaw_app.errors import UserError
 from nanoclaw_app.ids import new_id
+from nanoclaw_app.text_safety import clean_name, clean_text
 from nanoclaw_app.timeutil import later_iso, now_iso
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ async def intercept_agent_name(ctx: CoreContext, msg: InboundMessage) -> bool:
     if not await approvals_db.delete_channel_approval(ctx.db, row.id):
         return True  # decided concurrently (e.g. a Reject click); the text was still meant for us
     try:
-        agent = await agents_db.create(ctx.db, text[:_MAX_NAME])
+        agent = await agents_db.create(ctx.db, clean_name(clean_text(text)[:_MAX_NAME], "the agent name", _MAX_NAME))
     except UserError as err:
         log.warning("creating agent %r for chat %s failed: %s", text, row.messaging_group_id, err)
         ctx.events.publish("channel.connect_failed", messaging_group_id=row.messaging_group_id, error=str(err))

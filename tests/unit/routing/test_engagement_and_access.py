@@ -9,8 +9,9 @@ import pytest
 
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.router import Router
-from nanoclaw_app.db import drops, messaging, users
+from nanoclaw_app.db import denials, drops, messaging, users
 from nanoclaw_app.db.messaging import WiringSpec
+from nanoclaw_app.timeutil import later_iso
 from tests.fakes.channel import FakeChannel
 from tests.fakes.waker import RecordingWaker
 from tests.unit.routing.helpers import Hooks, agent, chat_with, drop_reasons, inbound, member, rows_of, sessions_of
@@ -164,6 +165,27 @@ async def test_request_approval_asks_once_even_with_several_agents(
     assert await drop_reasons(ctx) == {
         ("unknown_sender_request_approval", a): 1, ("unknown_sender_request_approval", b): 1,
     }
+
+
+async def test_a_sender_the_owner_denied_is_dropped_as_denied_not_as_waiting(
+    ctx: CoreContext, router: Router, hooks: Hooks
+) -> None:
+    a = await agent(ctx)
+    chat = await chat_with(ctx, [a], policy="request_approval", engage_mode="pattern", engage_pattern=".")
+    await router.route(inbound("hello?", sender="mallory"))
+    await users.upsert(ctx.db, "test:sam", "test", "Sam")
+    await denials.remember(ctx.db, chat.id, "test:mallory", agent_group_id=a, denied_by="test:owner",
+                           expires_at=later_iso(3600))
+
+    result = await router.route(inbound("let me in!", sender="mallory"))
+    waiting = await router.route(inbound("hi", sender="sam"))
+
+    assert result.dropped[0].reason == "unknown_sender_denied"
+    assert waiting.dropped[0].reason == "unknown_sender_request_approval"
+    assert [r[2] for r in hooks.sender_requests] == ["test:mallory", "test:sam"]  # no new card for the denied one
+    audit = {(d.user_id, d.reason): d.message_count for d in await drops.list_recent(ctx.db)}
+    assert audit == {("test:mallory", "unknown_sender_request_approval"): 1,
+                     ("test:mallory", "unknown_sender_denied"): 1, ("test:sam", "unknown_sender_request_approval"): 1}
 
 
 async def test_admin_without_membership_passes_the_gate(ctx: CoreContext, router: Router) -> None:
