@@ -5,7 +5,8 @@ keep → let the approval flows intercept it → find or (only when the bot was 
 sender → for every wiring by priority: engage test, access gate, sender scope, command gate, session, write, wake.
 
 Every message that reaches no agent is recorded in ``dropped_messages`` with its reason and published as a
-``message.dropped`` event; routing never raises into an adapter.
+``message.dropped`` event; routing never raises into an adapter. A session database that cannot take a message for
+now (locked, busy) does not lose it: the message is held (:mod:`nanoclaw_app.core.held`) and handed over later.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from nanoclaw_app.channels.base import ChannelAdapter
 from nanoclaw_app.core import command_gate, engage, inbox
 from nanoclaw_app.core.access import can_access, is_admin_of
 from nanoclaw_app.core.context import CoreContext
+from nanoclaw_app.core.held import HeldMessages, classify, describe
 from nanoclaw_app.core.messages import InboundMessage, OutboundMessage
-from nanoclaw_app.db import drops, messaging, users
+from nanoclaw_app.core.notify import notify_owner
+from nanoclaw_app.db import denials, drops, messaging, users
 from nanoclaw_app.db import sessions as sessions_db
+from nanoclaw_app.db.held import HeldMessage
 from nanoclaw_app.db.rows import MessagingGroup, Session, Wiring
 from nanoclaw_app.ids import new_id
 from nanoclaw_app.timeutil import parse_utc, utcnow
@@ -41,7 +45,8 @@ KNOWN_SENDERS_MAX = 4096
 _QUIET_REASONS = frozenset({"no_agent_engaged", "unknown_chat_not_addressed", "not_addressed"})
 """Drops that are ordinary group chatter: recorded and published, logged only at debug level."""
 
-Outcome = Literal["delivered", "accumulated", "dropped"]
+Outcome = Literal["delivered", "accumulated", "held", "dropped"]
+"""``held``: the session could not take it yet; it is kept and handed over later (see :mod:`.held`)."""
 
 
 class ApprovalHooks(Protocol):
@@ -110,6 +115,11 @@ class RouteResult:
         return [a for a in self.agents if a.outcome == "accumulated"]
 
     @property
+    def held(self) -> list[AgentOutcome]:
+        """Agents whose session could not take the message yet: it waits in the central DB and is retried."""
+        return [a for a in self.agents if a.outcome == "held"]
+
+    @property
     def dropped(self) -> list[AgentOutcome]:
         """Agents that did not get the message, with the reason."""
         return [a for a in self.agents if a.outcome == "dropped"]
@@ -174,6 +184,15 @@ class Router:
         self._patterns = engage.PatternCache()
         self._locks = _ChatLocks()
         self._known_senders: set[tuple[str, str]] = set()
+        self.held = HeldMessages(ctx, deliver=self._deliver_held, give_up=self._give_up_held)
+
+    async def start(self) -> None:
+        """Start handing held messages (this run's and an earlier run's) to their sessions."""
+        await self.held.start()
+
+    async def stop(self) -> None:
+        """Stop the retries; held messages stay in the central DB for the next start."""
+        await self.held.stop()
 
     async def on_inbound(self, msg: InboundMessage) -> None:
         """The adapter callback and ``CoreContext.route`` shape: route and forget the result."""
@@ -267,7 +286,7 @@ class Router:
         once = _PerMessage()
         for wiring in wirings:
             result.agents.append(await self._to_agent(msg, chat, wiring, adapter, user_id, command, once))
-        if not result.delivered and not result.accumulated:
+        if not result.delivered and not result.accumulated and not result.held:
             result.drop_reason = "no_agent_engaged"
             if not once.drop_recorded:
                 # A wiring that refused or failed already recorded the real reason; this one is for plain silence.
@@ -353,14 +372,23 @@ class Router:
             return AgentOutcome(agent, "dropped", "permission_denied")
 
         session = await self._session(wiring, mode, chat, msg)
-        seq = await self._write(session, msg, trigger=engaged)
-        await self._touch(session)
+        if self.held.waiting_in(session.id):
+            # Earlier messages of the session wait: this one queues behind them, so the agent reads them in order.
+            await self.held.hold(msg, session, user_id=user_id, trigger=engaged, error=None)
+            return AgentOutcome(agent, "held", "session_busy", session.id)
+        try:
+            seq = await self._write(session, msg, trigger=engaged)
+        except Exception as err:
+            if classify(err) == "permanent":
+                log.error("session %s refused message %s for good", session.id, msg.message_id, exc_info=err)
+                await self._drop(msg, "route_error", chat=chat, user_id=user_id, agent=agent, detail=describe(err),
+                                 once=once)
+                return AgentOutcome(agent, "dropped", "route_error")
+            await self.held.hold(msg, session, user_id=user_id, trigger=engaged, error=err)
+            return AgentOutcome(agent, "held", "session_busy", session.id)
         outcome: Outcome = "delivered" if engaged else "accumulated"
-        self._ctx.events.publish("message.routed", message_id=msg.message_id, channel_type=msg.channel_type,
-                                 platform_id=msg.platform_id, messaging_group_id=chat.id, agent_group_id=agent,
-                                 session_id=session.id, seq=seq, trigger=engaged)
+        await self._handed(msg, chat.id, session, seq, trigger=engaged)
         if engaged:
-            await self._wake(session)
             if (wiring.engage_mode == "mention-sticky" and msg.is_group and msg.is_mention
                     and msg.thread_id is not None and not once.subscribed):
                 # The first engaging sticky wiring follows the thread, so follow-ups arrive without a mention.
@@ -370,6 +398,50 @@ class Router:
                 once.typing_sent = True
                 await self._typing(adapter, msg)
         return AgentOutcome(agent, outcome, None, session.id, seq)
+
+    async def _handed(self, msg: InboundMessage, chat_id: str, session: Session, seq: int, *, trigger: bool) -> None:
+        """The session has the message: refresh its activity, announce it and (when it triggers) wake the agent."""
+        await self._touch(session)
+        self._ctx.events.publish("message.routed", message_id=msg.message_id, channel_type=msg.channel_type,
+                                 platform_id=msg.platform_id, messaging_group_id=chat_id,
+                                 agent_group_id=session.agent_group_id, session_id=session.id, seq=seq,
+                                 trigger=trigger)
+        if trigger:
+            await self._wake(session)
+
+    async def _deliver_held(self, held: HeldMessage, msg: InboundMessage) -> None:
+        """Hand a held message to its session now; raises while the session still cannot take it.
+
+        A session closed or deleted meanwhile gets nothing: the message is routed anew, as if it just arrived.
+        """
+        session = await sessions_db.get(self._ctx.db, held.session_id)
+        if session is None or session.status != "active":
+            log.info("session %s of held message %s is gone; routing the message anew", held.session_id,
+                     held.message_id)
+            result = await self.route(msg)
+            if result.drop_reason == "route_error":
+                raise RuntimeError(f"routing held message {held.message_id} anew failed")
+            return
+        async with self._locks.hold((msg.channel_type, msg.platform_id)):
+            seq = await self._write(session, msg, trigger=bool(held.trigger))
+            chat = await messaging.find(self._ctx.db, msg.channel_type, msg.platform_id)
+            await self._handed(msg, chat.id if chat else session.messaging_group_id or "", session, seq,
+                               trigger=bool(held.trigger))
+        adapter = self._ctx.channels.get(msg.channel_type)
+        if held.trigger and adapter is not None:
+            await self._typing(adapter, msg)
+
+    async def _give_up_held(self, held: HeldMessage, msg: InboundMessage, reason: str, detail: str) -> None:
+        """A held message will not reach its session: record the drop and tell the owner in plain words."""
+        chat = await messaging.find(self._ctx.db, msg.channel_type, msg.platform_id)
+        await self._drop(msg, reason, chat=chat, user_id=held.user_id, agent=held.agent_group_id, detail=detail)
+        who = msg.sender_name or held.user_id or "someone"
+        preview = " ".join(msg.text.split())[:80]
+        await notify_owner(
+            self._ctx,
+            f"A message from {who} could not be handed to your agent, so it was not answered"
+            + (f": “{preview}”" if preview else "") + ". NanoClaw kept trying for a while; please send it again.",
+        )
 
     async def _subscribe(self, adapter: ChannelAdapter, platform_id: str, thread_id: str) -> None:
         try:
@@ -388,6 +460,9 @@ class Router:
         if public:
             return "sender_scope_known"
         if chat.unknown_sender_policy == "request_approval":
+            # A sender the owner denied is not waiting for anyone: the audit must say so.
+            if await denials.is_denied(self._ctx.db, chat.id, user_id):
+                return "unknown_sender_denied"
             return "unknown_sender_request_approval"
         return "unknown_sender_strict"
 

@@ -9,7 +9,6 @@ blocking event generator would pin a thread until the next event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import urllib.parse
@@ -231,8 +230,11 @@ class PodmanApi:
         """SIGTERM, then SIGKILL after ``grace_seconds`` (Podman does both); a missing container is fine."""
 
         def stop() -> None:
-            with contextlib.suppress(NotFound):
+            try:
                 self._client.containers.get(name).stop(timeout=max(0, round(grace_seconds)))
+            except APIError as err:
+                if not _gone(err):
+                    raise
 
         await self._call(stop, f"stop container {name}")
 
@@ -242,10 +244,8 @@ class PodmanApi:
         def kill() -> None:
             try:
                 self._client.containers.get(name).kill("SIGKILL")
-            except NotFound:
-                pass
             except APIError as err:
-                if "not running" not in str(err) and "no such" not in str(err).lower():
+                if not _gone(err) and "not running" not in str(err):
                     raise
 
         await self._call(kill, f"kill container {name}")
@@ -254,8 +254,11 @@ class PodmanApi:
         """Remove a container, running or not; a missing one is fine."""
 
         def rm() -> None:
-            with contextlib.suppress(NotFound):
+            try:
                 self._client.containers.get(name).remove(force=True)
+            except APIError as err:
+                if not _gone(err):
+                    raise
 
         await self._call(rm, f"remove container {name}")
 
@@ -287,8 +290,10 @@ class PodmanApi:
         def get() -> dict[str, Any] | None:
             try:
                 return dict(self._client.containers.get(name).inspect())
-            except NotFound:
-                return None
+            except APIError as err:
+                if _gone(err):
+                    return None
+                raise
 
         return await self._call(get, f"inspect container {name}")
 
@@ -344,6 +349,21 @@ def _exit_event(line: str) -> ExitEvent | None:
     except (TypeError, ValueError):
         code = None
     return ExitEvent(name=str(name), labels={k: str(v) for k, v in attributes.items()}, exit_code=code)
+
+
+_GONE = ("no such container", "no container with name or id", "has already been removed", "is being removed")
+
+
+def _gone(err: APIError) -> bool:
+    """Whether the engine says the container no longer exists (or is removing itself right now).
+
+    Podman answers that with a 404 only sometimes: a container that removes itself (``--rm``) while we look at it
+    comes back as a 500 whose text says "no such container". Both mean there is nothing left to do.
+    """
+    if isinstance(err, NotFound):
+        return True
+    text = f"{err} {getattr(err, 'explanation', None) or ''}".lower()
+    return any(marker in text for marker in _GONE)
 
 
 def _explain(err: BaseException) -> str:

@@ -115,6 +115,8 @@ async def send_message(
 ) -> ChatMessage:
     """Store the person's message (it shows at once) and hand it to the router as the owner's DM.
 
+    Returns the bubble as it looks after routing: ``waiting`` when the agent's session could not take it yet.
+
     ``files`` are ``(name, data, MIME type)``; they reach the session's ``inbox/`` through the router.
     """
     text = text.strip()
@@ -142,7 +144,7 @@ async def send_message(
         sender_name=sender_name, text=text, is_group=False, is_mention=True, chat_name=chat.name,
         timestamp=stored.created_at, attachments=attachments,
     ))
-    return stored
+    return await adapter.log.get(stored.id) or stored
 
 
 async def history(

@@ -59,7 +59,7 @@ async def test_a_container_killed_mid_turn_is_retried_and_the_reply_arrives(
         await wait_for(lambda: "pong 1" in channel.texts(), what="the retried reply")
         assert channel.texts().count("pong 1") == 1
         assert len(fake.requests) == 2  # the killed turn, then the retry in a fresh container
-        log_text = next(settings.paths.sessions.glob("*/*/container.log")).read_text()
+        log_text = next(settings.paths.container_logs.glob("*.log")).read_text()
         assert "exited with code 137" in log_text  # the kill is on record for the user
     finally:
         await fake.stop()

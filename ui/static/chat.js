@@ -115,9 +115,15 @@
       el("time", { datetime: msg.created_at, title: new Date(msg.created_at).toLocaleString() }, when(msg.created_at)));
     const reactions = msg.reactions && msg.reactions.length
       ? el("div", { class: "msg-reactions" }, msg.reactions.map((r) => el("span", { class: "reaction" }, r))) : null;
-    return el("li", { class: `msg ${mine ? "mine" : "theirs"}${msg.card ? " has-card" : ""}`, dataset: { id: msg.id } },
+    // Held by NanoClaw because the agent could not take it yet; redrawn as a normal bubble once it has it.
+    const waiting = msg.status === "waiting";
+    const status = waiting ? el("div", { class: "msg-status", role: "status" },
+      el("span", { class: "status-icon", "aria-hidden": "true" }, "⏳ "),
+      t("chat.status_waiting", { name: state.agentName })) : null;
+    return el("li", { class: `msg ${mine ? "mine" : "theirs"}${msg.card ? " has-card" : ""}${waiting ? " waiting" : ""}`,
+      dataset: { id: msg.id, status: msg.status || "" } },
       el("div", { class: "bubble" }, !msg.card && !msg.text ? null : body, fileList(msg.files), meta),
-      reactions);
+      reactions, status);
   }
 
   function nearBottom() {

@@ -40,9 +40,9 @@ class WebchatAdapter(ChannelAdapter):
     idempotent_delivery = True
 
     def __init__(self, db: Database, events: EventBus, files_dir: Path, *, store: SessionStore | None = None) -> None:
-        self.log = ChatLog(db, events, files_dir, store.run_io if store is not None else None)
+        self.log = ChatLog(db, events, files_dir, store.run_io if store is not None else None, channel_type=CHANNEL)
         self._events = events
-        self._activity = ActivityTracker(db, events, store, CHANNEL)
+        self._activity = ActivityTracker(db, events, store, CHANNEL, on_held=self.log.refresh)
         self._host: HostCallbacks | None = None
 
     @property

@@ -4,7 +4,7 @@ Events (the page's live view; data is JSON):
 
 * ``chat.message`` ``{"message": ChatMessage}``: a new bubble, ``direction`` ``in`` (the person) or ``out``.
 * ``chat.update`` ``{"message": ChatMessage}``: an existing bubble changed (edited, reacted to, card answered or
-  decided); the page replaces the bubble with the same ``id``.
+  decided, started or stopped waiting for its agent); the page replaces the bubble with the same ``id``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from nanoclaw_app.channels.webchat import files as chat_files
 from nanoclaw_app.channels.webchat.model import ChatMessage, fold
 from nanoclaw_app.core.events import EventBus
+from nanoclaw_app.db import held as held_db
 from nanoclaw_app.db import webchat as webchat_db
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.webchat import WebchatRow
@@ -73,14 +74,19 @@ async def _inline(fn: Callable[[], Any]) -> Any:
 class ChatLog:
     """Reads and writes ``webchat_messages`` plus the files under ``files_dir``.
 
-    ``run_io`` keeps file work off the event loop (the session store's worker threads in the host).
+    ``run_io`` keeps file work off the event loop (the session store's worker threads in the host). A person's
+    message that the router holds for an agent (``held_messages`` of ``channel_type``) shows as ``waiting``.
     """
 
-    def __init__(self, db: Database, events: EventBus, files_dir: Path, run_io: IoRunner[Any] | None = None) -> None:
+    def __init__(
+        self, db: Database, events: EventBus, files_dir: Path, run_io: IoRunner[Any] | None = None, *,
+        channel_type: str = "webchat",
+    ) -> None:
         self.db = db
         self.events = events
         self.files_dir = files_dir
         self._run_io: IoRunner[Any] = run_io or _inline
+        self._channel_type = channel_type
 
     # ------------------------------------------------------------------------------------------ writing
 
@@ -144,6 +150,12 @@ class ChatLog:
         await webchat_db.set_card(self.db, message_id, card)
         return await self.announce(row)
 
+    async def refresh(self, message_id: str) -> None:
+        """Announce a bubble's current look (it started or stopped waiting); an unknown id is ignored."""
+        row = await webchat_db.get(self.db, message_id)
+        if row is not None:
+            await self.announce(row)
+
     async def announce(self, row: WebchatRow) -> ChatMessage:
         """Publish the current look of a bubble as ``chat.update``."""
         fresh = await webchat_db.get(self.db, row.id) or row
@@ -175,7 +187,9 @@ class ChatLog:
         by_target: dict[str, list[WebchatRow]] = {}
         for change in changes:
             by_target.setdefault(change.target_id or "", []).append(change)
-        return HistoryPage([fold(r, by_target.get(r.id, ())) for r in rows], has_more)
+        waiting = await held_db.waiting(self.db, self._channel_type, platform_id,
+                                        [r.id for r in rows if r.direction == "in"])
+        return HistoryPage([fold(r, by_target.get(r.id, ()), waiting=r.id in waiting) for r in rows], has_more)
 
     async def file(self, message_id: str, name: str) -> tuple[Path, str]:
         """(checked path, MIME type) of a file of a chat message."""
@@ -190,4 +204,6 @@ class ChatLog:
         return path, str(record.get("mime_type") or "application/octet-stream")
 
     async def _folded(self, row: WebchatRow) -> ChatMessage:
-        return fold(row, await webchat_db.changes_for(self.db, [row.id]))
+        waiting = row.direction == "in" and bool(
+            await held_db.waiting(self.db, self._channel_type, row.platform_id, [row.id]))
+        return fold(row, await webchat_db.changes_for(self.db, [row.id]), waiting=waiting)

@@ -76,6 +76,8 @@ class ChatMessage:
     card: ChatCard | None = None
     edited: bool = False
     reactions: list[str] = field(default_factory=list)
+    status: str = ""
+    """``waiting`` while NanoClaw holds the person's message for an agent that could not take it yet; else empty."""
 
     def to_json(self) -> dict[str, Any]:
         """The event payload form."""
@@ -116,8 +118,8 @@ def _outcome(card: ChatCard, text: str) -> str:
     return text.strip()
 
 
-def fold(row: WebchatRow, changes: Iterable[WebchatRow] = ()) -> ChatMessage:
-    """The message as it looks now: its latest edit, its reactions, and the card's answer or outcome."""
+def fold(row: WebchatRow, changes: Iterable[WebchatRow] = (), *, waiting: bool = False) -> ChatMessage:
+    """The message as it looks now: its latest edit, its reactions, the card's answer or outcome, whether it waits."""
     files = [
         ChatFile(str(f.get("name", "")), str(f.get("mime_type") or "application/octet-stream"),
                  int(f.get("size") or 0), file_url(row.id, str(f.get("name", ""))))
@@ -126,7 +128,8 @@ def fold(row: WebchatRow, changes: Iterable[WebchatRow] = ()) -> ChatMessage:
     raw_card = _json(row.card, None, row.id)
     card = _card(raw_card) if isinstance(raw_card, dict) else None
     message = ChatMessage(id=row.id, platform_id=row.platform_id, direction=row.direction, kind=row.kind,
-                          sender=row.sender, text=row.text, created_at=row.created_at, files=files, card=card)
+                          sender=row.sender, text=row.text, created_at=row.created_at, files=files, card=card,
+                          status="waiting" if waiting else "")
     for change in changes:
         if change.kind == "reaction" and change.text:
             message.reactions.append(change.text)
