@@ -7,8 +7,9 @@ The query is ended after a quiet period, or early when a slash command must star
 
 Each ``result`` answers the oldest unanswered turn (providers answer pushes in order). Its
 ``<message to="name">`` blocks become outbound rows and the turn's rows are acked ``completed`` in the same
-transaction; an ``error`` tells the user and acks the rows ``failed``. The continuation is saved the moment the
-provider reports it, so a crash mid-turn still resumes the conversation.
+transaction, together with the continuation the result carries: the stored conversation always ends at the last
+completed turn, so a turn a crash interrupted is retried once, never also replayed from the conversation. An ``error``
+tells the user and acks the rows ``failed``.
 
 A model call that fails because the host's gateway socket is gone (the provider says so, or the socket refuses a probe)
 is not the user's error: ``run`` raises ``GatewayLost`` and leaves every claim in place, so the restarted host's sweep
@@ -461,7 +462,7 @@ class RunnerLoop:
     # ------------------------------------------------------------------------------------------ events
 
     async def _on_event(self, event: ProviderEvent, query: Query, state: _QueryState, *, may_retry: bool) -> None:
-        if event.continuation and event.kind in ("init", "result") and event.continuation != self._continuation:
+        if event.kind == "init" and event.continuation and event.continuation != self._continuation:
             self._continuation = event.continuation
             await self._quietly("saving the continuation", self.db.save_continuation, self.provider.name,
                                 event.continuation)
@@ -508,8 +509,12 @@ class RunnerLoop:
             messages.append(answer_to(turn.rows[0], strip_internal(event.text)))
         elif parsed.stray:
             log.info("scratchpad (not sent): %s", parsed.stray[:500])
-        await self._io(self.db.write_messages, messages, complete=[r.id for r in turn.rows])
+        advanced = event.continuation if event.continuation and event.continuation != self._continuation else None
+        saved = {SessionDB.continuation_key(self.provider.name): advanced} if advanced else None
+        await self._io(self.db.write_messages, messages, complete=[r.id for r in turn.rows], state=saved)
         self._settled(turn.rows)
+        if advanced:
+            self._continuation = advanced
         by_tools = self.tools.sent - turn.sent_before
         if (not messages and not turn.nudge and not turn.raw and not state.ended and destinations and by_tools == 0
                 and (parsed.stray or unknown)):

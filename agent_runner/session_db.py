@@ -14,7 +14,7 @@ import logging
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -189,11 +189,7 @@ class SessionDB:
     def set_state(self, key: str, value: str) -> None:
         """Store a value in ``session_state``."""
         with self._write() as conn:
-            conn.execute(
-                "INSERT INTO session_state (key, value, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (key, value, now_iso()),
-            )
+            _set_state(conn, key, value)
 
     def delete_state(self, key: str) -> bool:
         """Remove a key; True when it existed."""
@@ -319,9 +315,9 @@ class SessionDB:
         return None
 
     def list_tasks(self, status: str | None = None) -> list[TaskSummary]:
-        """One row per scheduled series (its earliest live occurrence), soonest first."""
-        with self._read() as conn:
-            return list_task_series(conn, status)
+        """One row per scheduled series (its earliest live occurrence), soonest first; one just finished is gone."""
+        with self._read(with_outbound=True) as conn:
+            return list_task_series(conn, status, acked=True)
 
     # ------------------------------------------------------------------------------------------ acks
 
@@ -363,8 +359,13 @@ class SessionDB:
         *,
         complete: Sequence[str] = (),
         fail: Sequence[str] = (),
+        state: Mapping[str, str] | None = None,
     ) -> list[int]:
-        """Insert rows (odd seqs above the max of both DBs) and settle acks in one transaction; returns the seqs."""
+        """Insert rows (odd seqs above the max of both DBs), settle acks and store ``state`` in one transaction.
+
+        Returns the seqs. ``state`` lets an answer's continuation be stored together with its rows' completion, so a
+        crash can never leave a conversation that holds an answered turn whose rows will be retried.
+        """
         # The host's max seq is read first, on its own connection: holding a lock on inbound.db while committing
         # outbound.db deadlocks with a host doing the mirror image (each waits for the other's read lock).
         with self._read() as reader:
@@ -386,6 +387,8 @@ class SessionDB:
                 seqs.append(seq)
             _set_acks(conn, complete, AckStatus.COMPLETED)
             _set_acks(conn, fail, AckStatus.FAILED)
+            for key, value in (state or {}).items():
+                _set_state(conn, key, value)
         return seqs
 
     # ------------------------------------------------------------------------------------------ container state
@@ -408,6 +411,14 @@ class SessionDB:
                 "UPDATE container_state SET current_tool = NULL, tool_declared_timeout_ms = NULL,"
                 " tool_started_at = NULL WHERE id = 1"
             )
+
+
+def _set_state(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO session_state (key, value, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        (key, value, now_iso()),
+    )
 
 
 def _set_acks(conn: sqlite3.Connection, message_ids: Iterable[str], status: AckStatus) -> None:

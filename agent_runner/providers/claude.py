@@ -2,7 +2,8 @@
 
 Claude Code brings its own tools (Bash, Read, Write, Edit, …): the container is the sandbox, so permissions are
 bypassed. Our tools run in this process through an SDK MCP server (``claude_tools``). The CLI keeps the conversation as
-a transcript under ``<agent_dir>/.claude``; its session id is our continuation.
+a transcript under ``<agent_dir>/.claude``; our continuation is its session id and the entry that ended the last
+answered turn (``claude_query.ResumePoint``), so a retried turn is not also replayed from the transcript.
 
 Settings: ``setting_sources=["project", "local"]`` so the agent folder's own files are used on purpose —
 ``CLAUDE.md`` (shared instructions, imports), ``CLAUDE.local.md`` (the agent's memory, which it edits itself),
@@ -37,7 +38,7 @@ from claude_agent_sdk.types import McpServerConfig
 
 from agent_runner.config import RunnerConfig
 from agent_runner.gateway_relay import GatewayRelay
-from agent_runner.providers.claude_query import ClaudeQuery
+from agent_runner.providers.claude_query import ClaudeQuery, ResumePoint
 from agent_runner.providers.claude_tools import SERVER_NAME, build_tool_server, mcp_tool_name
 from agent_runner.tools.base import ToolSpec
 
@@ -56,12 +57,14 @@ DISALLOWED_TOOLS = (
 
 SETTING_SOURCES: list[SettingSource] = ["project", "local"]
 _INVALID_SESSION = re.compile(
-    r"no conversation found|ENOENT[^\n]*\.jsonl|transcript[^\n]*(?:missing|not found)", re.IGNORECASE
+    r"no conversation found|no message found with message\.uuid|ENOENT[^\n]*\.jsonl"
+    r"|transcript[^\n]*(?:missing|not found)",
+    re.IGNORECASE,
 )
 
 
 class ClaudeProvider:
-    """Creates one Claude Code session per query; resumes by the SDK session id."""
+    """Creates one Claude Code session per query; resumes the stored session at its last answered turn."""
 
     name = "claude"
     supports_native_slash_commands = True
@@ -96,6 +99,7 @@ class ClaudeProvider:
         return ClaudeQuery(
             prompt,
             options=lambda hooks, stderr: replace(base, hooks=hooks, stderr=stderr),
+            resumed=ResumePoint.parse(continuation) if continuation else None,
             tool_timeouts=timeouts,
             archive_dir=self._config.agent_dir / "conversations",
             timezone=self._config.timezone,
@@ -113,6 +117,7 @@ class ClaudeProvider:
     ) -> ClaudeAgentOptions:
         """The SDK options for one session (hooks and the stderr sink are added per query)."""
         config = self._config
+        resume = ResumePoint.parse(continuation) if continuation else None
         env = {
             "ENABLE_TOOL_SEARCH": "false",  # otherwise MCP tools hide behind ToolSearch
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",  # no telemetry, update checks or token counting
@@ -147,12 +152,16 @@ class ClaudeProvider:
             strict_mcp_config=True,
             system_prompt={"type": "preset", "preset": "claude_code", "append": system_prompt},
             setting_sources=SETTING_SOURCES,
-            resume=continuation,
+            resume=resume.session_id if resume else None,
+            resume_session_at=resume.at if resume else None,
             include_partial_messages=True,
         )
 
     def is_session_invalid(self, error: BaseException | str) -> bool:
-        """The CLI's "No conversation found with session ID" (or a missing transcript file)."""
+        """The stored session cannot be resumed: unknown, its transcript gone, or the resume point not in it.
+
+        The loop then starts a fresh conversation rather than failing every message on this one.
+        """
         return bool(_INVALID_SESSION.search(str(error)))
 
 

@@ -3,6 +3,8 @@
 Follow-ups are pushed into the running session, SDK messages become ``ProviderEvent``s, hooks report tool activity
 and compaction (which archives the transcript first), and failures become plain text for the user — or a
 ``gateway_lost`` error when the host's gateway went away, so the loop keeps the work.
+
+The continuation is a :class:`ResumePoint`: the session id and the transcript entry that ended the last answered turn.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -34,6 +37,7 @@ from claude_agent_sdk import (
     ResultMessage,
     StreamEvent,
     SystemMessage,
+    UserMessage,
 )
 from claude_agent_sdk.types import HookEvent
 
@@ -48,6 +52,30 @@ STREAM_ACTIVITY_INTERVAL = 1.0
 """Partial-message events arrive per token; one ``activity`` per second of them is enough for the heartbeat."""
 INTERRUPT_TIMEOUT = 5.0
 _STDERR_LINES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where a resumed session continues: its id, and the last transcript entry of its last answered turn.
+
+    Claude Code writes each user message into the transcript before the model answers it. Resumed by id alone, a
+    session brings back turns a crash interrupted, which the loop retries anyway, so the model would read them twice.
+    Resumed at the entry that ended the last answered turn (``--resume-session-at``), it leaves them out.
+    """
+
+    session_id: str
+    at: str | None = None
+    """None only for a continuation stored before resume points existed: it resumes the whole transcript."""
+
+    def text(self) -> str:
+        """The stored continuation: ``<session id>@<entry uuid>``."""
+        return f"{self.session_id}@{self.at}" if self.at else self.session_id
+
+    @classmethod
+    def parse(cls, text: str) -> ResumePoint:
+        """Read a stored continuation (a bare session id is an old one)."""
+        session_id, _, at = text.partition("@")
+        return cls(session_id, at or None)
 
 
 OptionsFactory = Callable[[dict[HookEvent, list[HookMatcher]], Callable[[str], None]], ClaudeAgentOptions]
@@ -68,6 +96,7 @@ class ClaudeQuery:
         prompt: str,
         *,
         options: OptionsFactory,
+        resumed: ResumePoint | None = None,
         tool_timeouts: dict[str, int | None],
         archive_dir: Path,
         timezone: str,
@@ -98,6 +127,10 @@ class ClaudeQuery:
         self._aborted = False
         self._failed = False
         self._session_id: str | None = None
+        self._resume_point = resumed
+        """Where a later query continues: moved on by every answered turn, never by an unanswered one."""
+        self._last_entry: str | None = None
+        """The uuid of the newest transcript entry of the main conversation the CLI has streamed."""
         self._last_stream_activity = 0.0
         self._task: asyncio.Task[None] | None = None
         self._started = False
@@ -224,6 +257,8 @@ class ClaudeQuery:
                 self._emit(ProviderEvent("activity"))
             return
         self._emit(ProviderEvent("activity"))
+        if isinstance(message, AssistantMessage | UserMessage) and message.parent_tool_use_id is None and message.uuid:
+            self._last_entry = message.uuid  # a subagent's messages (with a parent tool use) live in their own file
         if isinstance(message, SystemMessage):
             self._on_system(message)
         elif isinstance(message, AssistantMessage):
@@ -237,7 +272,8 @@ class ClaudeQuery:
             session_id = message.data.get("session_id")
             if isinstance(session_id, str) and session_id != self._session_id:
                 self._session_id = session_id
-                self._emit(ProviderEvent("init", continuation=session_id))
+                # Not the new session: until a turn is answered there is nothing a retry should resume.
+                self._emit(ProviderEvent("init", continuation=self._continuation()))
         elif message.subtype == "compact_boundary":
             meta = message.data.get("compact_metadata") or {}
             tokens = meta.get("pre_tokens")
@@ -253,8 +289,13 @@ class ClaudeQuery:
         if message.is_error:
             self._fail_with(_result_error_text(message))
             return
-        self._emit(ProviderEvent("result", text=message.result or "", continuation=self._session_id))
+        if self._session_id and self._last_entry:
+            self._resume_point = ResumePoint(self._session_id, self._last_entry)
+        self._emit(ProviderEvent("result", text=message.result or "", continuation=self._continuation()))
         self._check_finished()
+
+    def _continuation(self) -> str | None:
+        return self._resume_point.text() if self._resume_point is not None else None
 
     def _mark_answered(self, message: ResultMessage) -> None:
         answered = message.user_message_uuids or ([message.user_message_uuid] if message.user_message_uuid else [])

@@ -18,18 +18,19 @@ def archive_transcript(
     """Write the user/assistant text of a Claude Code transcript to ``folder/<date>-<slug>.md``.
 
     Compaction replaces the history with a summary; the archive keeps the full wording where the agent (and the user)
-    can still read it. Tool calls and their results are left out. Returns None when there was nothing to keep.
+    can still read it. Tool calls and their results are left out, and so are turns the conversation no longer holds.
+    Returns None when there was nothing to keep.
     """
-    turns: list[tuple[str, str]] = []
+    entries: list[dict[str, Any]] = []
     with transcript.open(encoding="utf-8") as lines:
         for line in lines:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            turn = _turn(entry)
-            if turn is not None:
-                turns.append(turn)
+            if isinstance(entry, dict):
+                entries.append(entry)
+    turns = [turn for entry in _live_branch(entries) if (turn := _turn(entry)) is not None]
     if not turns:
         return None
     first_user = next((text for role, text in turns if role == "user"), "")
@@ -39,6 +40,27 @@ def archive_transcript(
     body = "\n\n".join(f"**{names[role]}**: {text}" for role, text in turns)
     path.write_text(f"# Conversation archived {now:%Y-%m-%d %H:%M %Z}\n\n{body}\n", encoding="utf-8")
     return path
+
+
+def _live_branch(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries the conversation holds: from its newest message back along ``parentUuid`` (across compactions).
+
+    A session resumed at an earlier turn (``ResumePoint``) continues from there, leaving the turns a crash cut off in
+    the file on a dead branch; their messages were retried in the live one and must not be archived twice. A
+    transcript without links is taken whole.
+    """
+    by_id = {entry["uuid"]: entry for entry in entries if isinstance(entry.get("uuid"), str)}
+    leaves = [
+        entry for entry in by_id.values() if entry.get("type") in ("user", "assistant") and not entry.get("isSidechain")
+    ]
+    if not leaves:
+        return entries
+    branch: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = leaves[-1]
+    while current is not None and len(branch) < len(by_id):  # the bound also ends a (damaged) loop of links
+        branch.append(current)
+        current = by_id.get(current.get("parentUuid") or current.get("logicalParentUuid") or "")
+    return branch[::-1]
 
 
 def _turn(entry: Any) -> tuple[str, str] | None:

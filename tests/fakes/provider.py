@@ -49,6 +49,8 @@ class Reply:
     gate: asyncio.Event | None = None
     """Answer only once this is set (the turn "runs" until then)."""
     usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 10, "output_tokens": 5})
+    continuation: str | None = None
+    """The continuation the result carries (the conversation's id when None)."""
 
 
 Script = str | Reply | Callable[[str], "str | Reply"]
@@ -141,7 +143,7 @@ class ScriptedQuery:
                 return
             yield ProviderEvent(kind="usage", usage=dict(reply.usage), model="scripted-model")
             text = reply.text(results) if callable(reply.text) else reply.text
-            yield ProviderEvent(kind="result", text=text, continuation=conversation)
+            yield ProviderEvent(kind="result", text=text, continuation=reply.continuation or conversation)
 
     async def _wait_gate(self, gate: asyncio.Event) -> bool:
         opened = asyncio.ensure_future(gate.wait())

@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 
 from agent_runner.loop import CLEARED
+from agent_runner.session_db import SessionDB
 from tests.fakes.provider import Reply, ScriptedProvider, ToolCall
 from tests.runner.conftest import Session, until
 
@@ -124,6 +125,26 @@ async def test_a_waiting_clear_ends_the_running_query_after_its_turns(session: S
         await until(lambda: CLEARED in session.texts(), "the confirmation")
     assert session.texts() == ["slow answer", CLEARED]
     assert len(provider.prompts) == 1
+
+
+async def test_an_answer_joins_the_stored_conversation_only_with_its_rows_completed(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The runner dies while writing the answer: its rows stay open and are retried, so the conversation a retry
+    # resumes must not already hold that answer (the model would read the turn twice).
+    provider = ScriptedProvider(replies=[Reply(text='<message to="family">noted</message>', continuation="conv-1+1")])
+    attempts: list[object] = []
+
+    def die_writing(*args: object, **kwargs: object) -> list[int]:
+        attempts.append(args)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(SessionDB, "write_messages", die_writing)
+    await session.chat("remember the number 7")
+    async with session.running(provider):
+        await until(lambda: attempts, "the answer being written")
+    assert session.outbound() == []
+    assert session.state("continuation:scripted") == "conv-1"
 
 
 async def test_the_conversation_resumes_after_the_runner_restarts(session: Session) -> None:

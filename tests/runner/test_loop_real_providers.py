@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from agent_runner.loop import CLEARED, RunnerLoop
+from agent_runner.providers.claude_query import ResumePoint
 from agent_runner.providers.registry import build_provider
 from tests.fakes import anthropic_server, openai_server
 from tests.fakes.anthropic_server import Fail, FakeAnthropic, Hang, HttpFake
@@ -322,7 +323,9 @@ async def test_a_killed_runner_is_restarted_and_resumes_the_conversation(session
     history = conversation(backend.fake.requests[-1])
     assert history.index("my name is Ada") < history.index("ADA-REPLY") < history.index("what is my name?")
     if backend.name == "claude":
-        assert session.state(key) == saved, "Claude Code resumed the same session id"
+        resumed, before = ResumePoint.parse(session.state(key) or ""), ResumePoint.parse(saved or "")
+        assert resumed.session_id == before.session_id, "Claude Code resumed the same session id"
+        assert resumed.at != before.at, "at the turn answered last"
 
 
 @pytest.mark.parametrize(("status", "message"), [(401, "gateway token revoked"), (500, "upstream exploded")])

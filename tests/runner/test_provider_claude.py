@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -17,7 +18,7 @@ import pytest
 from agent_runner.config import RunnerConfig
 from agent_runner.providers.base import Provider, ProviderEvent
 from agent_runner.providers.claude import ClaudeProvider
-from agent_runner.providers.claude_query import ClaudeQuery
+from agent_runner.providers.claude_query import ClaudeQuery, ResumePoint
 from agent_runner.providers.claude_transcript import archive_transcript
 from agent_runner.tools.base import ToolError, ToolSpec
 from tests.fakes.anthropic_server import USAGE, Fail, FakeAnthropic, Hang, Text, ToolUse
@@ -148,13 +149,16 @@ def echo_tool(calls: list[dict[str, Any]], *, timeout_ms: int | None = None) -> 
 async def test_plain_reply_reports_session_usage_and_text(
     provider: ClaudeProvider, agent_dir: Path, fake: FakeAnthropic
 ) -> None:
-    events = await run_to_end(start(provider, agent_dir, "hello there"))
+    query = start(provider, agent_dir, "hello there")
+    events = await run_to_end(query)
 
     assert kinds(events) == ["init", "usage", "result"]
     init, usage, result = events
-    assert init.continuation
+    assert init.continuation is None, "nothing to resume before a turn is answered"
     assert result.text == "FAKE: hello there"
-    assert result.continuation == init.continuation
+    assert result.continuation
+    resume = ResumePoint.parse(result.continuation)
+    assert (resume.session_id, bool(resume.at)) == (query.session_id, True)
     assert usage.usage == {
         "input_tokens": USAGE["input_tokens"],
         "output_tokens": USAGE["output_tokens"],
@@ -167,7 +171,7 @@ async def test_plain_reply_reports_session_usage_and_text(
     assert "ADDENDUM-7F3" in json.dumps(body["system"]), "our system prompt is appended to Claude Code's"
     assert fake.headers[0]["x-api-key"] == "gateway-token-123"
     # The transcript (our continuation) lives in the agent folder, not in the user's home.
-    assert list((agent_dir / ".claude" / "projects").glob(f"*/{init.continuation}.jsonl"))
+    assert list((agent_dir / ".claude" / "projects").glob(f"*/{query.session_id}.jsonl"))
 
 
 async def test_no_telemetry_or_other_endpoints_are_called(
@@ -278,7 +282,9 @@ async def test_follow_ups_pushed_into_the_live_session_are_answered_in_order(
                     query.end()
 
     assert [event.text for event in results] == ["FAKE: first", "FAKE: second", "FAKE: third"]
-    assert {event.continuation for event in results} == {query.session_id}, "one session throughout"
+    resumes = [ResumePoint.parse(event.continuation or "") for event in results]
+    assert {resume.session_id for resume in resumes} == {query.session_id}, "one session throughout"
+    assert len({resume.at for resume in resumes}) == 3, "each answered turn moves the resume point on"
     history = texts_sent(fake.requests[-1])
     assert history.index("FAKE: first") < history.index("second") < history.index("FAKE: second")
 
@@ -314,15 +320,80 @@ async def test_a_new_provider_resumes_the_saved_session_with_its_history(
     config: RunnerConfig, agent_dir: Path, fake: FakeAnthropic
 ) -> None:
     first = await run_to_end(start(ClaudeProvider(config), agent_dir, "my name is Ada"))
-    saved = of(first, "init")[0].continuation
+    saved = of(first, "result")[0].continuation
     assert saved
 
-    second = await run_to_end(start(ClaudeProvider(config), agent_dir, "what is my name?", continuation=saved))
+    query = start(ClaudeProvider(config), agent_dir, "what is my name?", continuation=saved)
+    second = await run_to_end(query)
 
-    assert of(second, "init")[0].continuation == saved, "resuming keeps the session id"
+    assert of(second, "init")[0].continuation == saved
+    assert query.session_id == ResumePoint.parse(saved).session_id, "resuming keeps the session id"
     sent = json.dumps(fake.requests[-1]["messages"])
     assert sent.index("my name is Ada") < sent.index("FAKE: my name is Ada") < sent.index("what is my name?")
     assert of(second, "result")[-1].text == "FAKE: what is my name?"
+
+
+async def test_a_turn_cut_off_by_a_crash_is_not_replayed_when_the_session_is_resumed(
+    config: RunnerConfig, agent_dir: Path, fake: FakeAnthropic
+) -> None:
+    first = await run_to_end(start(ClaudeProvider(config), agent_dir, "my name is Ada"))
+    saved = of(first, "result")[0].continuation
+    fake.script(Hang())
+    cut_off = start(ClaudeProvider(config), agent_dir, "CUT-OFF question", continuation=saved)
+
+    async def consume() -> list[ProviderEvent]:
+        return [event async for event in cut_off.events()]
+
+    async with asyncio.timeout(SAFETY):
+        consumer = asyncio.create_task(consume())
+        await fake.wait_for_requests(2)  # Claude Code has written the question into the transcript by now
+        for pid in cli_children():
+            os.kill(pid, signal.SIGKILL)  # the container dies mid-turn
+        assert not of(await consumer, "result")
+
+    retried = await run_to_end(start(ClaudeProvider(config), agent_dir, "CUT-OFF question", continuation=saved))
+
+    assert of(retried, "result")[-1].text == "FAKE: CUT-OFF question"
+    sent = json.dumps(fake.requests[-1]["messages"])
+    assert sent.count("CUT-OFF question") == 1, "the retried turn is in the prompt once, not also replayed"
+    assert sent.index("my name is Ada") < sent.index("FAKE: my name is Ada") < sent.index("CUT-OFF question")
+
+
+async def test_compaction_moves_the_resume_point_past_the_summary(
+    config: RunnerConfig, agent_dir: Path, fake: FakeAnthropic
+) -> None:
+    query = start(ClaudeProvider(config), agent_dir, "the secret is OLD-DETAIL")
+    results: list[ProviderEvent] = []
+    async with asyncio.timeout(SAFETY):
+        async for event in query.events():
+            if event.kind == "result":
+                results.append(event)
+                if len(results) == 1:
+                    query.push("/compact")
+                    query.end()
+    saved = results[-1].continuation
+
+    await run_to_end(start(ClaudeProvider(config), agent_dir, "what now?", continuation=saved))
+
+    sent = json.dumps(fake.requests[-1]["messages"])
+    assert "continued from a previous conversation" in sent, "the summary is what the session resumes with"
+    assert "OLD-DETAIL" not in sent, "the compacted history stays compacted"
+
+
+async def test_a_resume_point_missing_from_the_transcript_is_an_invalid_session(
+    config: RunnerConfig, agent_dir: Path, fake: FakeAnthropic
+) -> None:
+    query = start(ClaudeProvider(config), agent_dir, "hello")
+    await run_to_end(query)
+    assert query.session_id
+    provider = ClaudeProvider(config)
+
+    events = await run_to_end(
+        start(provider, agent_dir, "again", continuation=ResumePoint(query.session_id, str(uuid.uuid4())).text())
+    )
+
+    (error,) = of(events, "error")
+    assert provider.is_session_invalid(error.text)
 
 
 async def test_an_unknown_session_is_an_error_the_provider_recognises_as_invalid(
@@ -404,6 +475,34 @@ def test_archive_keeps_user_and_assistant_text_and_never_overwrites(tmp_path: Pa
     assert "**Nano**: Booked." in text
     assert "secret" not in text
     assert "meta" not in text
+
+
+def test_archive_leaves_out_a_turn_cut_off_by_a_crash(tmp_path: Path) -> None:
+    def entry(kind: str, uid: str, parent: str | None, text: str, **extra: Any) -> dict[str, Any]:
+        return {"type": kind, "uuid": uid, "parentUuid": parent, "message": {"role": kind, "content": text}, **extra}
+
+    transcript = tmp_path / "t.jsonl"
+    lines = [
+        entry("user", "u1", None, "book a table"),
+        entry("assistant", "a1", "u1", "Booked."),
+        entry("user", "u2", "a1", "CUT-OFF by the crash"),  # resumed at a1 afterwards: a dead branch
+        {"type": "system", "subtype": "compact_boundary", "uuid": "b1", "parentUuid": None, "logicalParentUuid": "a1"},
+        entry("user", "s1", "b1", "the summary", isCompactSummary=True),
+        entry("user", "u3", "s1", "and flowers"),
+        {"type": "attachment", "uuid": "x1", "parentUuid": "u3"},
+        entry("assistant", "a3", "x1", "Ordered."),
+        {"type": "attachment", "uuid": "x2", "parentUuid": "a3"},
+    ]
+    transcript.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+
+    path = archive_transcript(transcript, tmp_path / "c", datetime(2026, 3, 1, tzinfo=ZoneInfo("UTC")))
+
+    assert path is not None
+    text = path.read_text()
+    assert "CUT-OFF" not in text
+    assert [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("**")] == [
+        "book a table", "Booked.", "and flowers", "Ordered."
+    ]
 
 
 def test_archive_of_an_empty_transcript_writes_nothing(tmp_path: Path) -> None:
