@@ -17,12 +17,9 @@ from nanoclaw_app.db import approvals as approvals_db
 from nanoclaw_app.host import Host
 from tests.fakes.anthropic_server import FakeAnthropic, Text
 from tests.fakes.channel import FakeChannel
-from tests.podman.conftest import (  # noqa: F401 - fixtures
-    agent_image,
+from tests.podman.conftest import (
     ping,
-    podman_host_factory,
     podman_settings,
-    podman_url,
     seeded_home,
     wait_for,
 )
@@ -64,7 +61,7 @@ def the_container(host: Host) -> str:
 
 
 async def test_a_container_shell_asking_for_25_agents_gets_one_card_and_no_agent(
-    podman_url: str, podman_host_factory: Any  # noqa: F811 - fixtures
+    podman_url: str, podman_host_factory: Any
 ) -> None:
     fake = FakeAnthropic(responder=pong)
     await fake.start()

@@ -22,14 +22,11 @@ from nanoclaw_app.db.messaging import WiringSpec
 from nanoclaw_app.host import Host
 from tests.fakes.channel import FakeChannel
 from tests.fakes.openai_server import Text
-from tests.podman.conftest import (  # noqa: F401 - fixtures
+from tests.podman.conftest import (
     REAL_KEY,
     REAL_OPENAI_KEY,
-    agent_image,
     ping,
-    podman_host_factory,
     podman_settings,
-    podman_url,
     seeded_home,
     wait_for,
 )
@@ -65,7 +62,7 @@ async def echo() -> AsyncIterator[HeaderEcho]:
 
 
 @pytest.fixture
-async def two_containers(podman_url: str, podman_host_factory: Any, echo: HeaderEcho  # noqa: F811
+async def two_containers(podman_url: str, podman_host_factory: Any, echo: HeaderEcho
                          ) -> tuple[str, str]:
     """Names of two running agent containers (the owner's DM and chat B), each answered once through the gateway."""
     settings = podman_settings(podman_url, openai_base_url=echo.v1_url)

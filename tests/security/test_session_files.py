@@ -20,18 +20,14 @@ from nanoclaw_app.sessions.store import SET_ASIDE
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.channel import FakeChannel
 from tests.podman.conftest import (
-    agent_image,
     ping,
-    podman_host_factory,
     podman_settings,
-    podman_url,
     seeded_home,
     wait_for,
 )
 from tests.podman.test_faults import FAST, our_containers, pong
 
 pytestmark = pytest.mark.podman
-__all__ = ["agent_image", "podman_host_factory", "podman_url"]  # session fixtures shared with tests/podman/
 
 
 def attack(container: str, script: str) -> None:
@@ -135,7 +131,7 @@ async def test_a_corrupt_outbound_db_is_replaced_and_replies_flow_again(
     await wait_for(lambda: answered(host, session, "ping-1"), what="the first turn's ack to be synced")
     [name] = our_containers(host)
 
-    attack(name, "head -c 65536 /dev/urandom > /tmp/junk && cat /tmp/junk > /workspace/outbound.db")
+    attack(name, "head -c 65536 /dev/urandom > /workspace/outbound.db")
 
     await wait_for(lambda: any("outgoing-message file" in t for t in channel.texts()), what="the owner's notice")
     assert any("technical problem on my side" in t for t in channel.texts())  # the chat is told too
