@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -99,8 +99,27 @@ def claim(folder: Path, message_ids: list[str]) -> None:
         conn.close()
 
 
+@dataclass(frozen=True)
+class Out:
+    """One outbound row as a container writes it (a reply, a message to another agent, a system action)."""
+
+    kind: str
+    content: str
+    channel_type: str | None = None
+    platform_id: str | None = None
+    in_reply_to: str | None = None
+    thread_id: str | None = None
+
+
 def write_replies(folder: Path, replies: list[tuple[InboundRow, str]], completed: list[str]) -> list[int]:
     """Write the replies and complete the acks in one transaction; returns the seqs written."""
+    rows = [Out(MessageKind.CHAT.value, TextOut(text=text).to_json(), row.channel_type, row.platform_id, row.id,
+                row.thread_id) for row, text in replies]
+    return write_rows(folder, rows, completed)
+
+
+def write_rows(folder: Path, rows: Sequence[Out], completed: Sequence[str] = ()) -> list[int]:
+    """Write outbound rows (odd seqs above both DBs) and complete the acks in one transaction; returns the seqs."""
     # Read the host's max seq first, on its own: holding inbound.db while committing outbound.db can deadlock.
     reader = _connect(folder / INBOUND, write=False)
     try:
@@ -115,16 +134,15 @@ def write_replies(folder: Path, replies: list[tuple[InboundRow, str]], completed
             current = max(inbound_max, outbound_max)
             seqs: list[int] = []
             stamp = now_iso()
-            for row, text in replies:
-                seq = next_container_seq(current)
-                current = seq
+            for row in rows:
+                current = next_container_seq(current)
                 conn.execute(
                     "INSERT INTO messages_out (id, seq, in_reply_to, timestamp, kind, platform_id, channel_type,"
                     " thread_id, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (new_id("out"), seq, row.id, stamp, MessageKind.CHAT.value, row.platform_id, row.channel_type,
-                     row.thread_id, TextOut(text=text).to_json()),
+                    (new_id("out"), current, row.in_reply_to, stamp, row.kind, row.platform_id, row.channel_type,
+                     row.thread_id, row.content),
                 )
-                seqs.append(seq)
+                seqs.append(current)
             conn.executemany(
                 "UPDATE processing_ack SET status = ?, status_changed = ? WHERE message_id = ?",
                 [(AckStatus.COMPLETED.value, stamp, i) for i in completed],

@@ -7,29 +7,14 @@ script stands for an agent steered by a prompt injection, or for the shell in th
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from agent_runner.protocol import AGENT_CHANNEL, AckStatus, InboundRow, MessageKind, SystemAction, TextOut
-from agent_runner.protocol import next_container_seq as next_seq
-from nanoclaw_app.ids import new_id
+from agent_runner.protocol import AGENT_CHANNEL, InboundRow, MessageKind, SystemAction, TextOut
 from nanoclaw_app.sessions.store import HEARTBEAT, INBOUND, OUTBOUND
-from nanoclaw_app.timeutil import now_iso
-from tests.fakes.runtime import InProcessRuntime, _Agent, claim
-
-
-@dataclass(frozen=True)
-class Out:
-    """One outbound row as the container writes it."""
-
-    kind: str
-    content: str
-    channel_type: str | None = None
-    platform_id: str | None = None
-    in_reply_to: str | None = None
+from tests.fakes.runtime import InProcessRuntime, Out, _Agent, _connect, claim, write_rows
 
 
 def to_agent(agent_id: str, text: str) -> Out:
@@ -47,38 +32,9 @@ def reply(row: InboundRow, text: str) -> Out:
     return Out(MessageKind.CHAT.value, TextOut(text=text).to_json(), row.channel_type, row.platform_id, row.id)
 
 
-def _connect(path: Path, *, write: bool) -> sqlite3.Connection:
-    mode = "rw" if write else "ro"
-    return sqlite3.connect(f"file:{quote(str(path))}?mode={mode}", uri=True, timeout=5.0, isolation_level=None)
-
-
 def write_outbound(folder: Path, rows: Sequence[Out], completed: Sequence[str] = ()) -> None:
-    """Write rows into the session's ``outbound.db`` (odd seqs above both DBs) and complete acks, in one go."""
-    reader = _connect(folder / INBOUND, write=False)
-    try:
-        inbound_max = reader.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0] or 0
-    finally:
-        reader.close()
-    conn = _connect(folder / OUTBOUND, write=True)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        current = max(inbound_max, conn.execute("SELECT MAX(seq) FROM messages_out").fetchone()[0] or 0)
-        stamp = now_iso()
-        for row in rows:
-            current = next_seq(current)
-            conn.execute(
-                "INSERT INTO messages_out (id, seq, in_reply_to, timestamp, kind, platform_id, channel_type, content)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (new_id("out"), current, row.in_reply_to, stamp, row.kind, row.platform_id, row.channel_type,
-                 row.content),
-            )
-        conn.executemany(
-            "UPDATE processing_ack SET status = ?, status_changed = ? WHERE message_id = ?",
-            [(AckStatus.COMPLETED.value, stamp, i) for i in completed],
-        )
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    """Write rows into the session's ``outbound.db`` and complete acks at once (as the container's shell can)."""
+    write_rows(folder, rows, completed)
 
 
 Script = Callable[[str, list[InboundRow]], list[Out]]
