@@ -25,6 +25,7 @@ from nanoclaw_app.host import Host
 from nanoclaw_app.services import chat
 from nanoclaw_app.sessions.store import INBOUND
 from nanoclaw_app.web.auth import issue_login_token
+from tests import waiting
 from tests.web.conftest import base_url, browser, client, keyring_backend, page, shot, web_host, web_settings
 
 __all__ = ["base_url", "browser", "client", "keyring_backend", "page", "web_host", "web_settings"]  # fixtures
@@ -52,11 +53,7 @@ async def watching(host: Host) -> AsyncIterator[asyncio.Queue[Event]]:
 
 
 async def next_event(queue: asyncio.Queue[Event], kind: str, predicate: Any = None) -> Event:
-    async with asyncio.timeout(WAIT):
-        while True:
-            event = await queue.get()
-            if event.kind == kind and (predicate is None or predicate(event.data)):
-                return event
+    return await waiting.next_event(queue, kind, predicate, timeout=WAIT)
 
 
 def inbound_texts(folder: Path) -> list[str]:

@@ -25,6 +25,7 @@ from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.rows import Session
 from nanoclaw_app.host import Host
 from nanoclaw_app.services import chat
+from tests import waiting
 from tests.fakes.container import write_out
 from tests.web.conftest import shot
 
@@ -59,11 +60,7 @@ async def watching(host: Host) -> AsyncIterator[asyncio.Queue[Event]]:
 
 
 async def next_event(queue: asyncio.Queue[Event], kind: str, predicate: Any = None) -> Event:
-    async with asyncio.timeout(WAIT):
-        while True:
-            event = await queue.get()
-            if event.kind == kind and (predicate is None or predicate(event.data)):
-                return event
+    return await waiting.next_event(queue, kind, predicate, timeout=WAIT)
 
 
 def reply_with(text: str) -> Any:

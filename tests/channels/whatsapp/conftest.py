@@ -24,6 +24,7 @@ from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.host import Host
 from nanoclaw_app.secrets.store import SecretStore
 from nanoclaw_app.settings import Settings, load_settings
+from tests import waiting
 from tests.fakes.keyring import MemoryKeyring
 from tests.fakes.neonize_client import FRIEND, FakeNeonizeClient, text_dm
 from tests.fakes.runtime import InProcessRuntime
@@ -51,11 +52,7 @@ def fake(device_db: Path) -> FakeNeonizeClient:
 
 
 async def next_event(queue: asyncio.Queue[Event], kind: str, predicate: Any = None) -> Event:
-    async with asyncio.timeout(WAIT):
-        while True:
-            event = await queue.get()
-            if event.kind == kind and (predicate is None or predicate(event.data)):
-                return event
+    return await waiting.next_event(queue, kind, predicate, timeout=WAIT)
 
 
 @dataclass
