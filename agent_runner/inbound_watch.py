@@ -19,8 +19,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from watchfiles import Change, awatch
-
 from agent_runner.inotify import (
     FALLBACK_POLL_MS,
     IN_CREATE,
@@ -45,6 +43,7 @@ from agent_runner.session_db import INBOUND
 
 if TYPE_CHECKING:
     from asyncinotify import Inotify
+    from watchfiles import Change
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ class ChangeSignal:
 
 def _interesting(change: Change, path: str) -> bool:
     name = Path(path).name
-    return name in (INBOUND, PROBE) or (name == JOURNAL and change == Change.deleted)
+    return name in (INBOUND, PROBE) or (name == JOURNAL and change.name == "deleted")
 
 
 class InboundWatcher:
@@ -234,6 +233,8 @@ class InboundWatcher:
                     await self._stop.wait()
 
     async def _watch_files(self) -> None:
+        from watchfiles import awatch  # only this fallback needs it: a runner on inotify never pays for the import
+
         while not self._stop.is_set():
             try:
                 async for changes in awatch(

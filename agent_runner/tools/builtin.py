@@ -20,8 +20,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from agent_runner.tools.base import ToolError, ToolSpec
 
 OUTPUT_CAP = 30_000
@@ -445,6 +443,8 @@ class _BuiltinTools:
         url = _str(args, "url").strip()
         if not re.match(r"^https?://", url, re.IGNORECASE):
             raise ToolError("Only http:// and https:// URLs can be fetched.")
+        import httpx  # here, not at the top: a runner that never fetches the web should not pay for it at start
+
         try:
             async with (
                 httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=True, max_redirects=5) as client,

@@ -1,4 +1,4 @@
-"""The anthropic provider (and the shared tool loop) against the fake Anthropic server, through the real SDK."""
+"""The anthropic provider (and the shared tool loop) against the fake Anthropic server, over real HTTP."""
 
 from __future__ import annotations
 

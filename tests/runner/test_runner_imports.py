@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,39 @@ def test_a_module_and_class_name_builds_that_provider_with_the_config() -> None:
         build_provider("tests.fakes.provider:Nope", config)
     with pytest.raises(UnknownProvider, match="cannot import"):
         build_provider("tests.fakes.nowhere:Nope", config)
+
+
+HEAVY = ("anthropic", "openai", "claude_agent_sdk", "mcp", "pydantic", "httpx", "watchfiles")
+"""Packages that each take 50 ms to over a second to import: none of them may delay a fresh runner's first answer."""
+
+
+def _loaded_after(code: str) -> set[str]:
+    """The heavy top-level packages in ``sys.modules`` after running ``code`` in a fresh interpreter."""
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    return set(done.stdout.split())
+
+
+def test_starting_the_runner_imports_no_provider_sdk_until_one_is_chosen() -> None:
+    assert _loaded_after("import agent_runner.__main__, agent_runner.loop") == set()
+
+
+def test_the_anthropic_provider_makes_its_first_request_without_any_sdk(tmp_path: Path) -> None:
+    code = f"""
+import asyncio
+from pathlib import Path
+from agent_runner.config import RunnerConfig
+from agent_runner.providers.registry import build_provider
+
+async def first_request() -> None:
+    config = RunnerConfig(provider="anthropic", base_url="http://127.0.0.1:9", api_key="t", model_max_retries=0)
+    provider = build_provider("anthropic", config)
+    query = provider.query(prompt="hi", continuation=None, cwd=Path({str(tmp_path)!r}), system_prompt="", tools=[])
+    query.end()
+    kinds = [event.kind async for event in query.events()]
+    assert kinds == ["init", "error"], kinds  # nothing listens on port 9: the request was made, and refused
+    await provider.aclose()
+
+asyncio.run(first_request())
+"""
+    assert _loaded_after(code) == set()
