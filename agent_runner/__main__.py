@@ -48,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     config = load_config(argv)
+    # The first line: with the runner's later lines it shows how long the provider's import and setup took.
+    log.info("runner process up; loading provider %s", config.provider)
     try:
         asyncio.run(serve(config))
     except UnknownProvider as err:
