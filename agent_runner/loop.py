@@ -1,7 +1,8 @@
 """The runner's loop: claim inbound rows, run them through the provider, turn its answers into outbound rows.
 
-One batch at a time: wait for the host to write ``inbound.db`` (file events, with a slow poll as the fallback), take
-the newest due rows, claim them in ``processing_ack``, format them and start a query. While the query runs, rows that
+One batch at a time: wait for the host to write ``inbound.db`` (file events, with a slow poll as the fallback) or for
+a scheduled row to fall due (the loop sleeps until its time), take the newest due rows, claim them in
+``processing_ack``, format them and start a query. While the query runs, rows that
 arrive are claimed and pushed into it as follow-up turns, so a conversation continues without restarting the model.
 The query is ended after a quiet period, or early when a slash command must start a fresh one.
 
@@ -25,6 +26,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from agent_runner import prompt as system_prompt
@@ -104,6 +106,8 @@ class RunnerLoop:
         self._first_poll = True
         self._continuation: str | None = None
         self._claimed: dict[str, InboundRow] = {}
+        self._next_due: datetime | None = None
+        """When the next scheduled row falls due, as of the last fetch: the wait ends then, not at a poll."""
 
     @property
     def watch_ready(self) -> asyncio.Event:
@@ -142,7 +146,7 @@ class RunnerLoop:
                     log.exception("runner step failed; trying again after %.1f s", self.config.poll_seconds)
                     worked = False
                 if not worked:
-                    await self._wait(version, stop, self.config.poll_seconds)
+                    await self._wait(version, stop, self._until_due(self.config.poll_seconds))
         finally:
             if lost:
                 log.error("the host's model gateway is gone; leaving claims %s for the host's sweep to retry",
@@ -193,9 +197,18 @@ class RunnerLoop:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    def _until_due(self, poll: float) -> float:
+        """How long to wait for a change: ``poll``, or less when a scheduled row falls due sooner."""
+        if self._next_due is None:
+            return poll
+        # A millisecond at least: the stored time is truncated to milliseconds, so the row is due by then.
+        return min(poll, max(0.001, (self._next_due - datetime.now(UTC)).total_seconds()))
+
     async def _fetch(self) -> list[InboundRow]:
-        rows = await self._io(self.db.pending, include_on_wake=self._first_poll,
-                              limit=self.config.max_messages_per_prompt)
+        rows, self._next_due = await self._io(self.db.pending_and_next, include_on_wake=self._first_poll,
+                                              limit=self.config.max_messages_per_prompt)
+        if self._first_poll:  # marks the moment the runner is ready, for the log and bench/cold_start.py
+            log.info("first read of inbound.db: %d rows due", len(rows))
         self._first_poll = False
         self.polls += 1
         return rows
@@ -419,7 +432,7 @@ class RunnerLoop:
                 return
             if outcome == "pushed":
                 continue
-            timeout = self.config.poll_seconds
+            timeout = self._until_due(self.config.poll_seconds)
             if not state.turns:
                 idle = loop.time() - state.last_activity
                 if idle >= self.quiet_seconds:

@@ -221,6 +221,15 @@ class SessionDB:
         ``system`` rows are answers that tools consume; ``on_wake`` rows are for a fresh runner's first poll only,
         so a dying container can never take them.
         """
+        return self.pending_and_next(include_on_wake=include_on_wake, limit=limit, now=now)[0]
+
+    def pending_and_next(
+        self, *, include_on_wake: bool, limit: int, now: datetime | None = None
+    ) -> tuple[list[InboundRow], datetime | None]:
+        """:meth:`pending`, and when the next triggering row falls due (None: none waits), from the same read.
+
+        The loop sleeps until that time instead of polling for it: no host write marks the moment a task falls due.
+        """
         with self._read(with_outbound=True) as conn:
             rows = conn.execute(
                 "SELECT * FROM messages_in m WHERE m.status = ? AND m.kind != ? AND (? OR m.on_wake = 0)"
@@ -230,7 +239,9 @@ class SessionDB:
             ).fetchall()
         moment = now or datetime.now(UTC)
         due = [r for r in rows if _is_due(r["process_after"], moment)]
-        return [row_from_mapping(InboundRow, r) for r in due[-limit:]] if limit > 0 else []
+        upcoming = min((_due_time(r["process_after"]) for r in rows if r["trigger"] == 1
+                        and not _is_due(r["process_after"], moment)), default=None)
+        return ([row_from_mapping(InboundRow, r) for r in due[-limit:]] if limit > 0 else []), upcoming
 
     def destinations(self) -> list[Destination]:
         """The names the agent may address (the host rewrites them on every wake)."""
@@ -439,6 +450,11 @@ def _is_due(process_after: str | None, now: datetime) -> bool:
         # An unreadable time must not hide the row forever: the host wrote it to be processed.
         log.warning("unreadable process_after %r; treating the row as due", process_after)
         return True
+
+
+def _due_time(process_after: str) -> datetime:
+    """The time of a row :func:`_is_due` called not yet due (so its ``process_after`` parses)."""
+    return parse_utc(process_after)
 
 
 def _like_prefix(text: str) -> str:

@@ -20,6 +20,7 @@ from nanoclaw_app.channels.webchat import WebchatAdapter
 from nanoclaw_app.core.approvals.service import ApprovalService
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.delivery import Delivery
+from nanoclaw_app.core.due import DueTimer
 from nanoclaw_app.core.events import EventBus
 from nanoclaw_app.core.host_callbacks import HostEvents
 from nanoclaw_app.core.notes import write_system_note
@@ -29,6 +30,7 @@ from nanoclaw_app.core.router import Router
 from nanoclaw_app.core.sweep import Sweep, idle_check
 from nanoclaw_app.core.system_actions import SystemActions, register_approval_handlers
 from nanoclaw_app.core.turn_budget import TurnBudget
+from nanoclaw_app.core.typing_keeper import TypingKeeper
 from nanoclaw_app.core.watcher import OutboundWatcher
 from nanoclaw_app.db import agents as agents_db
 from nanoclaw_app.db import users as users_db
@@ -122,6 +124,10 @@ class Host:
             quiet_poll_seconds=QUIET_POLL_SECONDS if sys.platform.startswith("linux") else None,
         )
         self.sweep = Sweep(self.ctx, interval=settings.sweep_interval_seconds)
+        self.due = DueTimer(self.ctx)
+        self.ctx.due = self.due
+        self.typing = TypingKeeper(self.ctx)
+        self.ctx.typing = self.typing
         self.watcher = OutboundWatcher(settings.paths.sessions, self._on_outbound_change)
         self.callbacks = HostEvents(self.ctx, self.router, self.approvals,
                                     on_channel_up=self.delivery.resume_channel, on_component=self._component)
@@ -197,8 +203,11 @@ class Host:
             await self.delivery.recover_uncertain()
             await self.delivery.start()
             stack.push_async_callback(self.delivery.stop)
+            stack.push_async_callback(self.typing.stop)
             await self.watcher.start()
             stack.push_async_callback(self.watcher.stop)
+            await self.due.start()
+            stack.push_async_callback(self.due.stop)
             await self.sweep.start()
             stack.push_async_callback(self.sweep.stop)
             await self.router.start()  # messages a session DB refused earlier are handed over from here on

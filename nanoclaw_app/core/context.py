@@ -29,6 +29,23 @@ class Waker(Protocol):
         """Stop the session's container (its unfinished claims are reset by the sweep)."""
 
 
+class DueNotes(Protocol):
+    """Told every time the host writes a future ``process_after``, so the session is woken at that moment."""
+
+    def note(self, session_id: str, when: float | None = None) -> None:
+        """Check the session at epoch ``when`` (None: now); a stale or duplicate note costs one DB read."""
+
+
+class TypingNotes(Protocol):
+    """Keeps a chat's typing indicator on while its session works on a turn."""
+
+    def begin(self, session: Session, channel_type: str, platform_id: str, thread_id: str | None) -> None:
+        """A message that wakes the agent was handed to ``session``: show typing until the turn ends."""
+
+    async def replied(self, channel_type: str, platform_id: str, thread_id: str | None) -> None:
+        """A reply is about to go to the chat: stop its indicator first (it would outlive the answer)."""
+
+
 RouteFn = Callable[["InboundMessage"], Awaitable[None]]
 
 
@@ -44,6 +61,15 @@ class CoreContext:
     events: EventBus
     route: RouteFn | None = field(default=None)
     """Set by the composition root to the router's entry point, so approvals can replay held messages."""
+    due: DueNotes | None = field(default=None)
+    """Set by the composition root to the due timer; without it scheduled rows wait for the sweep."""
+    typing: TypingNotes | None = field(default=None)
+    """Set by the composition root to the typing keeper; without it typing is shown once per message."""
+
+    def note_due(self, session_id: str, when: float | None = None) -> None:
+        """Wake ``session_id`` at epoch ``when`` (None: check now) if it then has due work and no container."""
+        if self.due is not None:
+            self.due.note(session_id, when)
 
     async def replay(self, message: InboundMessage) -> None:
         """Route a held message again (after a sender or channel approval)."""

@@ -274,6 +274,8 @@ class Delivery:
         adapter = self._ctx.channels.get(channel_type)
         if adapter is None:
             raise TransientError(f"the {channel_type} channel is not running")
+        if self._ctx.typing is not None and message.kind != "reaction":
+            await self._ctx.typing.replied(channel_type, platform_id, thread_id)  # no indicator after the answer
         return await adapter.deliver(platform_id, thread_id, message)
 
     async def _address(self, session: Session, row: OutboundRow) -> Address:

@@ -396,7 +396,7 @@ class Router:
                 await self._subscribe(adapter, msg.platform_id, msg.thread_id)
             if not once.typing_sent:
                 once.typing_sent = True
-                await self._typing(adapter, msg)
+                await self._typing(adapter, msg, session)
         return AgentOutcome(agent, outcome, None, session.id, seq)
 
     async def _handed(self, msg: InboundMessage, chat_id: str, session: Session, seq: int, *, trigger: bool) -> None:
@@ -429,7 +429,7 @@ class Router:
                                trigger=bool(held.trigger))
         adapter = self._ctx.channels.get(msg.channel_type)
         if held.trigger and adapter is not None:
-            await self._typing(adapter, msg)
+            await self._typing(adapter, msg, session)
 
     async def _give_up_held(self, held: HeldMessage, msg: InboundMessage, reason: str, detail: str) -> None:
         """A held message will not reach its session: record the drop and tell the owner in plain words."""
@@ -506,11 +506,14 @@ class Router:
         if not woke:
             log.warning("session %s could not be woken now; its message stays pending for the sweep", session.id)
 
-    async def _typing(self, adapter: ChannelAdapter, msg: InboundMessage) -> None:
+    async def _typing(self, adapter: ChannelAdapter, msg: InboundMessage, session: Session) -> None:
+        """Show typing now, and have the typing keeper hold it on while the session works on the turn."""
         try:
             await adapter.set_typing(msg.platform_id, msg.thread_id)
         except Exception as err:
             log.warning("typing indicator in %s chat %s failed: %s", msg.channel_type, msg.platform_id, err)
+        if self._ctx.typing is not None:
+            self._ctx.typing.begin(session, msg.channel_type, msg.platform_id, msg.thread_id)
 
     async def _reply(self, adapter: ChannelAdapter, msg: InboundMessage, text: str) -> None:
         """Answer straight through the adapter: no session row, no container."""

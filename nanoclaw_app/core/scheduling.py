@@ -1,6 +1,7 @@
 """Scheduled tasks: ``kind="task"`` rows in a session's ``inbound.db``, grouped into series by ``series_id``.
 
-A task is just an inbound row with a ``process_after``, so the sweep's "wake sessions with due rows" is what fires it.
+A task is just an inbound row with a ``process_after``; every time written here is noted to the due timer
+(``core.due``), which wakes the session at that moment, and the sweep's "wake sessions with due rows" is the safety net.
 A recurring task keeps one live occurrence; when it completes, :func:`clone_recurring` inserts the next one with the
 same ``series_id`` (the id of the first occurrence), and cancel/pause/resume/update match the id *or* the series so
 the agent's remembered task id keeps reaching the live row. Cron expressions are read in the user's timezone, so
@@ -293,6 +294,7 @@ async def schedule_task(ctx: CoreContext, session: Session, payload: dict[str, A
                    platform_id=platform_id, channel_type=channel_type, thread_id=thread_id)
     folder = ctx.store.dir(session.agent_group_id, session.id)
     await ctx.store.write(folder, lambda conn: schedule(conn, task))
+    ctx.note_due(session.id, when.timestamp())
     log.info("session %s: scheduled task %s at %s%s", session.id, task_id, task.process_after,
              f" repeating {recurrence!r}" if recurrence else "")
     ctx.events.publish("task.scheduled", session_id=session.id, task_id=task_id, process_after=task.process_after,
@@ -313,6 +315,8 @@ async def _series_change(ctx: CoreContext, session: Session, action: str, payloa
         await _refuse(ctx, session, action, UserError(f"no live task matches id {task_id!r}"))
     else:
         ctx.events.publish("task.changed", session_id=session.id, action=action, task_id=task_id, rows=changed)
+        if action == "resume_task":
+            ctx.note_due(session.id)
     return int(changed)
 
 
@@ -362,4 +366,6 @@ async def update_task(ctx: CoreContext, session: Session, payload: dict[str, Any
     else:
         ctx.events.publish("task.changed", session_id=session.id, action="update_task", task_id=task_id,
                            rows=changed)
+        if "process_after" in changes:
+            ctx.note_due(session.id)  # the check notes the new time (or wakes now when it has passed)
     return changed

@@ -9,7 +9,9 @@ Every ``interval`` seconds (and once at start), for each active session:
 4. after a kill or a crash (claims left and no container), reset the claimed rows with backoff or fail them after
    ``max_claim_tries``, then delete the orphan acks (the host's only write to ``outbound.db``, and only while no
    container runs);
-5. wake sessions with due triggering rows and no container: this fires scheduled tasks and retries failed spawns.
+5. wake sessions with due triggering rows and no container: this retries failed spawns and is the safety net for
+   scheduled tasks, which the due timer (``core.due``) fires at their time; each session's next due time is handed to
+   that timer here, so times written before a restart or by the steps above are covered too.
 """
 
 from __future__ import annotations
@@ -198,6 +200,14 @@ def message_previews(conn: sqlite3.Connection, message_ids: list[str], width: in
 
 def due_trigger_ids(conn: sqlite3.Connection, now: datetime) -> list[str]:
     """Pending rows that should wake the agent now: triggering, due, not system answers, not claimed."""
+    return due_and_next(conn, now)[0]
+
+
+def due_and_next(conn: sqlite3.Connection, now: datetime) -> tuple[list[str], float | None]:
+    """The ids :func:`due_trigger_ids` gives, and the epoch at which the next such row falls due (None: none waits).
+
+    One read for both, so the sweep hands every session's next due time to the due timer at no extra cost.
+    """
     rows = conn.execute(
         "SELECT m.id, m.process_after FROM messages_in m"
         " WHERE m.status = ? AND m.trigger = 1 AND m.kind != ?"
@@ -206,11 +216,14 @@ def due_trigger_ids(conn: sqlite3.Connection, now: datetime) -> list[str]:
         (InboundStatus.PENDING.value, MessageKind.SYSTEM.value),
     ).fetchall()
     due: list[str] = []
+    upcoming: float | None = None
     for message_id, process_after in rows:
         after = _epoch(process_after)
         if process_after is None or (after is not None and after <= now.timestamp()):
             due.append(message_id)
-    return due
+        elif after is not None and (upcoming is None or after < upcoming):
+            upcoming = after
+    return due, upcoming
 
 
 def session_is_idle(conn: sqlite3.Connection) -> bool:
@@ -322,9 +335,10 @@ class Sweep:
         if not running:
             await self._reset_after_death(session, folder, report, after_kill=killed)
 
-        if await store.read(folder, lambda conn: due_trigger_ids(conn, datetime.now(UTC))) and not (
-            await ctx.waker.is_running(session.id)
-        ):
+        due, upcoming = await store.read(folder, lambda conn: due_and_next(conn, datetime.now(UTC)))
+        if upcoming is not None:
+            ctx.note_due(session.id, upcoming)  # retries and clones written above, times from before a restart
+        if due and not await ctx.waker.is_running(session.id):
             if await ctx.waker.wake(session):
                 report.woken += 1
             else:
@@ -400,6 +414,7 @@ __all__ = [
     "ResetResult",
     "Sweep",
     "SweepReport",
+    "due_and_next",
     "due_trigger_ids",
     "idle_check",
     "message_previews",

@@ -144,6 +144,8 @@ async def _change(services: AppServices, task_id: str, action: Action, session_i
     if refused is not None:
         raise UserError(refused)
     log.info("task %s of session %s: %s (from the app)", task_id, session.id, action)
+    if action == "resume":
+        ctx.note_due(session.id)  # a resumed task whose time has passed runs now, not at the sweep's next pass
     ctx.events.publish("task.changed", session_id=session.id, action=f"{action}_task", task_id=task_id,
                        source="app")
     directory = await load_directory(ctx.db)

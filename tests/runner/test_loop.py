@@ -10,6 +10,7 @@ import pytest
 
 from agent_runner.loop import CLEARED
 from agent_runner.session_db import SessionDB
+from nanoclaw_app.timeutil import later_iso
 from tests.fakes.provider import Reply, ScriptedProvider, ToolCall
 from tests.runner.conftest import Session, until
 
@@ -330,6 +331,26 @@ async def test_new_rows_wake_the_runner_without_polling(session: Session) -> Non
             await loop.watch_ready.wait()
         await session.chat("are you awake?")
         await until(session.outbound, "a reply woken by the file event")
+
+
+async def test_a_task_falling_due_wakes_an_idle_runner_without_the_fallback_poll(session: Session) -> None:
+    """No host write marks the moment a task falls due: the runner must sleep until it, not until the next poll."""
+    provider = ScriptedProvider()
+    task_id, _ = await session.task("water the plants", process_after=later_iso(0.5))
+    async with session.running(provider, poll_seconds=3600) as loop:
+        await until(lambda: loop.polls, "the first read")
+        await until(lambda: session.acks().get(task_id) == "completed", "the task run at its time")
+    assert "water the plants" in provider.prompts[0]
+
+
+async def test_a_task_falling_due_during_a_conversation_is_pushed_into_it(session: Session) -> None:
+    provider = ScriptedProvider()
+    await session.chat("hello")
+    task_id, _ = await session.task("stretch", process_after=later_iso(0.5))
+    async with session.running(provider, poll_seconds=3600):
+        await until(lambda: session.acks().get(task_id) == "completed", "the task answered in the running query")
+    assert len(provider.queries) == 1
+    assert "stretch" in provider.prompts[-1]
 
 
 async def test_a_native_slash_command_starts_a_fresh_query_with_the_raw_text(session: Session) -> None:
