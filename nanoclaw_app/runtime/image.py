@@ -84,6 +84,8 @@ class AgentImages:
         self._events = events
         self._locks: dict[str, asyncio.Lock] = {}
         self._failed: dict[str, str] = {}
+        self._present: set[str] = set()
+        """Tags seen in the engine in this run: a cold start need not ask again (see :meth:`forget`)."""
         self._base_tag: str | None = None
 
     def _podman(self) -> PodmanApi:
@@ -147,15 +149,24 @@ class AgentImages:
     async def _ensure(
         self, tag: str, write_context: Callable[[Path], None], on_progress: ProgressCallback | None
     ) -> None:
+        if tag in self._present:
+            return
         lock = self._locks.setdefault(tag, asyncio.Lock())
         async with lock:
             podman = self._podman()
-            if await podman.image_id(tag) is not None:
-                return
-            with tempfile.TemporaryDirectory(prefix="nanoclaw-build-") as tmp:
-                context = Path(tmp)
-                write_context(context)
-                await self._build(podman, context, tag, on_progress)
+            if await podman.image_id(tag) is None:
+                with tempfile.TemporaryDirectory(prefix="nanoclaw-build-") as tmp:
+                    context = Path(tmp)
+                    write_context(context)
+                    await self._build(podman, context, tag, on_progress)
+            self._present.add(tag)
+
+    def forget(self, tag: str) -> bool:
+        """Ask the engine about ``tag`` again next time (it may have been removed); False if it was not remembered."""
+        if tag in self._present:
+            self._present.discard(tag)
+            return True
+        return False
 
     async def _build(
         self, podman: PodmanApi, context: Path, tag: str, on_progress: ProgressCallback | None

@@ -23,6 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -191,7 +192,15 @@ class PodmanRuntime:
         self._running[spec.session_id] = name
         self._logs[spec.session_id] = spec.log_path
         try:
-            await api.run(config)
+            try:
+                await api.run(config)
+            except PodmanCallFailed:
+                if not self.images.forget(image):
+                    raise
+                # Known present earlier in this run, so not asked again: it may have been removed since. Check (or
+                # rebuild) it and try once more.
+                log.info("starting %s failed; checking its image %s and trying once more", name, image)
+                await api.run(replace(config, image=await self._image_for(spec)))
         except BaseException:
             self._running.pop(spec.session_id, None)
             self._revoke(spec.session_id)

@@ -7,6 +7,7 @@ import importlib.metadata
 import sys
 import tomllib
 from pathlib import Path
+from typing import cast
 
 import pytest
 from packaging.requirements import Requirement
@@ -14,6 +15,7 @@ from packaging.version import Version
 
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.runtime.image import AgentImages, agent_image_dir, read_ca_certificates
+from nanoclaw_app.runtime.podman_api import PodmanApi
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -85,3 +87,36 @@ def test_a_ca_file_without_certificates_or_missing_is_a_clear_error(tmp_path: Pa
         read_ca_certificates(str(empty))
     with pytest.raises(ConfigError, match="cannot read"):
         read_ca_certificates(str(tmp_path / "missing.pem"))
+
+
+class CountingEngine:
+    """Answers image lookups from a set and records builds (stands in for the Podman API)."""
+
+    def __init__(self, images: set[str]) -> None:
+        self.images = images
+        self.lookups: list[str] = []
+        self.builds: list[str] = []
+
+    async def image_id(self, ref: str) -> str | None:
+        self.lookups.append(ref)
+        return f"id-{ref}" if ref in self.images or ref.startswith("base") else None
+
+    async def build(self, context: Path, tag: str, **_: object) -> None:
+        self.builds.append(tag)
+        self.images.add(tag)
+
+
+async def test_a_present_image_is_asked_for_once_per_run_until_a_start_says_it_is_gone() -> None:
+    engine = CountingEngine(set())
+    images = AgentImages(lambda: cast(PodmanApi, engine), base_image="base:1")
+    tag = await images.ensure_base()
+    assert engine.builds == [tag]
+    for _ in range(3):
+        assert await images.ensure_base() == tag  # every cold start: no engine round trip for the image
+    assert engine.lookups.count(tag) == 1
+
+    engine.images.discard(tag)  # someone removed it behind our back; the next start fails and forgets it
+    assert images.forget(tag)
+    assert await images.ensure_base() == tag
+    assert engine.builds == [tag, tag]  # rebuilt instead of failing every start
+    assert not images.forget("never-seen:tag")
