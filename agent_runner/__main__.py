@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from agent_runner.config import RunnerConfig, load_config
 from agent_runner.loop import RunnerLoop
 from agent_runner.providers.base import GatewayLost
-from agent_runner.providers.registry import UnknownProvider, build_provider
+from agent_runner.providers.registry import ProviderLoader, UnknownProvider
 
 log = logging.getLogger("agent_runner")
 
@@ -26,18 +26,17 @@ EXIT_GATEWAY_LOST = 75
 """``EX_TEMPFAIL``: the host's gateway vanished mid-turn; the work was kept, not answered with an error."""
 
 
-async def serve(config: RunnerConfig) -> None:
-    """Run the loop until SIGTERM or SIGINT."""
-    provider = build_provider(config.provider, config)
+async def serve(config: RunnerConfig, loader: ProviderLoader) -> None:
+    """Run the loop until SIGTERM or SIGINT; the loop takes the provider from ``loader`` when it first needs it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers in asyncio; not a container
             loop.add_signal_handler(sig, stop.set)
     try:
-        await RunnerLoop(config, provider).run(stop)
+        await RunnerLoop(config, loader).run(stop)
     finally:
-        await provider.aclose()
+        await loader.aclose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,8 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(argv)
     # The first line: with the runner's later lines it shows how long the provider's import and setup took.
     log.info("runner process up; loading provider %s", config.provider)
+    loader = ProviderLoader(config.provider, config).start()
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, loader))
     except UnknownProvider as err:
         log.error("%s", err)
         return 2

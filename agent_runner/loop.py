@@ -46,6 +46,7 @@ from agent_runner.protocol import (
     TaskContent,
 )
 from agent_runner.providers.base import GatewayLost, Provider, ProviderEvent, Query
+from agent_runner.providers.registry import ProviderLoader
 from agent_runner.replies import answer_to, failure_notice, nudge_text, route_blocks
 from agent_runner.session_db import SessionDB
 from agent_runner.task_script import run_task_script
@@ -90,9 +91,12 @@ class _QueryState:
 class RunnerLoop:
     """Drives one provider over one session folder until ``stop`` is set."""
 
-    def __init__(self, config: RunnerConfig, provider: Provider, *, quiet_seconds: float = QUIET_SECONDS) -> None:
+    def __init__(
+        self, config: RunnerConfig, provider: Provider | ProviderLoader, *, quiet_seconds: float = QUIET_SECONDS
+    ) -> None:
         self.config = config
-        self.provider = provider
+        self._loader = provider if isinstance(provider, ProviderLoader) else None
+        self._provider = None if isinstance(provider, ProviderLoader) else provider
         self.db = SessionDB(config.session_dir)
         self.changes = ChangeSignal()
         self.watcher = InboundWatcher(config.session_dir, self.changes)
@@ -108,6 +112,13 @@ class RunnerLoop:
         self._claimed: dict[str, InboundRow] = {}
         self._next_due: datetime | None = None
         """When the next scheduled row falls due, as of the last fetch: the wait ends then, not at a poll."""
+
+    @property
+    def provider(self) -> Provider:
+        """The provider; one still loading is joined by ``run`` once the session DBs and the file watch are set up."""
+        if self._provider is None:
+            raise RuntimeError("the provider is still loading; run() takes it when it first needs it")
+        return self._provider
 
     @property
     def watch_ready(self) -> asyncio.Event:
@@ -128,13 +139,15 @@ class RunnerLoop:
         stale = await self._io(self.db.clear_stale_claims)
         if stale:
             log.info("dropped %d stale claims left by a previous runner", stale)
-        self._continuation = await self._io(self.db.load_continuation, self.provider.name)
-        log.info("runner started for %s with provider %s (%s)", self.config.session_dir, self.provider.name,
-                 "resuming a conversation" if self._continuation else "new conversation")
-        self.heartbeat.beat()
         await self.watcher.start()
         lost = False
         try:
+            if self._loader is not None:  # its import ran alongside the setup above (and the watch's, meanwhile)
+                self._provider = await self._loader.result()
+            self._continuation = await self._io(self.db.load_continuation, self.provider.name)
+            log.info("runner started for %s with provider %s (%s)", self.config.session_dir, self.provider.name,
+                     "resuming a conversation" if self._continuation else "new conversation")
+            self.heartbeat.beat()
             while not stop.is_set():
                 version = self.changes.version
                 try:

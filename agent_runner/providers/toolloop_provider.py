@@ -10,6 +10,7 @@ is missing, refuses, or is dropped before the response) means the host is gone: 
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import ClassVar
 
@@ -70,6 +71,9 @@ class ToolLoopProvider:
         self._http: httpx2.AsyncClient | None = None
         self._max_tool_rounds = max_tool_rounds
         self._max_history_chars = max_history_chars
+        # Made now rather than on the first query: a runner building its provider in the background
+        # (``ProviderLoader``) pays for the HTTP stack's import there, off the path to the first model call.
+        self._gateway_http()
 
     def query(
         self, *, prompt: str, continuation: str | None, cwd: Path, system_prompt: str, tools: list[ToolSpec]
@@ -101,7 +105,10 @@ class ToolLoopProvider:
         if self._gateway_socket is None:
             return None
         if self._http is None:
-            self._http = self._http_client(httpx2.AsyncHTTPTransport(uds=str(self._gateway_socket)))
+            # The socket speaks plain HTTP: a context trusting no CA (so any TLS would fail) spares loading the
+            # system's CA bundle, ~60 ms on a fresh container's path to its first model call.
+            no_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            self._http = self._http_client(httpx2.AsyncHTTPTransport(uds=str(self._gateway_socket), verify=no_tls))
         return self._http
 
     def _http_client(self, transport: httpx2.AsyncHTTPTransport) -> httpx2.AsyncClient:
