@@ -340,17 +340,21 @@ class InProcessRuntime:
                     await agent.halt.wait()
             if agent.stopping:  # stopped mid-turn (SIGTERM): the claims stay for the sweep to reset
                 return
+        seqs = await asyncio.to_thread(write_rows, folder, self._answer(session_id, rows), ids)
+        (folder / HEARTBEAT).touch()
+        self.replies.setdefault(session_id, []).extend(seqs)
+        await self._signal()
+
+    def _answer(self, session_id: str, rows: list[InboundRow]) -> list[Out]:
+        """The rows a turn writes: ``reply`` (or an echo) to each triggering chat message or task."""
         script = self.reply or default_reply
-        replies = [
-            (row, text)
+        return [
+            Out(MessageKind.CHAT.value, TextOut(text=text).to_json(), row.channel_type, row.platform_id, row.id,
+                row.thread_id)
             for row in rows
             if row.trigger == 1 and row.kind in (MessageKind.CHAT, MessageKind.TASK)
             for text in script(row)
         ]
-        seqs = await asyncio.to_thread(write_replies, folder, replies, ids)
-        (folder / HEARTBEAT).touch()
-        self.replies.setdefault(session_id, []).extend(seqs)
-        await self._signal()
 
 
 __all__ = ["EXIT_KILLED", "EXIT_STOPPED", "InProcessRuntime", "default_reply"]

@@ -6,15 +6,14 @@ script stands for an agent steered by a prompt injection, or for the shell in th
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 from agent_runner.protocol import AGENT_CHANNEL, InboundRow, MessageKind, SystemAction, TextOut
-from nanoclaw_app.sessions.store import HEARTBEAT, INBOUND, OUTBOUND
-from tests.fakes.runtime import InProcessRuntime, Out, _Agent, _connect, claim, write_rows
+from nanoclaw_app.sessions.store import INBOUND, OUTBOUND
+from tests.fakes.runtime import InProcessRuntime, Out, _connect, write_rows
 
 
 def to_agent(agent_id: str, text: str) -> Out:
@@ -48,17 +47,9 @@ class HostileRuntime(InProcessRuntime):
     script: Script | None = None
     turns: dict[str, int] = field(default_factory=dict)
 
-    async def _turn(self, agent: _Agent, rows: list[InboundRow]) -> None:
-        folder = agent.spec.session_dir
-        session_id = agent.spec.session_id
-        ids = [r.id for r in rows]
-        await asyncio.to_thread(claim, folder, ids)
-        (folder / HEARTBEAT).touch()
+    def _answer(self, session_id: str, rows: list[InboundRow]) -> list[Out]:
         self.turns[session_id] = self.turns.get(session_id, 0) + 1
-        out = self.script(session_id, rows) if self.script is not None else []
-        await asyncio.to_thread(write_outbound, folder, out, ids)
-        (folder / HEARTBEAT).touch()
-        await self._signal()
+        return self.script(session_id, rows) if self.script is not None else []
 
 
 def quiet(folder: Path) -> bool:

@@ -23,6 +23,7 @@ from tests.podman.conftest import (
     seeded_home,
     wait_for,
 )
+from tests.podman.test_faults import our_containers
 
 pytestmark = pytest.mark.podman
 
@@ -51,15 +52,6 @@ def pong(request: dict[str, Any]) -> Text:
     return Text(f'<message to="owner-dm">pong {found[-1] if found else "?"}</message>')
 
 
-def the_container(host: Host) -> str:
-    out = subprocess.run(
-        ["podman", "ps", "--filter", f"label=io.nanoclaw.install={host.runtime.install}",  # type: ignore[attr-defined]
-         "--format", "{{.Names}}"], capture_output=True, text=True, check=True,
-    )
-    [name] = out.stdout.split()
-    return name
-
-
 async def test_a_container_shell_asking_for_25_agents_gets_one_card_and_no_agent(
     podman_url: str, podman_host_factory: Any
 ) -> None:
@@ -74,8 +66,9 @@ async def test_a_container_shell_asking_for_25_agents_gets_one_card_and_no_agent
         await channel.inject(ping(1))
         await wait_for(lambda: "pong 1" in channel.texts(), timeout=600, what="the first reply")
 
+        [container] = our_containers(host, live_only=True)
         done = await asyncio.to_thread(
-            subprocess.run, ["podman", "exec", the_container(host), "python3", "-c", WRITE_ROWS, "25"],
+            subprocess.run, ["podman", "exec", container, "python3", "-c", WRITE_ROWS, "25"],
             capture_output=True, text=True, timeout=120, check=False,
         )
         assert done.stdout.strip() == "wrote 25", done.stderr

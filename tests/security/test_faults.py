@@ -46,12 +46,6 @@ async def exclusive_lock(db_file: Path) -> AsyncIterator[None]:
         conn.close()
 
 
-@asynccontextmanager
-async def watching(host: Host) -> AsyncIterator[asyncio.Queue[Event]]:
-    async with host.events.subscribe() as queue:
-        yield queue
-
-
 async def next_event(queue: asyncio.Queue[Event], kind: str, predicate: Any = None) -> Event:
     return await waiting.next_event(queue, kind, predicate, timeout=WAIT)
 
@@ -80,7 +74,7 @@ async def test_a_message_sent_while_the_container_locks_its_session_db_waits_and
 ) -> None:
     agent = await agents.create(web_host.db, "Nano")
     await chat.ensure_owner_chat(web_host.services, agent.id)
-    async with watching(web_host) as queue:  # a first exchange: the session and its files exist
+    async with web_host.events.subscribe() as queue:  # a first exchange: the session and its files exist
         assert (await client.post("/api/chat/messages", json={"text": "hello"})).status_code == 201
         await next_event(queue, "chat.message", lambda d: d["message"]["text"] == "echo: hello")
     [session] = await sessions_db.list_for_agent(web_host.db, agent.id)
