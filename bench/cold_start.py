@@ -1,13 +1,16 @@
 """Cold start on real Podman: a message to a session without a container until the reply is delivered, by phase.
 
-    .venv/bin/python bench/cold_start.py [--n 10] [--provider anthropic|claude|openai]
+    .venv/bin/python bench/cold_start.py [--n 10] [--provider anthropic|claude|openai] [--no-standby]
 
 Each of the ``n`` runs sends one message to the seeded agent with no container running (the previous run's container
-is stopped and its exit awaited first), so every run creates and starts a fresh container of the agent image (built
-first if missing, not timed). The model is the instant fake of ``e2e_host``. A run is split at these stamps:
+is stopped and its exit awaited first), so every run starts a fresh container of the agent image (built first if
+missing, not timed). As the app does after an idle stop, the container is stopped with a standby prepared (created and
+initialised, not started: ``runtime/standby.py``), awaited before the next run; ``--no-standby`` creates every container
+at the message instead. The model is the instant fake of ``e2e_host``. A run is split at these stamps:
 
 - message routed: the router publishes ``message.routed`` (stamped synchronously in ``host.events.publish``);
-- create: the ``POST …/containers/create`` request to Podman starts (every podman-py request is recorded);
+- create: the ``POST …/containers/create`` request to Podman starts (every podman-py request is recorded), or with a
+  standby the ``POST …/start`` of it;
 - the runner's first line and its ``first read of inbound.db`` line: the timestamps Podman's k8s-file log driver
   writes in ``<home>/logs/containers/<session>.log``;
 - the fake model receives the request; the channel is asked to deliver the reply.
@@ -92,7 +95,16 @@ def shape(path: str) -> str:
     return "/" + "/".join(parts)
 
 
-async def run(n: int, provider: str, base_image: str) -> dict[str, object]:
+async def standby_ready(bench: Any, session_id: str) -> None:
+    """Wait (up to 30 s) until the session's standby container is prepared: the app makes it after an idle stop."""
+    for _ in range(600):
+        if bench.host.runtime.has_standby(session_id):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"no standby container was prepared for session {session_id}")
+
+
+async def run(n: int, provider: str, base_image: str, standby: bool) -> dict[str, object]:
     from bench.e2e_host import bench_host
 
     samples: dict[str, list[float]] = {name: [] for name in ("cold_ms", *PHASES, "engine_ms")}
@@ -110,24 +122,32 @@ async def run(n: int, provider: str, base_image: str) -> dict[str, object]:
         bench.host.events.publish = stamping_publish  # type: ignore[method-assign]
         offsets: dict[Path, int] = {}
         with recorded_podman_calls() as calls:
-            for i in range(n):
+            first = 1 if standby else 0  # the first start has no standby yet: not counted
+            for i in range(first + n):
                 calls.clear()
                 _, delivered_ns = await bench.send(i)
                 start_calls = list(calls)
                 routed_ns, data = routed[f"b{i}"]
                 session_id = str(data["session_id"])
-                await bench.host.waker.stop(session_id, reason="cold-start benchmark: the next run needs a fresh one")
+                await bench.host.waker.stop(session_id, reason="cold-start benchmark: the next run needs a fresh one",
+                                            standby=standby)
                 if await bench.host.waker.is_running(session_id):
                     raise RuntimeError(f"the container of session {session_id} still runs after stop")
+                if standby and i < first + n - 1:
+                    await standby_ready(bench, session_id)
                 log_path = bench.settings.paths.container_log(session_id)
                 with log_path.open("rb") as f:
                     f.seek(offsets.get(log_path, 0))
                     text = f.read().decode(errors="replace")
                     offsets[log_path] = f.tell()
+                if i < first:
+                    print(f"run {i}: a start without a standby, not counted", file=sys.stderr)
+                    continue
                 lines = runner_lines(text)
                 first_line_ns = lines[0][0]
                 ready_ns = next(t for t, message in lines if READY_LINE in message)
-                create_ns = next(s for m, p, s, _ in start_calls if m == "POST" and p.endswith("containers/create"))
+                create_ns = next(s for m, p, s, _ in start_calls
+                                 if m == "POST" and p.endswith(("containers/create", "/start")))
                 model_ns = bench.stamps.model_request_ns[i]
                 stamps = [routed_ns, create_ns, first_line_ns, ready_ns, model_ns, delivered_ns]
                 for name, (a, b) in zip(PHASES, itertools.pairwise(stamps), strict=True):
@@ -138,10 +158,10 @@ async def run(n: int, provider: str, base_image: str) -> dict[str, object]:
                 call_counts.append(len(start_calls))
                 if not call_shapes:
                     call_shapes = [f"{m} {shape(p)} {(e - s) / 1e6:.1f}ms" for m, p, s, e in start_calls]
-                    for t, message in lines:  # the first container's log, in ms after the message was routed
+                    for t, message in lines:  # the first counted container's log, in ms after the message was routed
                         print(f"  +{(t - routed_ns) / 1e6:7.1f} ms  {message[:110]}", file=sys.stderr)
-                print(f"run {i}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in samples.items()), file=sys.stderr)
-    result: dict[str, object] = {"runtime": "podman", "provider": provider, "n": n}
+                print(f"run {i - first}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in samples.items()), file=sys.stderr)
+    result: dict[str, object] = {"runtime": "podman", "provider": provider, "standby": standby, "n": n}
     for name, values in samples.items():
         result[name] = {"median": round(statistics.median(values), 1), "max": round(max(values), 1)}
     result["podman_calls_per_start"] = round(statistics.median(call_counts), 1)
@@ -153,12 +173,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=10)
     parser.add_argument("--provider", default="anthropic", choices=["anthropic", "claude", "openai"])
+    parser.add_argument("--no-standby", action="store_true",
+                        help="create each container at the message (no standby prepared after the stop)")
     parser.add_argument("--base-image", default="localhost/nanoclaw-base:bookworm",
                         help="agent base image (the CI's local one by default)")
     args = parser.parse_args()
     if args.n < 1:
         raise SystemExit("--n must be at least 1")
-    print(json.dumps(asyncio.run(run(args.n, args.provider, args.base_image))))
+    print(json.dumps(asyncio.run(run(args.n, args.provider, args.base_image, not args.no_standby))))
 
 
 if __name__ == "__main__":

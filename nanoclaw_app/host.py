@@ -105,6 +105,7 @@ class Host:
             is_idle=idle_check(self.db, self.store),
             idle_stop_seconds=settings.idle_stop_seconds,
             events=self.events,
+            standby_at_start=settings.container_standby,
         )
         self.ctx = CoreContext(
             settings=settings, db=self.db, store=self.store, channels=self.channels, waker=self.waker,

@@ -69,6 +69,15 @@ async def list_active(db: Database) -> list[Session]:
     return [from_row(Session, r) for r in rows]
 
 
+async def list_recently_active(db: Database, since: str, limit: int) -> list[Session]:
+    """Active sessions with activity at or after ``since`` (ISO), most recent first."""
+    rows = await db.fetchall(
+        "SELECT * FROM sessions WHERE status = 'active' AND last_active >= ? ORDER BY last_active DESC LIMIT ?",
+        (since, limit),
+    )
+    return [from_row(Session, r) for r in rows]
+
+
 async def list_for_agent(db: Database, agent_group_id: str) -> list[Session]:
     """Active sessions of one agent."""
     rows = await db.fetchall(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +67,18 @@ class ContainerRuntime(Protocol):
 
     async def close(self) -> None:
         """Release the engine connection (running containers are stopped by the wake manager first)."""
+
+
+STANDBY_MAX_AGE_SECONDS = 24 * 3600.0
+"""A session counts as recently active, and its standby container is kept, for a day."""
+
+
+@runtime_checkable
+class StandbyRuntime(Protocol):
+    """A runtime that can prepare a session's next container ahead of its next message (Podman can)."""
+
+    async def prepare_standby(self, spec: SessionSpec) -> bool:
+        """Make the session's next container ready to start; returns whether one was made."""
+
+    async def discard_standby(self, session_id: str) -> None:
+        """Drop the session's prepared container, if any."""

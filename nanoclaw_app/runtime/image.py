@@ -146,6 +146,19 @@ class AgentImages:
             raise
         return tag
 
+    async def present_for(self, apt: Sequence[str], pip: Sequence[str]) -> str | None:
+        """The image ``ensure_for`` would use, if it is already built; never builds (for work that can wait)."""
+        tag = await self.base_tag()
+        if apt or pip:
+            tag = self.derived_tag(tag, apt, pip)
+            if tag in self._failed:
+                return None
+        if tag not in self._present:
+            if await self._podman().image_id(tag) is None:
+                return None
+            self._present.add(tag)
+        return tag
+
     async def _ensure(
         self, tag: str, write_context: Callable[[Path], None], on_progress: ProgressCallback | None
     ) -> None:

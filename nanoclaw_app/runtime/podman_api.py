@@ -195,28 +195,7 @@ class PodmanApi:
         """Create and start a container; returns its id. It removes itself on exit (its log file stays)."""
 
         def create_and_start() -> str:
-            container = self._client.containers.create(
-                config.image,
-                config.command,
-                name=config.name,
-                labels=config.labels,
-                environment=config.environment,
-                mounts=[
-                    {"type": "bind", "source": str(m.source), "target": m.target, "read_only": m.read_only}
-                    for m in config.mounts
-                ],
-                log_config={"Type": "k8s-file", "Config": {"path": str(config.log_path)}},
-                working_dir=config.workdir,
-                mem_limit=f"{config.memory_mb}m",
-                # podman-py ignores nano_cpus; a CFS quota per 100 ms period is the same limit.
-                cpu_period=CPU_PERIOD_US,
-                cpu_quota=int(config.cpus * CPU_PERIOD_US),
-                pids_limit=config.pids_limit,
-                no_new_privileges=True,
-                user=config.user,
-                auto_remove=True,
-                stop_timeout=10,
-            )
+            container = self._create(config)
             try:
                 container.start()
             except Exception:
@@ -225,6 +204,57 @@ class PodmanApi:
             return str(container.id)
 
         return await self._call(create_and_start, f"start container {config.name}")
+
+    async def create_initialized(self, config: ContainerConfig) -> str:
+        """Create a container and initialise it without starting it; returns its id.
+
+        ``init`` does the slow part of a start ahead of time (the network namespace and its setup, the OCI runtime's
+        ``create`` with every mount), so :meth:`start_created` is only the exec of the first process. Nothing of the
+        image runs until then.
+        """
+
+        def create_and_init() -> str:
+            container = self._create(config)
+            try:
+                container.init()
+            except Exception:
+                container.remove(force=True)
+                raise
+            return str(container.id)
+
+        return await self._call(create_and_init, f"prepare container {config.name}")
+
+    async def start_created(self, name: str) -> None:
+        """Start a container made by :meth:`create_initialized`."""
+
+        def start() -> None:  # by name: podman-py's containers.get would add an inspect round trip
+            self._client.api.post(f"/containers/{urllib.parse.quote(name, safe='')}/start").raise_for_status()
+
+        await self._call(start, f"start container {name}")
+
+    def _create(self, config: ContainerConfig) -> Any:
+        return self._client.containers.create(
+            config.image,
+            config.command,
+            name=config.name,
+            labels=config.labels,
+            environment=config.environment,
+            mounts=[
+                {"type": "bind", "source": str(m.source), "target": m.target, "read_only": m.read_only}
+                for m in config.mounts
+            ],
+            log_config={"Type": "k8s-file", "Config": {"path": str(config.log_path)}},
+            working_dir=config.workdir,
+            mem_limit=f"{config.memory_mb}m",
+            # podman-py ignores nano_cpus; a CFS quota per 100 ms period is the same limit.
+            cpu_period=CPU_PERIOD_US,
+            cpu_quota=int(config.cpus * CPU_PERIOD_US),
+            pids_limit=config.pids_limit,
+            no_new_privileges=True,
+            user=config.user,
+            auto_remove=True,
+            stop_timeout=10,
+        )
 
     async def stop(self, name: str, *, grace_seconds: float) -> None:
         """SIGTERM, then SIGKILL after ``grace_seconds`` (Podman does both); a missing container is fine."""

@@ -36,6 +36,7 @@ from nanoclaw_app.runtime.base import ExitCallback, SessionSpec
 from nanoclaw_app.runtime.image import AgentImages
 from nanoclaw_app.runtime.podman_api import BindMount, ContainerConfig, ImageBuildFailed, PodmanApi, PodmanCallFailed
 from nanoclaw_app.runtime.podman_socket import PodmanService
+from nanoclaw_app.runtime.standby import MountGone, Standby, fingerprint
 from nanoclaw_app.settings import Settings
 
 if TYPE_CHECKING:
@@ -99,6 +100,8 @@ class PodmanRuntime:
         self._watch: asyncio.Task[None] | None = None
         self._closed = False
         self._starts = 0
+        self._standby: dict[str, Standby] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     # ------------------------------------------------------------------------------------------ connection
 
@@ -137,8 +140,10 @@ class PodmanRuntime:
             self._watch = asyncio.create_task(self._watch_exits(), name="podman-exits")
 
     async def close(self) -> None:
-        """Stop watching and release the engine connection (and a service we started)."""
+        """Remove the standby containers, stop watching and release the engine connection (and a service we started)."""
         self._closed = True
+        for session_id in list(self._standby):
+            await self.discard_standby(session_id)
         task, self._watch = self._watch, None
         if task is not None:
             task.cancel()
@@ -156,39 +161,29 @@ class PodmanRuntime:
         self._callbacks.append(callback)
 
     async def start(self, spec: SessionSpec) -> None:
-        """Create and start the session's container (no-op when it already runs)."""
-        if spec.session_id in self._running:
+        """Start the session's container (no-op when it already runs): its standby when one matches, else a new one."""
+        sid = spec.session_id
+        if sid in self._running:
             return
-        await self.open()
+        async with self._session_lock(sid):
+            if sid in self._running:
+                return
+            await self.open()
+            image = await self._image_for(spec)
+            standby = self._standby.pop(sid, None)
+            if standby is not None and await self._start_standby(spec, image, standby):
+                return
+            await self._start_new(spec, image)
+
+    async def _start_new(self, spec: SessionSpec, image: str) -> None:
         api = self._require_api()
-        image = await self._image_for(spec)
-        # A fresh name per start: events about an earlier container of the session (a late 'died') must never be
-        # mistaken for this one's.
-        self._starts += 1
-        name = f"nanoclaw-{self.install}-{spec.session_id}-{base36(time.time_ns() // 1_000_000)}{self._starts}"
-        access = None
-        if self._gateway is not None:
-            access = await self._gateway.attach(spec.session_id, spec.agent_group_id, spec.provider)
+        name = self._new_name(spec)
+        access = await self._attach(spec)
         try:
-            env = self._environment(spec, access)
-            mounts = self._mounts(spec, access)
+            config = self._config(spec, name, image, access)
         except BaseException:
             self._revoke(spec.session_id)
             raise
-        config = ContainerConfig(
-            name=name,
-            image=image,
-            command=list(RUNNER_COMMAND),
-            labels={LABEL_INSTALL: self.install, LABEL_SESSION: spec.session_id, LABEL_AGENT: spec.agent_group_id},
-            environment=env,
-            mounts=mounts,
-            log_path=spec.log_path,
-            workdir="/workspace/agent",
-            memory_mb=self._settings.container_memory_mb,
-            cpus=self._settings.container_cpus,
-            pids_limit=self._settings.container_pids_limit,
-            user=self._user(),
-        )
         self._running[spec.session_id] = name
         self._logs[spec.session_id] = spec.log_path
         try:
@@ -206,6 +201,96 @@ class PodmanRuntime:
             self._revoke(spec.session_id)
             raise
         log.info("container %s started for session %s (image %s)", name, spec.session_id, image)
+
+    async def _start_standby(self, spec: SessionSpec, image: str, standby: Standby) -> bool:
+        """Start ``standby`` if it still matches a fresh start; otherwise (or when starting fails) remove it."""
+        sid = spec.session_id
+        try:
+            matches = fingerprint(self._config(spec, standby.name, image, None)) == standby.fingerprint
+        except MountGone:
+            matches = False
+        if not matches:
+            log.info("the standby container of session %s no longer matches its settings or folders; starting a "
+                     "new one", sid)
+            await self._remove_standby(sid, standby)
+            return False
+        self._running[sid] = standby.name
+        self._logs[sid] = spec.log_path
+        try:
+            await self._require_api().start_created(standby.name)
+        except PodmanCallFailed as err:
+            log.info("starting the standby container of session %s failed (%s); starting a new one", sid, err)
+            self._running.pop(sid, None)
+            self._logs.pop(sid, None)
+            await self._remove_standby(sid, standby)
+            return False
+        log.info("container %s started for session %s from standby (image %s)", standby.name, sid, image)
+        return True
+
+    # ------------------------------------------------------------------------------------------ standby
+
+    async def prepare_standby(self, spec: SessionSpec) -> bool:
+        """Create and initialise the session's next container without starting it (see ``runtime/standby.py``).
+
+        Only for a session with no container, only with an image already present (never a build), and at most
+        ``container_standby`` of them: the oldest makes room. Returns whether one was made.
+        """
+        sid = spec.session_id
+        limit = self._settings.container_standby
+        if limit < 1 or self._closed:
+            return False
+        async with self._session_lock(sid):
+            if sid in self._running or sid in self._standby or self._closed:
+                return False
+            await self.open()
+            image = await self.images.present_for(spec.packages_apt, spec.packages_pip)
+            if image is None:
+                log.debug("no standby for session %s: its image is not built yet", sid)
+                return False
+            oldest_first = sorted(self._standby, key=lambda other: self._standby[other].made_at)
+            for old in oldest_first[: max(0, len(oldest_first) - limit + 1)]:
+                await self._remove_standby(old, self._standby.pop(old))  # popped at once: a start can't take it
+            name = self._new_name(spec)
+            access = await self._attach(spec)
+            try:
+                made_with = fingerprint(self._config(spec, name, image, None))
+                await self._require_api().create_initialized(self._config(spec, name, image, access))
+            except BaseException:
+                self._revoke(sid)
+                raise
+            self._standby[sid] = Standby(name, made_with, access)
+        log.info("standby container %s ready for session %s", name, sid)
+        return True
+
+    async def discard_standby(self, session_id: str) -> None:
+        """Remove the session's standby, if it has one (its folders or agent are going away, or it is too old).
+
+        Waits for a standby being made for the session, so it cannot appear right after this returns.
+        """
+        async with self._session_lock(session_id):
+            standby = self._standby.pop(session_id, None)
+            if standby is not None:
+                await self._remove_standby(session_id, standby)
+
+    async def _remove_standby(self, session_id: str, standby: Standby) -> None:
+        if session_id not in self._running:  # its token is the session's only one then
+            self._revoke(session_id)
+        api = self._api
+        if api is None:
+            return
+        try:
+            await api.remove(standby.name)
+        except PodmanCallFailed as err:  # an orphan then: the next host start removes it
+            log.warning("could not remove standby container %s: %s", standby.name, err)
+
+    def has_standby(self, session_id: str) -> bool:
+        """Whether the session's next container is prepared."""
+        return session_id in self._standby
+
+    def _session_lock(self, session_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(session_id, asyncio.Lock())
+
+    # ------------------------------------------------------------------------------------------ lifecycle
 
     async def stop(self, session_id: str, *, grace_seconds: float = 5.0) -> None:
         """SIGTERM, kill after the grace period; returns once the exit has been reported."""
@@ -252,8 +337,9 @@ class PodmanRuntime:
             log.warning("cannot look for orphan containers: %s", err)
             return 0
         removed = 0
+        ours = set(self._running.values()) | {standby.name for standby in self._standby.values()}
         for info in found:
-            if info.labels.get(LABEL_SESSION) in self._running:
+            if info.name in ours:
                 continue
             log.info("removing orphan container %s (%s) of session %s", info.name, info.state,
                      info.labels.get(LABEL_SESSION))
@@ -287,6 +373,32 @@ class PodmanRuntime:
                 except Exception:
                     log.exception("could not tell session %s that its packages failed", spec.session_id)
             return base
+
+    def _new_name(self, spec: SessionSpec) -> str:
+        """A fresh name per container: events about an earlier one of the session (a late 'died') never match it."""
+        self._starts += 1
+        return f"nanoclaw-{self.install}-{spec.session_id}-{base36(time.time_ns() // 1_000_000)}{self._starts}"
+
+    async def _attach(self, spec: SessionSpec) -> ContainerAccess | None:
+        if self._gateway is None:
+            return None
+        return await self._gateway.attach(spec.session_id, spec.agent_group_id, spec.provider)
+
+    def _config(self, spec: SessionSpec, name: str, image: str, access: ContainerAccess | None) -> ContainerConfig:
+        return ContainerConfig(
+            name=name,
+            image=image,
+            command=list(RUNNER_COMMAND),
+            labels={LABEL_INSTALL: self.install, LABEL_SESSION: spec.session_id, LABEL_AGENT: spec.agent_group_id},
+            environment=self._environment(spec, access),
+            mounts=self._mounts(spec, access),
+            log_path=spec.log_path,
+            workdir="/workspace/agent",
+            memory_mb=self._settings.container_memory_mb,
+            cpus=self._settings.container_cpus,
+            pids_limit=self._settings.container_pids_limit,
+            user=self._user(),
+        )
 
     def _environment(self, spec: SessionSpec, access: ContainerAccess | None) -> dict[str, str]:
         env = {
@@ -377,6 +489,9 @@ class PodmanRuntime:
         while True:
             await asyncio.sleep(RECONCILE_SECONDS)
             await self._reconcile()
+            for session_id in [sid for sid, standby in self._standby.items() if standby.expired()]:
+                log.info("removing the standby container of session %s: unused for a day", session_id)
+                await self.discard_standby(session_id)
 
     async def _reconcile(self) -> None:
         """Report exits the event stream missed: sessions we think run whose container is gone or stopped."""

@@ -6,6 +6,10 @@ reached, sessions wait in a FIFO queue; a container that has nothing left to do 
 rows) is stopped to make room, so every waiting session gets its turn even though agents keep their containers open for
 follow-ups. A failed start is logged and published, leaves the message pending and returns False: the sweep retries.
 
+A runtime that can prepare containers ahead (``StandbyRuntime``, Podman) gets a standby for each session stopped for
+being idle, and at start for the sessions active in the last day: their next message then starts in a fraction of the
+time. Every other stop (the session's folders are repaired, its agent deleted, its settings changed) drops it.
+
 The runtime reports every exit through its ``on_exit`` callback; that frees the slot, records the session as stopped
 and starts the next queued session. A runtime should report a requested stop before its ``stop()`` returns (the
 in-process and Podman runtimes do); a report about a container the runtime still calls running is ignored as stale.
@@ -19,11 +23,13 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from nanoclaw_app.db import sessions as sessions_db
-from nanoclaw_app.runtime.base import ContainerRuntime, SessionSpec
+from nanoclaw_app.runtime.base import STANDBY_MAX_AGE_SECONDS, ContainerRuntime, SessionSpec, StandbyRuntime
 from nanoclaw_app.sessions.store import SessionStore
+from nanoclaw_app.timeutil import iso, utcnow
 
 if TYPE_CHECKING:
     from nanoclaw_app.core.events import EventBus
@@ -51,6 +57,7 @@ class WakeManager:
         events: EventBus | None = None,
         check_interval: float = 0.5,
         stop_grace_seconds: float = 5.0,
+        standby_at_start: int = 0,
     ) -> None:
         if max_running < 1:
             raise ValueError("max_running must be at least 1")
@@ -63,6 +70,8 @@ class WakeManager:
         self._events = events
         self._check_interval = check_interval
         self._grace = stop_grace_seconds
+        self._standby = runtime if isinstance(runtime, StandbyRuntime) else None
+        self._standby_at_start = standby_at_start
         self._slots: set[str] = set()
         """Sessions holding a slot: starting or running (and stopping, until the exit is reported)."""
         self._starting: dict[str, asyncio.Task[bool]] = {}
@@ -89,6 +98,8 @@ class WakeManager:
         self._closing = False
         if self._timer is None:
             self._timer = asyncio.create_task(self._housekeeping(), name="wake-housekeeping")
+            if self._standby is not None and self._standby_at_start > 0:
+                self._own(asyncio.create_task(self._standby_for_recent(), name="wake-standby-recent"))
 
     async def stop_all(self) -> None:
         """Stop every container on shutdown; no new starts after this. Owned tasks are awaited."""
@@ -145,9 +156,18 @@ class WakeManager:
             await self._set_status(session_id, "stopped")
         return alive
 
-    async def stop(self, session_id: str, *, reason: str) -> None:
-        """Stop the session's container (a queued wake is dropped; the sweep resets unfinished claims)."""
+    async def stop(self, session_id: str, *, reason: str, standby: bool = False) -> None:
+        """Stop the session's container (a queued wake is dropped; the sweep resets unfinished claims).
+
+        With ``standby`` (an idle stop) the session's next container is prepared once this one is gone; otherwise a
+        prepared one is dropped.
+        """
         self._queue.pop(session_id, None)
+        if self._standby is not None:
+            try:
+                await self._standby.discard_standby(session_id)
+            except Exception:
+                log.exception("dropping the standby container of session %s failed", session_id)
         starting = self._starting.get(session_id)
         if starting is not None:
             await asyncio.shield(starting)
@@ -169,6 +189,8 @@ class WakeManager:
         if unchanged and not await self._alive(session_id) and self._generation.get(session_id) == generation:
             self._exited(session_id, None, requested=True)
             await self._set_status(session_id, "stopped")
+        if standby and self._standby is not None and not self._closing:
+            self._own(asyncio.create_task(self._make_standby(session_id), name=f"wake-standby-{session_id}"))
 
     # ------------------------------------------------------------------------------------------ introspection
 
@@ -297,6 +319,29 @@ class WakeManager:
         self._slots.discard(session_id)
         self._busy_at.pop(session_id, None)
 
+    async def _make_standby(self, session_id: str) -> None:
+        """Prepare the session's next container, unless it was woken (or closed) meanwhile; failures only cost speed."""
+        if self._standby is None or session_id in self._slots or self._closing:
+            return
+        try:
+            session = await sessions_db.get(self._db, session_id)
+            if session is None or session.status != "active" or session_id in self._slots:
+                return
+            await self._standby.prepare_standby(await self._prepare(session))
+        except Exception as err:
+            log.warning("could not prepare a standby container for session %s: %s", session_id, err)
+
+    async def _standby_for_recent(self) -> None:
+        """At start: standbys for the sessions active in the last day, most recent first."""
+        since = iso(utcnow() - timedelta(seconds=STANDBY_MAX_AGE_SECONDS))
+        try:
+            recent = await sessions_db.list_recently_active(self._db, since, self._standby_at_start)
+        except Exception:
+            log.exception("could not list recently active sessions for standby containers")
+            return
+        for session in recent:
+            await self._make_standby(session.id)
+
     async def _alive(self, session_id: str) -> bool:
         try:
             return await self._runtime.is_running(session_id)
@@ -362,7 +407,8 @@ class WakeManager:
                 if sid not in victims and now - since >= self._idle_stop:
                     victims[sid] = (since, f"idle for {now - since:.0f}s")
         stops = [
-            self.stop(sid, reason=reason)
+            # Stopped for being idle, it is likely to be woken again; one making room is not.
+            self.stop(sid, reason=reason, standby=not reason.startswith("idle, making room"))
             for sid, (since, reason) in victims.items()
             if self._busy_at.get(sid, now) == since  # not woken since the check
         ]

@@ -42,6 +42,8 @@ def test_bad_values_get_a_fix_it_message(paths: Paths, monkeypatch: pytest.Monke
     monkeypatch.delenv("NANOCLAW_PORT")
     with pytest.raises(ConfigError, match="IANA"):
         load_settings(paths, timezone="Mars/Olympus")
+    with pytest.raises(ConfigError, match="'container_standby' must be 0"):
+        load_settings(paths, container_standby=-1)
     paths.settings_file.write_text("{not json")
     with pytest.raises(ConfigError, match="Fix or delete"):
         load_settings(paths)

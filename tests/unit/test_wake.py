@@ -333,3 +333,69 @@ async def test_stop_all_stops_every_container_and_refuses_new_wakes(db, store, b
     for session in sessions:
         assert await status_of(db, session.id) == "stopped"
     assert not await manager.wake(sessions[0])
+
+
+class StandbyRecordingRuntime(InProcessRuntime):
+    """Records what the wake manager asks of a runtime that can prepare standby containers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared: list[str] = []
+        self.discarded: list[str] = []
+
+    async def prepare_standby(self, spec: SessionSpec) -> bool:
+        self.prepared.append(spec.session_id)
+        return True
+
+    async def discard_standby(self, session_id: str) -> None:
+        self.discarded.append(session_id)
+
+
+async def test_an_idle_stop_prepares_the_sessions_next_container_and_any_other_stop_drops_it(db, store, build):
+    runtime = StandbyRecordingRuntime()
+    manager, _ = await build(runtime, idle=True, idle_stop_seconds=0.05)
+    session, folder = await make_session(db, store)
+    await write_chat(store, folder)
+
+    assert await manager.wake(session)
+    async with asyncio.timeout(TIMEOUT):
+        await runtime.wait_replies(session.id)
+        await runtime.wait_until(lambda: session.id not in runtime.running)
+        while not runtime.prepared:
+            await asyncio.sleep(0.01)
+    assert runtime.prepared == [session.id]
+
+    await manager.stop(session.id, reason="its agent is being deleted")
+    assert session.id in runtime.discarded
+    assert runtime.prepared == [session.id]
+
+
+async def test_a_container_stopped_to_make_room_gets_no_standby(db, store, build):
+    runtime = StandbyRecordingRuntime()
+    manager, _ = await build(runtime, max_running=1, idle=True)
+    (first, first_folder), (second, second_folder) = [await make_session(db, store, f"Agent {i}") for i in range(2)]
+    await write_chat(store, first_folder)
+    await write_chat(store, second_folder)
+
+    assert await manager.wake(first)
+    assert await manager.wake(second)
+    async with asyncio.timeout(TIMEOUT):
+        await runtime.wait_until(lambda: bool(runtime.replies.get(first.id)) and bool(runtime.replies.get(second.id)))
+    await asyncio.sleep(0.1)
+    assert first.id not in runtime.prepared
+
+
+async def test_at_start_standbys_are_prepared_for_the_most_recently_active_sessions(db, store, build):
+    made = [await make_session(db, store, f"Agent {i}") for i in range(3)]
+    for session, _ in made[:2]:
+        await sessions_db.touch(db, session.id)
+        await asyncio.sleep(0.01)  # last_active has millisecond precision
+    runtime = StandbyRecordingRuntime()
+
+    await build(runtime, standby_at_start=1)
+
+    async with asyncio.timeout(TIMEOUT):
+        while not runtime.prepared:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert runtime.prepared == [made[1][0].id]
