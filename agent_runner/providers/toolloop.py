@@ -71,6 +71,18 @@ class ToolCall:
     input_error: str | None = None
 
 
+def parse_tool_call(call_id: str, name: str, arguments: str) -> ToolCall:
+    """A call whose arguments streamed in as JSON text (empty means none); a bad one is reported to the model."""
+    raw = arguments.strip() or "{}"
+    try:
+        parsed = json.loads(raw)
+    except ValueError as exc:
+        return ToolCall(id=call_id, name=name, input={}, input_error=f"{exc} in {raw[:200]!r}")
+    if not isinstance(parsed, dict):
+        return ToolCall(id=call_id, name=name, input={}, input_error=f"expected an object, got {raw[:200]!r}")
+    return ToolCall(id=call_id, name=name, input=parsed)
+
+
 @dataclass(frozen=True, slots=True)
 class ModelReply:
     """One model call's outcome in neutral form."""

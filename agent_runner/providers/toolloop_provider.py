@@ -1,16 +1,19 @@
 """What the ``anthropic`` and ``openai`` providers share: settings, query creation and the invalid-session rule.
 
-A subclass names itself, its default model, and how to open one query's ``ModelClient``; the tool loop does the rest.
+A subclass names itself, its default model, where its API is, and how to open one query's ``ModelClient``; the tool
+loop does the rest.
 
-With a gateway socket (Linux containers) every SDK of this provider shares one HTTP client whose transport connects to
-that unix socket; the host part of ``base_url`` is then only a label. The SDKs take clients of ``httpx2`` (their fork
-of httpx), not ``httpx``: an ``httpx`` object is rejected. A call that fails there without any HTTP answer (the socket
-is missing, refuses, or is dropped before the response) means the host is gone: see ``lost_gateway``.
+With a gateway socket (Linux containers) every query of this provider shares one ``httpx2`` client whose transport
+connects to that unix socket; the host part of ``base_url`` is then only a label. A call that fails there without any
+HTTP answer (the socket is missing, refuses, or is dropped before the response) means the host is gone: see
+``model_http.lost_gateway``.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,6 +21,7 @@ import httpx2
 
 from agent_runner.config import RunnerConfig
 from agent_runner.providers.base import Query
+from agent_runner.providers.model_http import TIMEOUT, ModelEndpoint
 from agent_runner.providers.toolloop import (
     MAX_HISTORY_CHARS,
     MAX_TOOL_ROUNDS,
@@ -30,29 +34,15 @@ from agent_runner.tools.base import ToolSpec
 from agent_runner.tools.builtin import builtin_tools
 
 
-def lost_gateway(error: BaseException) -> bool:
-    """True when an SDK connection error was caused by the socket failing before any answer (not a timeout).
-
-    Over a local unix socket there is no network in between: a refused or missing socket, or a connection dropped
-    before the response, can only mean the gateway's process is gone.
-    """
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, httpx2.TimeoutException):
-            return False
-        if isinstance(cause, httpx2.NetworkError | httpx2.RemoteProtocolError | ConnectionError | FileNotFoundError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
 class ToolLoopProvider:
     """Base of the providers that run our own tool loop over an HTTP model API."""
 
     name: ClassVar[str] = ""
     default_model: ClassVar[str] = ""
+    default_base_url: ClassVar[str] = ""
+    api_key_env: ClassVar[str] = ""
+    base_url_env: ClassVar[str] = ""
+    """Read as the SDK reads them when no key or base URL is configured (outside a container)."""
     supports_native_slash_commands = False
 
     def __init__(
@@ -95,25 +85,39 @@ class ToolLoopProvider:
         return is_continuation_error(error)
 
     async def aclose(self) -> None:
-        """Close the shared gateway HTTP client (queries close their own SDK clients)."""
+        """Close the shared gateway HTTP client (queries close their own clients)."""
         http, self._http = self._http, None
         if http is not None:
             await http.aclose()
 
+    def _endpoint(self, path: str, headers: Mapping[str, str]) -> ModelEndpoint:
+        """One query's route to the API: over the shared gateway client, or a client of its own over TCP."""
+        api_key = self._api_key or os.environ.get(self.api_key_env)
+        if not api_key:
+            raise ValueError(f"no API key: set the model token (or {self.api_key_env})")
+        base_url = self._base_url or os.environ.get(self.base_url_env) or self.default_base_url
+        shared = self._gateway_http()
+        return ModelEndpoint(
+            shared or httpx2.AsyncClient(timeout=TIMEOUT),
+            base_url=base_url,
+            path=path,
+            headers={"authorization": f"Bearer {api_key}", **headers},
+            max_retries=self._max_retries,
+            owns_http=shared is None,
+            over_socket=shared is not None,
+        )
+
     def _gateway_http(self) -> httpx2.AsyncClient | None:
-        """The HTTP client over the gateway socket, made on first use; None means each SDK opens its own over TCP."""
+        """The HTTP client over the gateway socket, made on first use; None means each query opens its own over TCP."""
         if self._gateway_socket is None:
             return None
         if self._http is None:
             # The socket speaks plain HTTP: a context trusting no CA (so any TLS would fail) spares loading the
             # system's CA bundle, ~60 ms on a fresh container's path to its first model call.
             no_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            self._http = self._http_client(httpx2.AsyncHTTPTransport(uds=str(self._gateway_socket), verify=no_tls))
+            transport = httpx2.AsyncHTTPTransport(uds=str(self._gateway_socket), verify=no_tls)
+            self._http = httpx2.AsyncClient(transport=transport, timeout=TIMEOUT)
         return self._http
-
-    def _http_client(self, transport: httpx2.AsyncHTTPTransport) -> httpx2.AsyncClient:
-        """An HTTP client over ``transport``; subclasses keep their SDK's defaults (timeouts, redirects)."""
-        return httpx2.AsyncClient(transport=transport)
 
     def _client(self) -> ModelClient:
         """One query's connection to the model API."""

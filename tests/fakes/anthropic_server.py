@@ -27,7 +27,7 @@ import itertools
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +62,19 @@ class ToolUse:
 
 @dataclass
 class Fail:
-    """An HTTP error response in the API's error shape."""
+    """An HTTP error response in the API's error shape; ``headers`` such as ``retry-after-ms`` or ``x-should-retry``."""
 
     status: int
     message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Cut:
+    """Stream ``reply`` but end the response after its first ``events`` events, with no end marker."""
+
+    reply: Any
+    events: int
 
 
 @dataclass
@@ -75,7 +84,7 @@ class Hang:
     then: Any = None
 
 
-Reply = Text | ToolUse | list[Text | ToolUse] | Fail | Hang
+Reply = Text | ToolUse | list[Text | ToolUse] | Fail | Hang | Cut
 Responder = Callable[[dict[str, Any]], Any]
 """Called with the request body; returns a ``Reply`` (or an awaitable of one)."""
 
@@ -311,7 +320,8 @@ class FakeAnthropic(HttpFake):
         body = await self.record(request)
         reply = await self.next_reply(body)
         if isinstance(reply, Fail):
-            return _error(reply.status, reply.message)
+            return _error(reply.status, reply.message, reply.headers)
+        reply, events = (reply.reply, reply.events) if isinstance(reply, Cut) else (reply, None)
         blocks = [self._block(b) for b in _blocks(reply)]
         stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
         message_id = self.new_id("msg_fake_")
@@ -329,7 +339,7 @@ class FakeAnthropic(HttpFake):
                     "usage": dict(self.usage),
                 }
             )
-        return await self.sse(request, self._stream(message_id, model, blocks, stop_reason))
+        return await self.sse(request, self._stream(message_id, model, blocks, stop_reason)[:events])
 
     def _block(self, item: Text | ToolUse) -> dict[str, Any]:
         if isinstance(item, Text):
@@ -406,6 +416,7 @@ def _split(text: str) -> list[str]:
     return [text[:middle], text[middle:]]
 
 
-def _error(status: int, message: str) -> web.Response:
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     kind = _ERROR_TYPES.get(status, "api_error")
-    return web.json_response({"type": "error", "error": {"type": kind, "message": message}}, status=status)
+    body = {"type": "error", "error": {"type": kind, "message": message}}
+    return web.json_response(body, status=status, headers=headers)

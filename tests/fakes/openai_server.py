@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.anthropic_server import Fail, Hang, HttpFake, Responder
+from tests.fakes.anthropic_server import Cut, Fail, Hang, HttpFake, Responder
 
-__all__ = ["USAGE", "Fail", "FakeOpenAI", "Hang", "Reply", "Responder", "Text", "ToolCall"]
+__all__ = ["USAGE", "Chunks", "Cut", "Fail", "FakeOpenAI", "Hang", "Reply", "Responder", "Text", "ToolCall"]
 
 USAGE = {"prompt_tokens": 26, "completion_tokens": 13, "total_tokens": 39, "cached_tokens": 5}
 """The usage every response reports; ``cached_tokens`` goes into ``prompt_tokens_details``."""
@@ -40,7 +40,17 @@ class ToolCall:
     id: str | None = None
 
 
-Reply = Text | ToolCall | list[Text | ToolCall] | Fail | Hang
+@dataclass
+class Chunks:
+    """A stream written exactly as given, for shapes the scripted replies never make.
+
+    Each item is one event's ``data`` (a dict is sent as JSON); no ``[DONE]`` is added.
+    """
+
+    data: list[dict[str, Any] | str]
+
+
+Reply = Text | ToolCall | list[Text | ToolCall] | Fail | Hang | Cut | Chunks
 
 
 def _usage(numbers: dict[str, int]) -> dict[str, Any]:
@@ -113,7 +123,11 @@ class FakeOpenAI(HttpFake):
         body = await self.record(request)
         reply = await self.next_reply(body)
         if isinstance(reply, Fail):
-            return _error(reply.status, reply.message)
+            return _error(reply.status, reply.message, reply.headers)
+        if isinstance(reply, Chunks):
+            data = [item if isinstance(item, str) else json.dumps(item) for item in reply.data]
+            return await self.sse(request, [f"data: {item}\n\n" for item in data])
+        reply, events = (reply.reply, reply.events) if isinstance(reply, Cut) else (reply, None)
         items = reply if isinstance(reply, list) else [reply]
         text = "".join(item.text for item in items if isinstance(item, Text))
         calls: list[dict[str, Any]] = [
@@ -189,14 +203,14 @@ class FakeOpenAI(HttpFake):
         if include_usage:
             chunks.append(chunk(None, usage=_usage(self.usage)))
         chunks.append("data: [DONE]\n\n")
-        return await self.sse(request, chunks)
+        return await self.sse(request, chunks[:events])
 
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_api_key", 404: "not_found", 429: "rate_limit_exceeded"}
 
 
-def _error(status: int, message: str) -> web.Response:
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     kind = _ERROR_TYPES.get(status, "server_error")
     return web.json_response(
-        {"error": {"message": message, "type": kind, "param": None, "code": kind}}, status=status
+        {"error": {"message": message, "type": kind, "param": None, "code": kind}}, status=status, headers=headers
     )

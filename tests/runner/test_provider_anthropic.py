@@ -16,7 +16,7 @@ from agent_runner.providers.anthropic import AnthropicProvider
 from agent_runner.providers.base import Provider, ProviderEvent, Query
 from agent_runner.providers.toolloop import INTERRUPTED_TOOL, dump_continuation, load_continuation, trim_history
 from agent_runner.tools.base import ToolError, ToolSpec
-from tests.fakes.anthropic_server import Fail, FakeAnthropic, Hang, Text, ToolUse
+from tests.fakes.anthropic_server import Cut, Fail, FakeAnthropic, Hang, Text, ToolUse
 
 MODEL = "claude-test-1"
 
@@ -235,6 +235,17 @@ async def test_server_failure_becomes_a_plain_error_and_the_history_stays_usable
     retried = await answer(provider, tmp_path, "again", continuation=saved)
     assert of(retried, "result")[0].text == "FAKE: again"
     assert len(fake.requests[-1]["messages"]) == 3
+
+
+async def test_a_stream_that_breaks_off_is_an_error_not_a_half_answer(fake: FakeAnthropic, tmp_path: Path) -> None:
+    calls: list[dict[str, Any]] = []
+    fake.script(Cut([Text("Noting."), ToolUse("remember", {"fact": "tea"})], events=6))
+    events = await answer(make_provider(fake), tmp_path, "note tea", tools=[recording_tool(calls)])
+
+    assert [e.kind for e in events if e.kind != "activity"] == ["init", "error"]
+    assert events[-1].text == "The model service's answer broke off before it was complete."
+    assert not events[-1].gateway_lost, "the service answered: only its answer is short"
+    assert calls == [], "a half-streamed tool call is never run"
 
 
 async def test_unreachable_service_is_a_plain_error(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The openai provider against the fake OpenAI-compatible server, through the real SDK (streaming, function tools)."""
+"""The openai provider against the fake OpenAI-compatible server, over real HTTP (streaming, function tools)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from agent_runner.providers.base import Provider, ProviderEvent, Query
 from agent_runner.providers.openai import OpenAIProvider
 from agent_runner.providers.toolloop import load_continuation
 from agent_runner.tools.base import ToolError, ToolSpec
-from tests.fakes.openai_server import Fail, FakeOpenAI, Hang, Text, ToolCall
+from tests.fakes.openai_server import Chunks, Cut, Fail, FakeOpenAI, Hang, Text, ToolCall
 
 MODEL = "llama-test"
 
@@ -29,9 +29,34 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
         await server.stop()
 
 
-def make_provider(fake: FakeOpenAI, **kwargs: Any) -> OpenAIProvider:
+NOW = {"retry-after-ms": "1"}
+"""Asks for a one-millisecond wait before a retry, so retry tests do not sit out the backoff."""
+
+
+def make_provider(fake: FakeOpenAI, *, max_retries: int = 0, **kwargs: Any) -> OpenAIProvider:
     config = RunnerConfig(provider="openai", model=MODEL, base_url=fake.v1_url, api_key="container-token")
-    return OpenAIProvider(config, max_retries=0, **kwargs)
+    return OpenAIProvider(config, max_retries=max_retries, **kwargs)
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    """One ``chat.completion.chunk`` with a single choice."""
+    return {
+        "id": "chatcmpl-raw",
+        "object": "chat.completion.chunk",
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def call_piece(index: int, *, arguments: str, call_id: str | None = None, name: str | None = None) -> dict[str, Any]:
+    """One piece of a streamed tool call; only the first piece of a call carries its id."""
+    function: dict[str, Any] = {"arguments": arguments}
+    if name is not None:
+        function["name"] = name
+    piece: dict[str, Any] = {"index": index, "function": function}
+    if call_id is not None:
+        piece.update(id=call_id, type="function")
+    return piece
 
 
 def ask(
@@ -227,3 +252,152 @@ def test_provider_declares_its_name_and_default_model() -> None:
     assert provider.name == "openai"
     assert provider.supports_native_slash_commands is False
     assert OpenAIProvider(RunnerConfig(provider="openai", model="qwen3:8b")).model == "qwen3:8b"
+
+
+async def test_tool_calls_are_pieced_together_across_chunks(fake: FakeOpenAI, tmp_path: Path) -> None:
+    calls: list[dict[str, Any]] = []
+    fake.script(
+        Chunks(
+            [
+                chunk({"role": "assistant", "content": None}),
+                chunk({"tool_calls": [call_piece(0, call_id="call_a", name="rem", arguments="")]}),
+                chunk({"tool_calls": [call_piece(1, call_id="call_b", name="remember", arguments='{"fa')]}),
+                chunk({"tool_calls": [call_piece(0, name="ember", arguments='{"fact": ')]}),
+                chunk({"tool_calls": [call_piece(0, arguments='"a"}'), call_piece(1, arguments='ct": "b"}')]}),
+                chunk({}, "tool_calls"),
+                "[DONE]",
+            ]
+        )
+    )
+    events = await answer(make_provider(fake), tmp_path, "two facts", tools=[recording_tool(calls)])
+
+    assert calls == [{"fact": "a"}, {"fact": "b"}]
+    sent = fake.requests[1]["messages"][2]["tool_calls"]
+    assert [(c["id"], c["function"]["name"]) for c in sent] == [("call_a", "remember"), ("call_b", "remember")]
+    assert of(events, "result")[0].text == "FAKE: tool result: stored a | stored b"
+
+
+async def test_usage_with_cache_reads_and_writes_is_split_out_of_the_prompt(fake: FakeOpenAI, tmp_path: Path) -> None:
+    usage = {
+        "prompt_tokens": 100,
+        "completion_tokens": 7,
+        "total_tokens": 107,
+        "prompt_tokens_details": {"cached_tokens": 60, "cache_write_tokens": 30},
+    }
+    fake.script(
+        Chunks(
+            [
+                {**chunk({"content": "Hi"}), "usage": None},
+                {**chunk({}, "stop"), "usage": None},
+                {"id": "chatcmpl-raw", "object": "chat.completion.chunk", "choices": [], "usage": usage},
+                "[DONE]",
+            ]
+        )
+    )
+    events = await answer(make_provider(fake), tmp_path, "hello")
+
+    assert [e.usage for e in of(events, "usage")] == [
+        {"input_tokens": 10, "output_tokens": 7, "cache_read_tokens": 60, "cache_write_tokens": 30}
+    ]
+    assert of(events, "result")[0].text == "Hi"
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "attempts"),
+    [
+        (400, {}, 1),
+        (401, {}, 1),
+        (404, {}, 1),
+        (408, NOW, 3),
+        (409, NOW, 3),
+        (429, NOW, 3),
+        (500, NOW, 3),
+        (529, {"retry-after": "0.001"}, 3),
+        (503, {"x-should-retry": "false"}, 1),
+        (400, {**NOW, "x-should-retry": "true"}, 3),
+    ],
+)
+async def test_failed_calls_are_retried_only_when_worth_it(
+    fake: FakeOpenAI, tmp_path: Path, status: int, headers: dict[str, str], attempts: int
+) -> None:
+    fake.responder = lambda body: Fail(status, "no luck", headers)
+    events = await answer(make_provider(fake, max_retries=2), tmp_path, "hello")
+
+    assert len(fake.requests) == attempts
+    (error,) = of(events, "error")
+    assert error.text.endswith(f"({status}): no luck")
+    assert not error.gateway_lost
+
+
+async def test_a_retried_call_that_then_succeeds_answers(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.script(Fail(429, "slow down", NOW), Fail(503, "busy", NOW))
+    events = await answer(make_provider(fake, max_retries=2), tmp_path, "hello")
+
+    assert [e.kind for e in events if e.kind != "activity"] == ["init", "usage", "result"]
+    assert of(events, "result")[0].text == "FAKE: hello"
+    assert fake.requests[0] == fake.requests[2]
+
+
+async def test_a_stream_that_breaks_off_is_an_error_not_a_half_answer(fake: FakeOpenAI, tmp_path: Path) -> None:
+    calls: list[dict[str, Any]] = []
+    fake.script(Cut([Text("The answer is forty"), ToolCall("remember", {"fact": "42"})], events=4))
+    events = await answer(make_provider(fake), tmp_path, "what is it?", tools=[recording_tool(calls)])
+
+    assert [e.kind for e in events if e.kind != "activity"] == ["init", "error"]
+    assert events[-1].text == "The model service's answer broke off before it was complete."
+    assert not events[-1].gateway_lost
+    assert calls == [], "a half-streamed tool call is never run"
+
+
+async def test_a_stream_that_breaks_off_is_asked_again(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.script(Cut(Text("The answer is forty-two."), events=2))
+    events = await answer(make_provider(fake, max_retries=1), tmp_path, "what is it?")
+
+    assert len(fake.requests) == 2
+    assert [e.text for e in of(events, "result")] == ["FAKE: what is it?"]
+
+
+async def test_an_error_inside_the_stream_is_a_plain_error_and_not_retried(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.script(
+        Chunks(
+            [chunk({"role": "assistant", "content": "Let me"}), {"error": {"message": "upstream overloaded"}}]
+        )
+    )
+    events = await answer(make_provider(fake, max_retries=2), tmp_path, "hello")
+
+    assert [e.kind for e in events if e.kind != "activity"] == ["init", "error"]
+    assert events[-1].text == "The model service failed mid-answer: upstream overloaded"
+    assert len(fake.requests) == 1
+
+
+async def test_a_finished_stream_without_the_done_marker_is_accepted(fake: FakeOpenAI, tmp_path: Path) -> None:
+    """Some compatible servers end the stream after the finish reason, without ``[DONE]``."""
+    fake.script(Chunks([chunk({"content": "All "}), chunk({"content": "good."}, "stop")]))
+    events = await answer(make_provider(fake), tmp_path, "hello")
+
+    assert [e.text for e in of(events, "result")] == ["All good."]
+
+
+async def test_unreachable_service_is_a_plain_error(tmp_path: Path) -> None:
+    server = FakeOpenAI()
+    await server.start()
+    url = server.v1_url
+    await server.stop()
+    config = RunnerConfig(provider="openai", base_url=url, api_key="t")
+    events = await answer(OpenAIProvider(config, max_retries=0), tmp_path, "hello")
+
+    assert [e.kind for e in events] == ["init", "error"]
+    assert events[-1].text.startswith(f"Could not reach the model service at {url}")
+    assert not events[-1].gateway_lost, "over TCP a refused connection is not the gateway's socket"
+
+
+async def test_without_a_key_the_provider_says_how_to_configure_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    provider = OpenAIProvider(RunnerConfig(provider="openai", base_url="http://127.0.0.1:9/v1"))
+
+    events = await answer(provider, tmp_path, "hello")
+
+    assert [e.kind for e in events] == ["error"]
+    assert "OPENAI_API_KEY" in events[0].text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import agent_runner
 from agent_runner.config import RunnerConfig
 from agent_runner.providers.registry import PROVIDERS, UnknownProvider, build_provider
+from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.provider import ScriptedProvider
 
 SOURCE = Path(agent_runner.__file__).parent
@@ -96,3 +98,28 @@ async def first_request() -> None:
 asyncio.run(first_request())
 """
     assert _loaded_after(code) == set()
+
+
+async def test_the_openai_provider_answers_its_first_message_without_any_sdk(tmp_path: Path) -> None:
+    fake = FakeOpenAI()
+    async with fake:
+        code = f"""
+import asyncio
+from pathlib import Path
+from agent_runner.config import RunnerConfig
+from agent_runner.providers.registry import build_provider
+
+async def first_answer() -> None:
+    config = RunnerConfig(provider="openai", base_url={fake.v1_url!r}, api_key="t", model_max_retries=0)
+    provider = build_provider("openai", config)
+    query = provider.query(prompt="hi", continuation=None, cwd=Path({str(tmp_path)!r}), system_prompt="", tools=[])
+    query.end()
+    answers = [event.text async for event in query.events() if event.kind == "result"]
+    assert answers == ["FAKE: hi"], answers
+    await provider.aclose()
+
+asyncio.run(first_answer())
+"""
+        loaded = await asyncio.to_thread(_loaded_after, code)
+    assert loaded == set()
+    assert len(fake.requests) == 1
