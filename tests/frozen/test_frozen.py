@@ -6,29 +6,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 pytestmark = [pytest.mark.frozen, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("frozen")
-    result = subprocess.run(
-        [sys.executable, "-m", "PyInstaller", str(ROOT / "build.spec"), "--noconfirm", "--log-level", "WARN",
-         "--distpath", str(out / "dist"), "--workpath", str(out / "work")],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    exe = out / "dist" / "nanoclaw"
-    assert exe.is_file()
-    return exe
 
 
 def test_binary_prints_its_version(binary: Path) -> None:
