@@ -6,6 +6,10 @@ a scheduled row to fall due (the loop sleeps until its time), take the newest du
 arrive are claimed and pushed into it as follow-up turns, so a conversation continues without restarting the model.
 The query is ended after a quiet period, or early when a slash command must start a fresh one.
 
+A fresh runner reads its inbox while the provider is still being imported, then asks a provider that can (``claude``)
+to start the first session at once, with everything a query is started from but its message; the session gets ready
+while the first batch is claimed and formatted.
+
 Each ``result`` answers the oldest unanswered turn (providers answer pushes in order). Its
 ``<message to="name">`` blocks become outbound rows and the turn's rows are acked ``completed`` in the same
 transaction, together with the continuation the result carries: the stored conversation always ends at the last
@@ -46,6 +50,7 @@ from agent_runner.protocol import (
     TaskContent,
 )
 from agent_runner.providers.base import GatewayLost, Provider, ProviderEvent, Query
+from agent_runner.providers.early_start import StartsEarly
 from agent_runner.providers.registry import ProviderLoader
 from agent_runner.replies import answer_to, failure_notice, nudge_text, route_blocks
 from agent_runner.session_db import SessionDB
@@ -104,6 +109,8 @@ class RunnerLoop:
         self.batch = CurrentBatch()
         self.tools = ToolContext(config=config, db=self.db, batch=self.batch, changes=self.changes,
                                  heartbeat=self.heartbeat)
+        self._tools = our_tools(self.tools)
+        """The same tools for every query (they follow ``self.batch``), so an early-started session matches."""
         self.quiet_seconds = quiet_seconds
         self.polls = 0
         """How many times ``inbound.db`` was read for new rows (lets tests know a poll has happened)."""
@@ -142,24 +149,33 @@ class RunnerLoop:
         await self.watcher.start()
         lost = False
         try:
-            if self._loader is not None:  # its import ran alongside the setup above (and the watch's, meanwhile)
+            version = self.changes.version
+            first: list[InboundRow] | None = None
+            try:
+                first = await self._fetch()  # while the provider may still be importing
+            except Exception:
+                log.exception("the first read of inbound.db failed; the first step reads it again")
+            if self._loader is not None:  # its import ran alongside everything above
                 self._provider = await self._loader.result()
             self._continuation = await self._io(self.db.load_continuation, self.provider.name)
             log.info("runner started for %s with provider %s (%s)", self.config.session_dir, self.provider.name,
                      "resuming a conversation" if self._continuation else "new conversation")
+            if not stop.is_set():
+                await self._start_early()
             self.heartbeat.beat()
             while not stop.is_set():
-                version = self.changes.version
                 try:
-                    worked = await self._step_until_stopped(stop)
+                    worked = await self._step_until_stopped(stop, first)
                 except GatewayLost:
                     lost = True
                     raise
                 except Exception:
                     log.exception("runner step failed; trying again after %.1f s", self.config.poll_seconds)
                     worked = False
+                first = None
                 if not worked:
                     await self._wait(version, stop, self._until_due(self.config.poll_seconds))
+                version = self.changes.version
         finally:
             if lost:
                 log.error("the host's model gateway is gone; leaving claims %s for the host's sweep to retry",
@@ -169,12 +185,23 @@ class RunnerLoop:
             await self.watcher.stop()
             log.info("runner stopped")
 
-    async def _step_until_stopped(self, stop: asyncio.Event) -> bool:
+    async def _start_early(self) -> None:
+        """Let the provider start the first query's session now, if it can: its start then overlaps the first batch."""
+        provider = self.provider
+        if not isinstance(provider, StartsEarly):
+            return
+        try:
+            provider.start_early(continuation=self._continuation, cwd=self.config.agent_dir,
+                                 system_prompt=await self._instructions(), tools=self._tools)
+        except Exception:
+            log.exception("starting the provider's session early failed; the first query starts its own")
+
+    async def _step_until_stopped(self, stop: asyncio.Event, rows: list[InboundRow] | None = None) -> bool:
         """Run one step; on ``stop`` give it a grace period (a query aborts itself), then cancel it.
 
         Without this a 30 s pre-task script or a slow DB lock could outlast the container engine's stop timeout.
         """
-        step = asyncio.ensure_future(self._step(stop))
+        step = asyncio.ensure_future(self._step(stop, rows))
         stopped = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({step, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -230,9 +257,10 @@ class RunnerLoop:
         """The command a row carries for this provider, if any."""
         return command_of(row, native=self.provider.supports_native_slash_commands)
 
-    async def _step(self, stop: asyncio.Event) -> bool:
-        """Handle one batch; False when there was nothing to do (the caller waits)."""
-        rows = await self._fetch()
+    async def _step(self, stop: asyncio.Event, rows: list[InboundRow] | None = None) -> bool:
+        """Handle one batch (``rows`` when already read); False when there was nothing to do (the caller waits)."""
+        if rows is None:
+            rows = await self._fetch()
         if not any(r.trigger == 1 for r in rows):
             return False  # the accumulate gate: context rows wait for a row addressed to the agent
         batch, command = self._pick(rows)
@@ -379,11 +407,10 @@ class RunnerLoop:
         loop = asyncio.get_running_loop()
         state = _QueryState(turns=deque([first]), last_activity=loop.time())
         self._make_current(state)
-        destinations = await self._io(self.db.destinations)
-        instructions = await self._io(system_prompt.build, self.config, destinations)
+        instructions = await self._instructions()
         try:
             query = self.provider.query(prompt=text, continuation=self._continuation, cwd=self.config.agent_dir,
-                                        system_prompt=instructions, tools=our_tools(self.tools))
+                                        system_prompt=instructions, tools=self._tools)
         except Exception as err:
             log.exception("the provider could not start a query")
             await self._on_error(str(err) or type(err).__name__, err, state, may_retry=may_retry,
@@ -410,6 +437,11 @@ class RunnerLoop:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await consumer
         return state
+
+    async def _instructions(self) -> str:
+        """The system prompt, built afresh: the host rewrites the destinations on every wake."""
+        destinations = await self._io(self.db.destinations)
+        return await self._io(system_prompt.build, self.config, destinations)
 
     async def _abort(self, query: Query) -> None:
         try:

@@ -16,16 +16,21 @@ Model calls go to the host's gateway with the container's token as the API key. 
 a query that fails while the relay records a gateway outage says so (``gateway_lost``), since the CLI's own error text
 cannot tell the relay's 502 from the gateway's.
 
+The CLI takes about a second to start, so the runner starts the first session early (``start_early``, as soon as the
+continuation and the system prompt are known); the first ``query`` with the same settings takes it over and sends its
+prompt, and a query with other settings (after ``/clear``, say) closes it and starts its own.
+
 This module builds the options; a running conversation is ``claude_query.ClaudeQuery`` and the transcript archive made
 before compaction is ``claude_transcript``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import cast
 from urllib.parse import urlsplit
@@ -63,6 +68,16 @@ _INVALID_SESSION = re.compile(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """What a session is started with, apart from its first message: a started one is reused only for equal ones."""
+
+    continuation: str | None
+    cwd: Path
+    system_prompt: str
+    tools: tuple[ToolSpec, ...]
+
+
 class ClaudeProvider:
     """Creates one Claude Code session per query; resumes the stored session at its last answered turn."""
 
@@ -72,6 +87,11 @@ class ClaudeProvider:
     def __init__(self, config: RunnerConfig) -> None:
         self._config = config
         self._relay = GatewayRelay(config.gateway_socket) if config.gateway_socket is not None else None
+        self._early: tuple[_Settings, ClaudeQuery] | None = None
+        """The session started by ``start_early`` that no query has taken yet."""
+        self._dropped: list[ClaudeQuery] = []
+        """Early sessions no query took: each is closed before the session that replaced it starts, and at the
+        latest by ``aclose``."""
 
     @property
     def relay(self) -> GatewayRelay | None:
@@ -79,7 +99,13 @@ class ClaudeProvider:
         return self._relay
 
     async def aclose(self) -> None:
-        """Close the gateway relay; a query still running loses its model connection."""
+        """Close an early session no query took, then the gateway relay; a query still running loses its model."""
+        sessions, self._dropped = self._dropped, []
+        if self._early is not None:
+            sessions.append(self._early[1])
+            self._early = None
+        for session in sessions:
+            await session.abort()
         if self._relay is not None:
             await self._relay.aclose()
 
@@ -90,24 +116,66 @@ class ClaudeProvider:
         path = urlsplit(self._config.base_url or "").path.rstrip("/")
         return self._relay.url(path)
 
+    def start_early(self, *, continuation: str | None, cwd: Path, system_prompt: str, tools: list[ToolSpec]) -> None:
+        """Start Claude Code now for the next query with these settings; it gets ready while the runner reads rows."""
+        settings = _Settings(continuation, cwd, system_prompt, tuple(tools))
+        replaced = None
+        if self._early is not None:
+            if self._early[0] == settings:
+                return
+            replaced = self._drop(self._early[1])
+        session = self._new_query(None, settings, after=replaced)
+        session.start()
+        self._early = (settings, session)
+
     def query(
         self, *, prompt: str, continuation: str | None, cwd: Path, system_prompt: str, tools: list[ToolSpec]
     ) -> ClaudeQuery:
-        """Start (lazily, on ``events()``) a session answering ``prompt``, resuming ``continuation`` when given."""
-        timeouts = {mcp_tool_name(t.name): t.declared_timeout_ms for t in tools}
-        base = self.options(continuation=continuation, cwd=cwd, system_prompt=system_prompt, tools=tools)
+        """A session answering ``prompt``, resuming ``continuation`` when given.
+
+        The early-started session when it was started with these settings, else a new one started on ``events()``.
+        """
+        settings = _Settings(continuation, cwd, system_prompt, tuple(tools))
+        replaced = None
+        if self._early is not None:
+            early_settings, session = self._early
+            self._early = None
+            if early_settings == settings:
+                session.push(prompt)
+                log.info("the query takes over the Claude Code session started early")
+                return session
+            log.info("the Claude Code session started early was for other settings; closing it")
+            replaced = self._drop(session)
+        return self._new_query(prompt, settings, after=replaced)
+
+    def _drop(self, session: ClaudeQuery) -> ClaudeQuery:
+        self._dropped = [s for s in self._dropped if not s.closed]
+        self._dropped.append(session)
+        return session
+
+    def _new_query(self, prompt: str | None, settings: _Settings, *, after: ClaudeQuery | None) -> ClaudeQuery:
+        tools = list(settings.tools)
+        base = self.options(continuation=settings.continuation, cwd=settings.cwd,
+                            system_prompt=settings.system_prompt, tools=tools)
         return ClaudeQuery(
             prompt,
             options=lambda hooks, stderr: replace(base, hooks=hooks, stderr=stderr),
-            resumed=ResumePoint.parse(continuation) if continuation else None,
-            tool_timeouts=timeouts,
+            resumed=ResumePoint.parse(settings.continuation) if settings.continuation else None,
+            tool_timeouts={mcp_tool_name(t.name): t.declared_timeout_ms for t in tools},
             archive_dir=self._config.agent_dir / "conversations",
             timezone=self._config.timezone,
             assistant_name=self._config.assistant_name,
             model=self._config.model,
-            prepare=self._relay.start if self._relay is not None else None,
+            prepare=functools.partial(self._prepare, after),
             gateway_lost=self._gateway_lost,
         )
+
+    async def _prepare(self, replaced: ClaudeQuery | None) -> None:
+        """Before a CLI starts: close the early session it replaces (one idle CLI at a time), open the relay."""
+        if replaced is not None:
+            await replaced.abort()
+        if self._relay is not None:
+            await self._relay.start()
 
     def _gateway_lost(self) -> bool:
         return self._relay is not None and self._relay.outage is not None

@@ -4,6 +4,10 @@ Follow-ups are pushed into the running session, SDK messages become ``ProviderEv
 and compaction (which archives the transcript first), and failures become plain text for the user — or a
 ``gateway_lost`` error when the host's gateway went away, so the loop keeps the work.
 
+A query may be started before its first message is known (``prompt=None`` and :meth:`ClaudeQuery.start`): the CLI then
+starts while the runner reads its inbox, and the first ``push`` is its first message. Should that early CLI end before
+it answered anything, one normal start replaces it once a message waits.
+
 The continuation is a :class:`ResumePoint`: the session id and the transcript entry that ended the last answered turn.
 """
 
@@ -93,7 +97,7 @@ class ClaudeQuery:
 
     def __init__(
         self,
-        prompt: str,
+        prompt: str | None,
         *,
         options: OptionsFactory,
         resumed: ResumePoint | None = None,
@@ -117,6 +121,7 @@ class ClaudeQuery:
         self._gateway_lost = gateway_lost
         """Asked when the query fails: was the gateway gone (the host down) rather than answering with an error?"""
         self._inbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._has_input = asyncio.Event()
         self._pending: dict[str, str] = {}
         """uuid → text of messages sent (or queued) and not yet answered, oldest first."""
         self._events: asyncio.Queue[ProviderEvent | None] = asyncio.Queue()
@@ -134,7 +139,13 @@ class ClaudeQuery:
         self._last_stream_activity = 0.0
         self._task: asyncio.Task[None] | None = None
         self._started = False
-        self._enqueue(prompt)
+        self._may_restart = prompt is None
+        """Started before its first message, and the CLI has not answered one yet: if it ends now, start anew."""
+        self._restart = False
+        """The current CLI ended while ``_may_restart``: its failure is not the user's; the driver starts another."""
+        self._written = False
+        if prompt is not None:
+            self._enqueue(prompt)
 
     # -- the Query interface -----------------------------------------------------------------------------------------
 
@@ -149,14 +160,18 @@ class ClaudeQuery:
         self._ended = True
         self._check_finished()
 
+    def start(self) -> None:
+        """Start the CLI now rather than on ``events()``, so it gets ready while the first message is prepared."""
+        if self._task is None and not self._aborted:
+            self._task = asyncio.create_task(self._drive(), name="claude-query")
+
     async def events(self) -> AsyncGenerator[ProviderEvent, None]:
         """Events until everything pushed is answered after ``end()``, an error, or ``abort()``."""
         if self._started:
             raise RuntimeError("events() can be iterated only once")
         self._started = True
-        if not self._aborted:
-            self._task = asyncio.create_task(self._drive(), name="claude-query")
-        else:
+        self.start()
+        if self._task is None:  # aborted before it ever started
             self._events.put_nowait(None)
         try:
             while (event := await self._events.get()) is not None:
@@ -173,6 +188,11 @@ class ClaudeQuery:
             await asyncio.shield(self._task)
 
     @property
+    def closed(self) -> bool:
+        """Its CLI has been shut down (or never started and never will)."""
+        return self._task.done() if self._task is not None else self._aborted
+
+    @property
     def session_id(self) -> str | None:
         """The SDK session id once the CLI announced it."""
         return self._session_id
@@ -180,11 +200,29 @@ class ClaudeQuery:
     # -- the driver --------------------------------------------------------------------------------------------------
 
     async def _drive(self) -> None:
-        """Connect, pump input and output until told to stop, then disconnect — all in this one task.
+        """Run the session (once more if the early-started CLI ended first), then end the event stream.
 
         The task is never cancelled from outside: the SDK's shutdown (stdin EOF, wait, terminate, kill) only runs
         reliably when not interrupted by an asyncio cancellation.
         """
+        try:
+            await self._session()
+            if self._restart:
+                self._restart = False
+                self._stderr.clear()
+                # Nothing was answered, so every message sent to the ended CLI goes to the next one, in order.
+                self._inbox = asyncio.Queue()
+                for item in self._pending.items():
+                    self._inbox.put_nowait(item)
+                await _first_of(self._has_input.wait(), self._stop.wait())
+                if not self._stop.is_set():
+                    log.info("starting Claude Code again for the first message")
+                    await self._session()
+        finally:
+            self._events.put_nowait(None)
+
+    async def _session(self) -> None:
+        """Connect one CLI, pump input and output until told to stop or it fails, then disconnect it."""
         client = ClaudeSDKClient(self._options)
         try:
             try:
@@ -201,7 +239,6 @@ class ClaudeQuery:
                 await client.disconnect()
             except Exception:
                 log.exception("closing the Claude Code session failed")
-            self._events.put_nowait(None)
 
     async def _converse(self, client: ClaudeSDKClient) -> None:
         writer = asyncio.create_task(self._write(client), name="claude-writer")
@@ -209,7 +246,7 @@ class ClaudeQuery:
         stopper = asyncio.create_task(self._stop.wait(), name="claude-stop")
         try:
             await asyncio.wait({writer, reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if self._aborted:
+            if self._aborted and self._pending and not self._restart:  # an idle CLI has no turn to interrupt
                 await self._interrupt(client)
         finally:
             for task in (writer, reader, stopper):
@@ -231,6 +268,7 @@ class ClaudeQuery:
         while True:
             message_id, text = await self._inbox.get()
             await client.query(_one_message(message_id, text))
+            self._written = True
             while message_id in self._pending:
                 self._answered.clear()
                 await self._answered.wait()
@@ -250,6 +288,8 @@ class ClaudeQuery:
     # -- messages -> events ------------------------------------------------------------------------------------------
 
     def _handle(self, message: Message) -> None:
+        if self._written:
+            self._may_restart = False  # the CLI is working on our message: from now on a failure is the user's
         if isinstance(message, StreamEvent):
             now = time.monotonic()
             if now - self._last_stream_activity >= STREAM_ACTIVITY_INTERVAL:
@@ -356,6 +396,7 @@ class ClaudeQuery:
         message_id = str(uuid.uuid4())
         self._pending[message_id] = text
         self._inbox.put_nowait((message_id, text))
+        self._has_input.set()
 
     def _check_finished(self) -> None:
         if self._ended and not self._pending:
@@ -365,6 +406,14 @@ class ClaudeQuery:
         self._events.put_nowait(event)
 
     def _fail(self, exc: BaseException) -> None:
+        if self._restart:
+            return  # the ended early CLI failing once more (its other task noticing too)
+        if self._may_restart and not self._stop.is_set():
+            self._may_restart = False
+            self._restart = True
+            log.warning("the early-started Claude Code ended before answering anything (%r; stderr tail: %s); "
+                        "it is started again for the first message", exc, " | ".join(self._stderr))
+            return
         log.warning("Claude Code session failed: %r; stderr tail: %s", exc, " | ".join(self._stderr))
         self._fail_with(_plain_error(exc, list(self._stderr)))
 
@@ -378,6 +427,18 @@ class ClaudeQuery:
     def _on_stderr(self, line: str) -> None:
         self._stderr.append(line)
         log.debug("claude: %s", line)
+
+
+async def _first_of(*waits: Awaitable[object]) -> None:
+    """Return once any of ``waits`` finished; the others are cancelled."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def _one_message(message_id: str, text: str) -> AsyncIterator[dict[str, Any]]:

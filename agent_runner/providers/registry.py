@@ -51,8 +51,9 @@ def build_provider(name: str, config: RunnerConfig) -> Provider:
 class ProviderLoader:
     """Builds the chosen provider in a background thread, started as soon as its name is known.
 
-    Importing a provider's module and making its HTTP client takes ~100 ms on a fresh container; in a thread it
-    overlaps the runner's own start-up (asyncio, the session DBs, the file watch) instead of preceding it.
+    Importing a provider's module takes from ~100 ms to a second (``claude_agent_sdk``) on a fresh container; in a
+    thread it overlaps the runner's own start-up (asyncio, the session DBs, the file watch, the first read of the
+    inbox) instead of preceding it.
     """
 
     def __init__(self, name: str, config: RunnerConfig) -> None:
