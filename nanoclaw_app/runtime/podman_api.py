@@ -14,7 +14,7 @@ import logging
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,6 +71,8 @@ class ContainerConfig:
     cpus: float
     pids_limit: int
     user: str | None = None
+    selinux: list[str] = field(default_factory=list)
+    """SELinux options as Podman's ``--security-opt label=...`` takes them after ``label=`` (e.g. ``disable``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +254,8 @@ class PodmanApi:
             pids_limit=config.pids_limit,
             no_new_privileges=True,
             user=config.user,
+            # podman-py hands these to the engine's selinux_opts unchanged: "disable", not "label=disable".
+            security_opt=list(config.selinux) or None,
             auto_remove=True,
             stop_timeout=10,
         )

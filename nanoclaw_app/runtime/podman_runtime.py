@@ -33,6 +33,7 @@ from nanoclaw_app.errors import NanoClawError, TransientError
 from nanoclaw_app.ids import base36
 from nanoclaw_app.paths import resource
 from nanoclaw_app.runtime.base import ExitCallback, SessionSpec
+from nanoclaw_app.runtime.engine_info import engine_notes, rootless_refusal, security_options
 from nanoclaw_app.runtime.image import AgentImages
 from nanoclaw_app.runtime.podman_api import BindMount, ContainerConfig, ImageBuildFailed, PodmanApi, PodmanCallFailed
 from nanoclaw_app.runtime.podman_socket import PodmanService
@@ -88,6 +89,8 @@ class PodmanRuntime:
         self.install = install_id(settings.paths.home)
         self._api: PodmanApi | None = None
         self._rootless = False
+        self._selinux: list[str] = []
+        self._notes: list[str] = []
         self._connect_lock = asyncio.Lock()
         self.images = AgentImages(
             self._require_api, base_image=settings.agent_base_image,
@@ -115,6 +118,11 @@ class PodmanRuntime:
         """Whether the engine runs rootless (container root is the user)."""
         return self._rootless
 
+    @property
+    def engine_notes(self) -> list[str]:
+        """What works worse than expected here (limits not enforced, slow storage), as sentences with a fix."""
+        return list(self._notes)
+
     def _require_api(self) -> PodmanApi:
         if self._api is None:
             raise TransientError("Podman is not connected yet")
@@ -133,10 +141,20 @@ class PodmanRuntime:
                 await api.close()
                 raise
             self._rootless = bool(((info.get("host") or {}).get("security") or {}).get("rootless", endpoint.rootless))
+            refusal = rootless_refusal(info) if endpoint.machine is None else None
+            if refusal is not None:
+                await api.close()
+                raise refusal
+            self._selinux = security_options(info)
+            self._notes = engine_notes(info)
             self._api = api
             version = (info.get("version") or {}).get("Version", "?")
             mode = "rootless" if self._rootless else "rootful"
             log.info("Podman %s connected at %s (%s)", version, endpoint.url, mode)
+            if self._selinux:
+                log.info("SELinux is on: agent containers run with label separation off (see runtime/engine_info.py)")
+            for note in self._notes:
+                log.warning("%s", note)
             self._watch = asyncio.create_task(self._watch_exits(), name="podman-exits")
 
     async def close(self) -> None:
@@ -398,6 +416,7 @@ class PodmanRuntime:
             cpus=self._settings.container_cpus,
             pids_limit=self._settings.container_pids_limit,
             user=self._user(),
+            selinux=list(self._selinux),
         )
 
     def _environment(self, spec: SessionSpec, access: ContainerAccess | None) -> dict[str, str]:
