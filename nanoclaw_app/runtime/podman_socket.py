@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,6 +27,10 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from nanoclaw_app.engine import installer
+from nanoclaw_app.engine import machine as machine_cli
+from nanoclaw_app.engine.problem import SetupFailed
+from nanoclaw_app.engine.relay import Opener, PipeRelay, windows_pipe
 from nanoclaw_app.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -64,22 +69,34 @@ class PodmanUnavailable(ConfigError):
 
     A ``ConfigError`` rather than a ``TransientError``: retrying cannot help until the user acts (installs Podman,
     starts the machine, fixes a URL or a permission), so the host shows this message and keeps messages pending.
+    ``action`` names what the setup wizard can do about it for the user (``install_podman``, ``init_machine``), or
+    is empty when only the user can.
     """
 
-    def __init__(self, problem: str, fix: str) -> None:
+    def __init__(self, problem: str, fix: str, *, action: str = "") -> None:
         super().__init__(f"{problem}. To fix: {fix}")
         self.problem = problem
         self.fix = fix
+        self.action = action
+
+
+class MachineStarting(PodmanUnavailable):
+    """The Podman machine is booting (started by us, or by someone else); it answers in a minute or so."""
+
+    def __init__(self, name: str, progress: machine_cli.Progress | None) -> None:
+        super().__init__(f"the Podman machine {name} is starting",
+                         "wait a moment: NanoClaw starts it for you and connects as soon as it runs", action="wait")
+        self.progress = progress
 
 
 def install_hint(platform: str = sys.platform) -> str:
     """How to install Podman on this OS, as one line a user can follow."""
     if platform == "darwin":
-        return ("install Podman with `brew install podman` (or Podman Desktop from https://podman.io), then run "
-                "`podman machine init` and `podman machine start`")
+        return ("open NanoClaw's setup: its Containers step installs Podman for you (or install it yourself with "
+                "`brew install podman`, then run `podman machine init` and `podman machine start`)")
     if platform == "win32":
-        return ("install Podman with `winget install RedHat.Podman` (or Podman Desktop from https://podman.io), then "
-                "run `podman machine init` and `podman machine start`")
+        return ("open NanoClaw's setup: its Containers step installs Podman for you (or install it yourself with "
+                "`winget install RedHat.Podman`, then run `podman machine init` and `podman machine start`)")
     return ("install Podman: `sudo apt install podman` (Debian/Ubuntu), `sudo dnf install podman` (Fedora), "
             "`sudo pacman -S podman` (Arch); see https://podman.io/docs/installation")
 
@@ -193,17 +210,29 @@ async def run_cli(argv: list[str], *, limit: float = CLI_TIMEOUT) -> tuple[int, 
 
 
 class PodmanService:
-    """Finds a Podman endpoint, starting ``podman system service`` when needed, and stops what it started."""
+    """Finds a Podman endpoint, starting ``podman system service`` when needed, and stops what it started.
+
+    On macOS and Windows a stopped Podman machine is booted in the background (``ensure`` raises
+    :class:`MachineStarting` with its progress meanwhile, so the app's start never waits minutes for a VM), unless
+    ``wait_for_machine`` asks to wait (the doctor does). A Windows machine that offers only a named pipe is reached
+    through a :class:`PipeRelay` this object owns.
+    """
 
     def __init__(self, *, configured_url: str, run_dir: Path, podman_exe: str | None = None,
-                 platform: str = sys.platform) -> None:
+                 platform: str = sys.platform, wait_for_machine: bool = False,
+                 pipe_opener: Callable[[str], Opener] = windows_pipe) -> None:
         self._configured_url = configured_url.strip()
         self._run_dir = run_dir
         self._podman_exe = podman_exe
         self._platform = platform
+        self._wait_for_machine = wait_for_machine
+        self._pipe_opener = pipe_opener
         self._proc: asyncio.subprocess.Process | None = None
         self._endpoint: PodmanEndpoint | None = None
         self._lock = asyncio.Lock()
+        self._boot: asyncio.Task[None] | None = None
+        self._boot_progress: machine_cli.Progress | None = None
+        self._relay: PipeRelay | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -228,10 +257,28 @@ class PodmanService:
             return self._endpoint
 
     async def close(self) -> None:
-        """Stop the service this object started (SIGTERM, then kill); a no-op otherwise and when called twice."""
+        """Stop what this object started: the service (SIGTERM, then kill), a machine boot, the pipe relay.
+
+        A no-op otherwise and when called twice. The user's Podman machine itself keeps running.
+        """
         async with self._lock:
             await self._stop_child()
             self._endpoint = None
+            boot, self._boot = self._boot, None
+            if boot is not None and not boot.done():
+                boot.cancel()
+            if boot is not None:
+                with contextlib.suppress(asyncio.CancelledError, PodmanUnavailable):
+                    await boot
+            relay, self._relay = self._relay, None
+            if relay is not None:
+                await relay.close()
+
+    async def machine_ready(self) -> None:
+        """Wait for the machine boot in progress, if any (raises what made it fail)."""
+        boot = self._boot
+        if boot is not None:
+            await asyncio.shield(boot)
 
     async def _find(self) -> PodmanEndpoint:
         if self._configured_url:
@@ -267,16 +314,18 @@ class PodmanService:
         return PodmanEndpoint(url=url, rootless=rootless, started_service=False)
 
     def _exe(self) -> str:
+        action = "install_podman" if self._platform in _MACHINE_PLATFORMS else ""
         if self._podman_exe is not None:
             found = shutil.which(self._podman_exe)
             if found is None:
                 raise PodmanUnavailable(f"Podman is not installed (no executable at {self._podman_exe})",
-                                        install_hint(self._platform))
+                                        install_hint(self._platform), action=action)
             return found
-        found = shutil.which("podman")
+        # A Podman installed while the app runs is not on its PATH yet: look where the installers put it too.
+        found = installer.find_podman(self._platform)
         if found is None:
             raise PodmanUnavailable("Podman is not installed (no `podman` on PATH); agents run in Podman containers",
-                                    install_hint(self._platform))
+                                    install_hint(self._platform), action=action)
         return found
 
     # --- Linux: a service of our own ------------------------------------------------------------------------------
@@ -398,28 +447,15 @@ class PodmanService:
     async def _machine(self) -> PodmanEndpoint:
         exe = self._exe()
         machine = await self._inspect_machine(exe)
-        name = str(machine.get("Name") or "podman-machine-default")
+        name = str(machine.get("Name") or machine_cli.DEFAULT_NAME)
         if str(machine.get("State", "")).lower() != "running":
-            log.info("starting the Podman machine %s", name)
-            try:
-                code, out, err = await run_cli([exe, "machine", "start", name], limit=MACHINE_START_TIMEOUT)
-            except OSError as err:
-                raise PodmanUnavailable(f"cannot run {exe}: {err}", install_hint(self._platform)) from err
-            except TimeoutError:
-                raise PodmanUnavailable(
-                    f"the Podman machine {name} did not start within {MACHINE_START_TIMEOUT:.0f} s",
-                    f"run `podman machine start {name}` yourself and check its output",
-                ) from None
-            if code != 0:
-                raise PodmanUnavailable(f"the Podman machine {name} failed to start: {(err or out).strip()[-400:]}",
-                                        f"run `podman machine start {name}` yourself and check its output")
+            await self._boot_machine(exe, name, str(machine.get("State", "")).lower())
             machine = await self._inspect_machine(exe)
-        sock = _machine_socket(machine)
-        if sock is None:
-            raise PodmanUnavailable(
-                f"the Podman machine {name} offers no unix socket (only a Windows named pipe), which NanoClaw "
-                "cannot use yet", "set podman_url to a tcp:// or unix:// address of the Podman service")
-        url = f"unix://{sock}"
+        elif self._boot is not None and self._boot.done():
+            boot, self._boot = self._boot, None
+            if not boot.cancelled() and boot.exception() is not None:
+                log.info("the Podman machine %s runs now, after an earlier start had failed", name)
+        url = await self._machine_url(machine, name)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SERVICE_START_TIMEOUT
         result = await ping(url)
@@ -427,12 +463,79 @@ class PodmanService:
             await asyncio.sleep(0.2)  # the machine's API forwarder comes up shortly after `machine start` returns
             result = await ping(url)
         if not result.ok:
-            raise PodmanUnavailable(f"the Podman machine {name} is running but its socket does not answer: "
+            raise PodmanUnavailable(f"the Podman machine {name} is running but its API does not answer: "
                                     f"{result.error}", f"run `podman machine stop {name}` and `podman machine start "
                                     f"{name}`, then retry")
         rootful = machine.get("Rootful")
         rootless = _rootless_from(await engine_info(url), not rootful if isinstance(rootful, bool) else True)
         return PodmanEndpoint(url=url, rootless=rootless, started_service=False, machine=name)
+
+    async def _boot_machine(self, exe: str, name: str, state: str) -> None:
+        """Start booting a stopped machine (once), and wait for it only when asked to; else say it is starting.
+
+        A boot that failed is reported to the next caller once; the call after that tries again.
+        """
+        boot = self._boot
+        if boot is not None and boot.done():
+            self._boot = None
+            error = None if boot.cancelled() else boot.exception()
+            if error is not None:
+                raise error
+            boot = None  # an earlier boot worked, yet the machine is not running now: start it again
+        if boot is None:
+            self._boot_progress = None
+            log.info("starting the Podman machine %s (it is %s)", name, state or "stopped")
+            boot = self._boot = asyncio.create_task(self._run_boot(exe, name, state), name="podman-machine-start")
+        if not self._wait_for_machine:
+            raise MachineStarting(name, self._boot_progress)
+        try:
+            await asyncio.shield(boot)
+        finally:
+            if boot.done():
+                self._boot = None
+
+    async def _run_boot(self, exe: str, name: str, state: str) -> None:
+        def progress(item: machine_cli.Progress) -> None:
+            self._boot_progress = item
+
+        try:
+            if state == "starting":
+                await self._await_running(exe, name)  # someone else (Podman Desktop, a terminal) is starting it
+            else:
+                await machine_cli.start(exe, progress, name=name)
+        except SetupFailed as err:
+            raise PodmanUnavailable(err.problem, err.fix) from err
+        log.info("the Podman machine %s is running", name)
+
+    async def _await_running(self, exe: str, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MACHINE_START_TIMEOUT
+        while loop.time() < deadline:
+            if str((await self._inspect_machine(exe)).get("State", "")).lower() == "running":
+                return
+            await asyncio.sleep(1.0)
+        raise PodmanUnavailable(f"the Podman machine {name} did not finish starting within "
+                                f"{MACHINE_START_TIMEOUT:.0f} s",
+                                f"run `podman machine stop {name}` and `podman machine start {name}`, then retry")
+
+    async def _machine_url(self, machine: dict[str, Any], name: str) -> str:
+        """The machine's unix socket, or on Windows a relay of ours to its named pipe."""
+        sock = _machine_socket(machine)
+        if sock is not None:
+            return f"unix://{sock}"
+        pipe = _machine_pipe(machine)
+        if pipe is None or self._platform != "win32":
+            raise PodmanUnavailable(f"the Podman machine {name} offers no API socket or pipe NanoClaw can use",
+                                    "update Podman to a current release, or set podman_url to a tcp:// address of "
+                                    "the Podman service")
+        if self._relay is not None and self._relay.target != pipe:
+            await self._relay.close()
+            self._relay = None
+        if self._relay is None:
+            relay = PipeRelay(self._pipe_opener(pipe), target=pipe)
+            await relay.start()
+            self._relay = relay
+        return self._relay.url
 
     async def _inspect_machine(self, exe: str) -> dict[str, Any]:
         try:
@@ -445,8 +548,10 @@ class PodmanService:
         if code != 0:
             text = (err or out).strip()
             if "does not exist" in text or "no such" in text.lower():
-                raise PodmanUnavailable("no Podman machine exists yet (Podman runs containers in a small VM here)",
-                                        "run `podman machine init` and then `podman machine start`")
+                raise PodmanUnavailable("no Podman machine exists yet (Podman runs containers in a small Linux "
+                                        "system here)", "click “Set up Podman” in NanoClaw's setup, or run "
+                                        "`podman machine init` and then `podman machine start`",
+                                        action="init_machine")
             raise PodmanUnavailable(f"`podman machine inspect` failed: {text[-400:]}",
                                     "run `podman machine list` and `podman machine start` to see what is wrong")
         try:
@@ -456,14 +561,23 @@ class PodmanService:
                                     "update Podman to a current release") from err
         if isinstance(data, list) and data and isinstance(data[0], dict):
             return data[0]
-        raise PodmanUnavailable("`podman machine inspect` listed no machine",
-                                "run `podman machine init` and then `podman machine start`")
+        raise PodmanUnavailable("no Podman machine exists yet (Podman runs containers in a small Linux system here)",
+                                "click “Set up Podman” in NanoClaw's setup, or run `podman machine init` and then "
+                                "`podman machine start`", action="init_machine")
 
 
 def _machine_socket(machine: dict[str, Any]) -> str | None:
+    return _connection_path(machine, "PodmanSocket")
+
+
+def _machine_pipe(machine: dict[str, Any]) -> str | None:
+    return _connection_path(machine, "PodmanPipe")
+
+
+def _connection_path(machine: dict[str, Any], key: str) -> str | None:
     info = machine.get("ConnectionInfo")
-    socket_info = info.get("PodmanSocket") if isinstance(info, dict) else None
-    path = socket_info.get("Path") if isinstance(socket_info, dict) else None
+    entry = info.get(key) if isinstance(info, dict) else None
+    path = entry.get("Path") if isinstance(entry, dict) else None
     return path if isinstance(path, str) and path else None
 
 
@@ -554,10 +668,17 @@ async def probe(*, configured_url: str, run_dir: Path, podman_exe: str | None = 
                 log.warning("`%s --version` failed: %s", exe, err.strip())
         except (OSError, TimeoutError) as err:
             log.warning("`%s --version` failed: %s", exe, err)
-    service = PodmanService(configured_url=configured_url, run_dir=run_dir, podman_exe=podman_exe, platform=platform)
+    service = PodmanService(configured_url=configured_url, run_dir=run_dir, podman_exe=podman_exe, platform=platform,
+                            wait_for_machine=True)
     try:
         endpoint = await service.ensure()
         engine = await ping(endpoint.url)
+        from nanoclaw_app.runtime.engine_info import rootless_refusal  # it imports this module
+
+        info = await engine_info(endpoint.url) if endpoint.rootless and endpoint.machine is None else None
+        refusal = rootless_refusal(info) if info is not None else None
+        if refusal is not None:
+            raise refusal
     except PodmanUnavailable as err:
         return PodmanProbe(installed=exe is not None, client_version=client_version, problem=err.problem, fix=err.fix)
     except Exception as err:  # the doctor reports every failure instead of crashing

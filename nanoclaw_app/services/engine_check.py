@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from nanoclaw_app.db import app_state
+from nanoclaw_app.engine.machine import Progress as MachineProgress
+from nanoclaw_app.engine.preflight import Finding, blocker
 from nanoclaw_app.errors import NanoClawError
+from nanoclaw_app.services import engine_setup
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.services.model_check import StepFailed
 from nanoclaw_app.timeutil import now_iso
@@ -55,6 +58,14 @@ class EngineReport:
     image_ready: bool = False
     base_image: str = ""
     base_present: bool = False
+    action: str = ""
+    """What the wizard can do about the problem for the user (a button; see ``services/engine_setup.py``)."""
+    findings: list[Finding] = field(default_factory=list)
+    """The preflight checks before Podman is installed or its machine made (macOS, Windows)."""
+    starting: MachineProgress | None = None
+    """The Podman machine is booting: where it is (check again shortly)."""
+    task: engine_setup.EngineTask | None = None
+    """A fix under way, or the last one when it did not succeed."""
 
 
 @dataclass
@@ -126,7 +137,7 @@ async def check_engine(services: AppServices) -> EngineReport:
                             detail=f"Agents run with the development runtime “{runtime.name}”, without containers, "
                                    "so there is no container engine to check and no agent image to build.")
     report = EngineReport(runtime="podman", ok=False, base_image=services.settings.agent_base_image)
-    from nanoclaw_app.runtime.podman_socket import PodmanUnavailable
+    from nanoclaw_app.runtime.podman_socket import MachineStarting, PodmanUnavailable
 
     try:
         if podman.api is None:
@@ -143,7 +154,10 @@ async def check_engine(services: AppServices) -> EngineReport:
         report.image_ready = await api.image_id(report.image_tag) is not None
         report.base_present = await api.image_id(report.base_image) is not None
     except PodmanUnavailable as err:
-        report.problem, report.fix = err.problem, err.fix
+        report.problem, report.fix, report.action = err.problem, err.fix, err.action
+        if isinstance(err, MachineStarting):
+            report.starting = err.progress or MachineProgress("start", None, "")
+        await _explain_setup(services, report)
         return report
     except NanoClawError as err:
         log.warning("setup: the container engine check failed: %s", err)
@@ -154,6 +168,31 @@ async def check_engine(services: AppServices) -> EngineReport:
     if report.image_ready:
         await app_state.put(services.ctx.db, ENGINE_DONE, now_iso())
     return report
+
+
+async def _explain_setup(services: AppServices, report: EngineReport) -> None:
+    """Before installing Podman or making its machine: the preflight, whose first blocker replaces the problem."""
+    last = engine_setup.task_state(services)
+    if engine_setup.running(services) or last.status in ("failed", "cancelled", "restart"):
+        report.task = last
+    if engine_setup.running(services):
+        return  # its progress is what matters now; checks run again when it ends
+    report.findings = await engine_setup.preflight_for(services, report.action)
+    first = blocker(report.findings)
+    if first is not None:
+        report.problem, report.fix, report.action = first.problem, first.fix, first.action
+    elif report.action in _SETUP_WORDS:
+        report.problem, report.fix = _SETUP_WORDS[report.action]
+
+
+_SETUP_WORDS = {
+    "install_podman": ("Podman, the program that runs your agents' containers, is not installed on this computer",
+                       "click “Install Podman”: NanoClaw downloads Podman's official installer and opens it, your "
+                       "computer asks for your permission, and NanoClaw then sets Podman up"),
+    "init_machine": ("Podman is installed, but its small Linux system (the Podman machine) is not set up yet",
+                     "click “Set up Podman”: it downloads about 1 GB and takes a few minutes"),
+}
+"""In the wizard, next to the button, these say it better than the engine's own message (which names commands)."""
 
 
 # ---------------------------------------------------------------------------------------------------- the build
@@ -182,7 +221,8 @@ async def start_image_build(services: AppServices) -> BuildState:
 
 
 async def stop_image_build(services: AppServices) -> None:
-    """Cancel a build in progress and wait for its task (for the owner's shutdown)."""
+    """Cancel a build in progress and a setup fix (``engine_setup``), and wait for them (the owner's shutdown)."""
+    await engine_setup.stop(services)
     job = _jobs.get(services)
     task = job.task if job is not None else None
     if task is not None and not task.done():

@@ -12,7 +12,7 @@ from litestar.response import Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 from litestar.types import ControllerRouterHandler, ExceptionHandlersMap
 
-from nanoclaw_app.services import engine_check, setup
+from nanoclaw_app.services import engine_check, engine_setup, setup
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.services.model_check import StepFailed
 from nanoclaw_app.web.pages import page
@@ -34,6 +34,13 @@ class ChannelStepIn:
 
     channel: str
     outcome: str
+
+
+@dataclass
+class EngineActionIn:
+    """Step 2: a fix the page offers (``install_podman``, ``init_machine``, ``install_wsl``, ...)."""
+
+    action: str
 
 
 @dataclass
@@ -73,6 +80,17 @@ class WizardController(Controller):
     async def engine(self, services: NamedDependency[AppServices]) -> engine_check.EngineReport:
         """Connects to Podman when it was not reachable at start; says what to do when it still is not."""
         return await engine_check.check_engine(services)
+
+    @post("/api/setup/engine/action", status_code=202, summary="Step 2: fix the container engine for the user")
+    async def engine_action(self, services: NamedDependency[AppServices],
+                            data: JSONBody[EngineActionIn]) -> engine_setup.EngineTask:
+        """Starts a fix the engine check offered (or reports the one running); progress: ``engine.task`` events."""
+        return await engine_setup.start(services, data.action)
+
+    @get("/api/setup/engine/action", summary="Step 2: the engine fix's progress")
+    async def engine_action_progress(self, services: NamedDependency[AppServices]) -> engine_setup.EngineTask:
+        """The running or last fix, as the ``engine.task`` events describe it."""
+        return engine_setup.task_state(services)
 
     @post("/api/setup/image", status_code=202, summary="Step 2: build the agent image in the background")
     async def build(self, services: NamedDependency[AppServices]) -> engine_check.BuildState:

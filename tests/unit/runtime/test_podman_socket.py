@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from nanoclaw_app.engine.relay import unix_socket
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.runtime import podman_socket
-from nanoclaw_app.runtime.podman_socket import PodmanService, PodmanUnavailable, ping, probe
+from nanoclaw_app.runtime.podman_socket import MachineStarting, PodmanService, PodmanUnavailable, ping, probe
+from tests.waiting import until
 
 _real_standard_socket_path = podman_socket.standard_socket_path
 
@@ -103,21 +105,33 @@ def _calls(exe: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def _machine_podman(folder: Path, sock: Path, *, running: bool = False, start_fails: bool = False) -> Path:
-    """A fake macOS/Windows `podman` whose default machine starts on `podman machine start`."""
+def _machine_podman(folder: Path, sock: Path, *, running: bool = False, start_fails: bool = False,
+                    pipe: bool = False, hold: bool = False) -> Path:
+    """A fake macOS/Windows `podman` whose default machine starts on `podman machine start`.
+
+    ``pipe``: the machine offers a Windows named pipe (here: the path of ``sock``) and no unix socket. ``hold``: the
+    start prints its first line, then waits until a file named ``go`` appears next to the executable.
+    """
+    connection = ('{"PodmanSocket": None, "PodmanPipe": {"Path": %r}}' if pipe else
+                  '{"PodmanSocket": {"Path": %r}, "PodmanPipe": None}') % str(sock)
     return _fake_podman(folder, f"""
+import time
 state = here / 'running'
 if {running!r}:
     state.write_text('1')
 if args[:2] == ['machine', 'inspect']:
     print(json.dumps([{{
         "ConfigDir": {{"Path": "/Users/me/.config/containers/podman/machine/applehv"}},
-        "ConnectionInfo": {{"PodmanSocket": {{"Path": {str(sock)!r}}}, "PodmanPipe": None}},
+        "ConnectionInfo": {connection},
         "Name": "podman-machine-default",
         "Rootful": False,
         "State": "running" if state.exists() else "stopped",
     }}], indent=4))
 elif args[:2] == ['machine', 'start']:
+    print('Starting machine "podman-machine-default"', flush=True)
+    if {hold!r}:
+        while not (here / 'go').exists():
+            time.sleep(0.02)
     if {start_fails!r}:
         print('Error: vfkit exited unexpectedly with exit code 1', file=sys.stderr)
         sys.exit(125)
@@ -325,6 +339,7 @@ async def test_no_podman_on_path_gives_the_install_message_for_this_os(
         await PodmanService(configured_url="", run_dir=short_dir, platform=platform).ensure()
     assert "no `podman` on PATH" in info.value.problem
     assert hint in info.value.fix
+    assert info.value.action == ("" if platform == "linux" else "install_podman")
 
 
 async def test_service_that_cannot_start_reports_its_own_error(short_dir: Path) -> None:
@@ -348,16 +363,71 @@ async def test_service_that_cannot_start_reports_its_own_error(short_dir: Path) 
 
 
 @pytest.mark.parametrize("platform", ["darwin", "win32"])
-async def test_stopped_machine_is_started_and_its_socket_used(fake_engine: Path, short_dir: Path,
-                                                              platform: str) -> None:
+async def test_stopped_machine_is_started_in_the_background_and_its_socket_used(fake_engine: Path, short_dir: Path,
+                                                                               platform: str) -> None:
+    """The app's start does not wait for the VM: the first look says it is starting, a later one connects."""
     exe = _machine_podman(short_dir / "bin", fake_engine)
     service = PodmanService(configured_url="", run_dir=short_dir / "run", podman_exe=str(exe), platform=platform)
+    with pytest.raises(MachineStarting) as starting:
+        await service.ensure()
+    assert starting.value.action == "wait"
+    assert "is starting" in starting.value.problem
+    await service.machine_ready()
     endpoint = await service.ensure()
     assert endpoint == podman_socket.PodmanEndpoint(url=f"unix://{fake_engine}", rootless=True,
                                                     started_service=False, machine="podman-machine-default")
     assert _calls(exe) == ["machine inspect", "machine start podman-machine-default", "machine inspect"]
     await service.close()
     assert _calls(exe)[-1] == "machine inspect"  # closing never stops the user's machine
+
+
+async def test_machine_start_progress_is_visible_while_it_boots(fake_engine: Path, short_dir: Path) -> None:
+    exe = _machine_podman(short_dir / "bin", fake_engine, hold=True)
+    service = PodmanService(configured_url="", run_dir=short_dir / "run", podman_exe=str(exe), platform="darwin")
+    try:
+        async def progress_line() -> str:
+            try:
+                await service.ensure()
+            except MachineStarting as err:
+                return err.progress.line if err.progress else ""
+            return "connected"
+
+        assert await until(progress_line) == 'Starting machine "podman-machine-default"'
+        assert _calls(exe).count("machine start podman-machine-default") == 1  # asking again never starts twice
+        (exe.parent / "go").touch()
+        await service.machine_ready()
+        assert (await service.ensure()).machine == "podman-machine-default"
+    finally:
+        await service.close()
+
+
+async def test_the_doctor_waits_for_the_machine(fake_engine: Path, short_dir: Path) -> None:
+    exe = _machine_podman(short_dir / "bin", fake_engine)
+    result = await probe(configured_url="", run_dir=short_dir, podman_exe=str(exe), platform="win32")
+    assert result.endpoint is not None
+    assert result.endpoint.machine == "podman-machine-default"
+    assert result.problem == ""
+
+
+async def test_windows_machine_pipe_is_reached_through_the_apps_own_relay(fake_engine: Path, short_dir: Path) -> None:
+    """Podman on Windows offers only a named pipe; the app relays a loopback port to it (a unix socket stands in)."""
+    exe = _machine_podman(short_dir / "bin", fake_engine, running=True, pipe=True)
+    service = PodmanService(configured_url="", run_dir=short_dir, podman_exe=str(exe), platform="win32",
+                            pipe_opener=unix_socket)
+    try:
+        endpoint = await service.ensure()
+        assert endpoint.url.startswith("tcp://127.0.0.1:")
+        assert endpoint.rootless is True
+        assert (await ping(endpoint.url)).version == "5.2.0"
+    finally:
+        await service.close()
+    assert not (await ping(endpoint.url)).ok  # closing the service closes the relay
+
+
+async def test_a_pipe_on_macos_is_not_relayed(fake_engine: Path, short_dir: Path) -> None:
+    exe = _machine_podman(short_dir / "bin", fake_engine, running=True, pipe=True)
+    with pytest.raises(PodmanUnavailable, match="offers no API socket or pipe"):
+        await PodmanService(configured_url="", run_dir=short_dir, podman_exe=str(exe), platform="darwin").ensure()
 
 
 async def test_running_machine_is_used_without_starting_it(fake_engine: Path, short_dir: Path) -> None:
@@ -376,15 +446,30 @@ async def test_missing_machine_says_to_init_one(short_dir: Path) -> None:
     with pytest.raises(PodmanUnavailable) as info:
         await PodmanService(configured_url="", run_dir=short_dir, podman_exe=str(exe), platform="darwin").ensure()
     assert "no Podman machine exists yet" in info.value.problem
-    assert "podman machine init" in info.value.fix
+    assert "Set up Podman" in info.value.fix
+    assert info.value.action == "init_machine"
 
 
-async def test_machine_that_fails_to_start_shows_why(fake_engine: Path, short_dir: Path) -> None:
+async def test_machine_that_fails_to_start_shows_why_and_is_tried_again_later(fake_engine: Path,
+                                                                              short_dir: Path) -> None:
     exe = _machine_podman(short_dir / "bin", fake_engine, start_fails=True)
+    service = PodmanService(configured_url="", run_dir=short_dir, podman_exe=str(exe), platform="darwin")
+    with pytest.raises(MachineStarting):
+        await service.ensure()
     with pytest.raises(PodmanUnavailable) as info:
-        await PodmanService(configured_url="", run_dir=short_dir, podman_exe=str(exe), platform="darwin").ensure()
-    assert "vfkit exited unexpectedly" in info.value.problem
-    assert "podman machine start podman-machine-default" in info.value.fix
+        await service.machine_ready()
+    with pytest.raises(PodmanUnavailable) as reported:
+        await service.ensure()  # the next look reports the failure once ...
+    assert not isinstance(reported.value, MachineStarting)
+    for err in (info.value, reported.value):
+        assert "vfkit exited unexpectedly" in err.problem
+        assert "podman machine start podman-machine-default" in err.fix
+    with pytest.raises(MachineStarting):
+        await service.ensure()  # ... and the one after that tries again
+    with pytest.raises(PodmanUnavailable):
+        await service.machine_ready()
+    await service.close()
+    assert _calls(exe).count("machine start podman-machine-default") == 2
 
 
 async def test_probe_without_podman_reports_not_installed(short_dir: Path) -> None:
