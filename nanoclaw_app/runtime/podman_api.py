@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,19 +333,17 @@ class PodmanApi:
 
     # ------------------------------------------------------------------------------------------ events
 
-    async def exits(self, labels: Mapping[str, str]) -> AsyncIterator[ExitEvent]:
+    async def exits(self, labels: Mapping[str, str]) -> AsyncGenerator[ExitEvent, None]:
         """Yield an :class:`ExitEvent` for each of our containers that dies or is removed, until cancelled.
 
         Raises ``PodmanCallFailed`` when the stream cannot be opened or breaks; the caller reconnects.
         """
-        if self._socket is None:
-            raise PodmanCallFailed(f"events need a unix socket URL, not {self.url}")
         filters = json.dumps({"type": ["container"], "event": ["died", "remove"],
                               "label": [f"{k}={v}" for k, v in labels.items()]})
-        transport = httpx.AsyncHTTPTransport(uds=self._socket)
+        transport, base_url = self._events_target()
         # No read timeout: the stream is quiet until a container ends; cancelling the task ends it.
         timeout = httpx.Timeout(10.0, read=None)
-        async with httpx.AsyncClient(transport=transport, base_url="http://podman", timeout=timeout) as client:
+        async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=timeout) as client:
             try:
                 async with client.stream(
                     "GET", f"/{API_VERSION}/libpod/events", params={"stream": "true", "filters": filters}
@@ -359,6 +357,16 @@ class PodmanApi:
                             yield event
             except httpx.HTTPError as err:
                 raise PodmanCallFailed(f"the Podman event stream broke: {err}") from err
+
+
+    def _events_target(self) -> tuple[httpx.AsyncHTTPTransport, str]:
+        """The unix socket, or a ``tcp://host:port`` engine (the relay to a Windows machine's named pipe)."""
+        if self._socket is not None:
+            return httpx.AsyncHTTPTransport(uds=self._socket), "http://podman"
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme in ("tcp", "http") and parts.hostname and parts.port:
+            return httpx.AsyncHTTPTransport(), f"http://{parts.hostname}:{parts.port}"
+        raise PodmanCallFailed(f"events need a unix:// or tcp:// engine URL, not {self.url}")
 
 
 def _exit_event(line: str) -> ExitEvent | None:
