@@ -6,6 +6,10 @@ other way, and the link sets it and redirects to ``/`` (setup until it is done, 
 
 Where no window can open (no display, no GUI backend, pywebview failing) the app keeps running headless and says where
 to find it, because a home server is a normal place to run it: never a traceback.
+
+Closing the window hides it behind the tray icon, so the phone chats keep being answered; where no tray shows, it quits
+(see :mod:`nanoclaw_app.desktop.life`). One app runs per home: a second launch brings the first one's window forward
+(:mod:`nanoclaw_app.desktop.instance`, :mod:`nanoclaw_app.desktop.handover`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from nanoclaw_app import __version__
+from nanoclaw_app.desktop.control import ControlServer
+from nanoclaw_app.desktop.handover import hand_over
+from nanoclaw_app.desktop.instance import InstanceLock, InstanceRecord, write_record
+from nanoclaw_app.desktop.life import DesktopLife
 from nanoclaw_app.errors import NanoClawError
 from nanoclaw_app.settings import Settings
 
@@ -253,36 +261,62 @@ def gui_unavailable_reason() -> str | None:
     return None
 
 
-def run_app(settings: Settings, log_file: Path) -> int:
-    """``nanoclaw``: the window on the app, or headless with the URL when no window can open here."""
+def run_app(settings: Settings, log_file: Path, *, background: bool = False) -> int:
+    """``nanoclaw``: the window on the app, or headless with the URL when no window can open here.
+
+    When this home's app already runs, its window is brought forward instead and this launch ends. ``background``
+    (the start at login) keeps the window hidden behind the tray icon.
+    """
+    lock = InstanceLock(settings.paths)
+    if not lock.acquire() and hand_over(lock, background=background):
+        return 0
+    try:
+        return _run_instance(settings, log_file, background=background)
+    finally:
+        lock.release()
+
+
+def _run_instance(settings: Settings, log_file: Path, *, background: bool) -> int:
     closer = _Closer()
+    life = DesktopLife(quitting=closer.requested, request_quit=closer.request)
     host = HostThread(settings, on_exit=closer.request)
-    with _on_signals(closer.request):
-        host.launch()
-        try:
-            reason = gui_unavailable_reason()  # loads the GUI toolkit while the host comes up
-            host.wait_ready()
-            if not closer.requested.is_set():
-                if reason is None:
-                    reason = _show_window(host, closer)
-                if reason is not None:
-                    _serve_headless(host, closer, reason, log_file)
-        finally:
-            host.stop()
+    control = ControlServer(life.command)  # a second launch can reach us from now on, even while the host starts
+    control.start()
+    try:
+        write_record(settings.paths, InstanceRecord(pid=os.getpid(), kind="window", port=control.port,
+                                                    token=control.token))
+        with _on_signals(closer.request):
+            host.launch()
+            try:
+                reason = gui_unavailable_reason()  # loads the GUI toolkit while the host comes up
+                host.wait_ready()
+                if not closer.requested.is_set():
+                    if reason is None:
+                        reason = _show_window(host, closer, life, background=background)
+                    if reason is not None:
+                        life.headless = True
+                        _serve_headless(host, closer, reason, log_file)
+            finally:
+                life.close(host)
+                host.stop()
+    finally:
+        control.stop()
     return 1 if host.failed else 0
 
 
-def _show_window(host: HostThread, closer: _Closer) -> str | None:
-    """Open the window and block until it closes; returns why it could not open, or None after it closed."""
+def _show_window(host: HostThread, closer: _Closer, life: DesktopLife, *, background: bool) -> str | None:
+    """Open the window and block until the app quits; returns why it could not open, or None after it closed."""
     import webview
 
     from nanoclaw_app.web.auth import issue_login_token
 
     assert host.host is not None
     token = host.call(issue_login_token(host.host.db))
+    life.start_tray()
+    hidden = life.start_hidden(background)
     window = webview.create_window(
         TITLE, f"{host.url}login?token={token}", width=SIZE[0], height=SIZE[1], min_size=MIN_SIZE,
-        background_color="#FFFFFF", text_select=True,
+        background_color="#FFFFFF", text_select=True, hidden=hidden,
     )
     if window is None:
         return "the window was refused by the GUI backend"
@@ -296,6 +330,8 @@ def _show_window(host: HostThread, closer: _Closer) -> str | None:
 
     window.events.loaded += on_first_load
     closer.attach(window)
+    life.attach(window, hidden=hidden)
+    life.watch(host)
     try:
         webview.start(private_mode=True)
     except webview.WebViewException as err:

@@ -24,6 +24,8 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never touch the real user dirs, whatever a test does."""
     monkeypatch.setenv("NANOCLAW_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("NANOCLAW_CONFIG_DIR", str(tmp_path / "config"))
+    # The start-at-login entry lives in the user's own config (~/.config/autostart): keep the switch in tmp_path too.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     for name in ("NANOCLAW_PORT", "NANOCLAW_HOST", "NANOCLAW_TIMEZONE"):
         monkeypatch.delenv(name, raising=False)
 

@@ -24,6 +24,7 @@ from nanoclaw_app.web.controllers import (
     activity,
     agents,
     approvals,
+    autostart,
     channels,
     chat,
     chats,
@@ -63,7 +64,7 @@ def routes() -> list[ControllerRouterHandler]:
     return [
         HealthController, SessionController, EventsController,
         *wizard.ROUTES, *chat.ROUTES, *agents.ROUTES, *channels.ROUTES, *chats.ROUTES, *people.ROUTES,
-        *approvals.ROUTES, *tasks.ROUTES, *activity.ROUTES, *settings.ROUTES,
+        *approvals.ROUTES, *tasks.ROUTES, *activity.ROUTES, *settings.ROUTES, *autostart.ROUTES,
     ]
 
 

@@ -198,6 +198,32 @@ document.addEventListener("DOMContentLoaded", () => {
     toast(t("settings.lan_https_saved"), "good");
   }));
 
+  // ---- start at login (the OS's own entry, read back after every change) ---------------------------------------
+
+  function showStartup(state) {
+    const box = $("startup-toggle");
+    box.checked = state.enabled;
+    box.disabled = !state.supported;
+    $("startup-status").textContent = !state.supported ? t("settings.startup_unsupported")
+      : t(state.enabled ? "settings.startup_on" : "settings.startup_off");
+  }
+
+  $("startup-toggle").addEventListener("change", guard(async (event) => {
+    const box = event.target;
+    const wanted = box.checked;
+    box.disabled = true;
+    try {
+      const state = await api("PUT", "/api/autostart", { enabled: wanted });
+      showStartup(state);
+      toast(t(state.enabled ? "settings.startup_saved_on" : "settings.startup_saved_off"), "good");
+    } catch (err) {
+      box.checked = !wanted;
+      throw err;
+    } finally {
+      box.disabled = false;
+    }
+  }));
+
   // ---- signed-in devices ---------------------------------------------------------------------------------------
 
   async function loadDevices() {
@@ -224,6 +250,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
   loadSettings().catch(() => {});
   loadDevices().catch(() => {});
+  api("GET", "/api/autostart").then(showStartup).catch(() => {});
   loadStore().catch(() => {});
   loadSecrets().catch(() => {});
 });

@@ -31,6 +31,7 @@
     if (step === 4) prepareChannel("telegram");
     if (step === 5) prepareAgent();
     if (step === 6) prepareTest();
+    if (step === LAST + 1) showStartup().catch(() => {});
   }
 
   function renderProgress() {
@@ -167,11 +168,30 @@
   // ------------------------------------------------------------------------------------------ step 2: engine
 
   let engineReport = null;
+  let recheck = null;
+  const RECHECK_MS = 1500;
 
-  async function checkEngine() {
+  // Server sentences come without a capital or a full stop (they are also used mid-sentence in logs).
+  function sentence(text) {
+    if (!text) return "";
+    const trimmed = String(text).trim();
+    const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+    return /[.!?…]$/.test(capital) ? capital : `${capital}.`;
+  }
+
+  function fixLine(fix) {
+    return fix ? NC.el("span", {}, NC.el("strong", {}, NC.t("wizard.fix")), " ", sentence(fix)) : null;
+  }
+
+  // quiet: a re-check while the machine starts or after a fix ended keeps what is shown until the answer comes.
+  async function checkEngine(quiet = false) {
+    clearTimeout(recheck);
     const box = $("#engine-status");
-    box.replaceChildren(NC.el("p", { class: "muted wz-wait" }, NC.t("wizard.engine_checking")));
-    $("#engine-check").hidden = true;
+    if (quiet !== true) {
+      box.replaceChildren(NC.el("p", { class: "muted wz-wait" }, NC.t("wizard.engine_checking")));
+      $("#engine-check").hidden = true;
+      $("#engine-fix").hidden = true;
+    }
     $("#engine-build").hidden = true;
     try {
       engineReport = await NC.api("POST", "/api/setup/engine", undefined, { quiet: true });
@@ -189,12 +209,12 @@
     const building = state.build.status === "running";
     $("#engine-check").hidden = report.ok;
     if (!report.ok) {
-      box.replaceChildren(notice("bad", NC.t("wizard.engine_problem"), report.problem,
-        NC.el("span", {}, NC.el("strong", {}, NC.t("wizard.fix")), " ", report.fix)));
-      $("#engine-build").hidden = true;
-      $("#engine-next").disabled = true;
+      renderEngineProblem(report);
       return;
     }
+    $("#engine-fix").hidden = true;
+    $("#engine-checks").hidden = true;
+    $("#engine-task").hidden = true;
     if (report.development) {
       box.replaceChildren(notice("good", `✓ ${NC.t("wizard.engine_dev")}`, report.detail));
       markDone("engine");
@@ -209,6 +229,118 @@
     $("#engine-build").hidden = report.image_ready || building;
     $("#engine-next").disabled = !state.steps.engine;
     if (state.build.status !== "idle") renderBuild(state.build);
+  }
+
+  // Not ready: the machine starting (progress, checked again shortly), a fix under way (progress), or the problem
+  // in plain words with the button that fixes it.
+  function renderEngineProblem(report) {
+    const box = $("#engine-status");
+    const task = report.task;
+    const working = task && task.status === "running";
+    renderChecks(report.findings || []);
+    $("#engine-build").hidden = true;
+    $("#engine-next").disabled = true;
+    if (report.starting) {
+      box.replaceChildren();
+      renderTask({ phase: `machine_${report.starting.phase}`, fraction: report.starting.fraction,
+                   line: report.starting.line });
+      recheck = setTimeout(() => { if (current === 2) checkEngine(true); }, RECHECK_MS);
+    } else if (working) {
+      box.replaceChildren();
+      renderTask(task);
+    } else {
+      $("#engine-task").hidden = true;
+      const notes = [];
+      if (task && task.status === "failed") {
+        notes.push(notice("bad", NC.t("wizard.task_failed"), sentence(task.problem), fixLine(task.fix)));
+      } else if (task && task.status === "cancelled") {
+        notes.push(notice("info", NC.t("wizard.task_cancelled"), NC.t("wizard.task_cancelled_text")));
+      } else if (task && task.status === "restart" && task.action === "install_podman") {
+        notes.push(notice("info", NC.t("wizard.task_restart"), NC.t("wizard.task_restart_text")));
+      }
+      notes.push(notice("bad", NC.t("wizard.engine_problem"), sentence(report.problem), fixLine(report.fix)));
+      box.replaceChildren(...notes);
+    }
+    const busyNow = Boolean(report.starting) || working;
+    $("#engine-check").hidden = busyNow;
+    const fix = $("#engine-fix");
+    fix.hidden = busyNow || !report.action || report.action === "wait";
+    if (!fix.hidden) {
+      fix.dataset.action = report.action;
+      fix.textContent = NC.t(`wizard.fix_${report.action}`);
+    }
+  }
+
+  function renderChecks(findings) {
+    $("#engine-checks").hidden = findings.length === 0;
+    $("#engine-check-list").replaceChildren(...findings.map((f) => {
+      const kind = f.ok ? "ok" : f.blocking ? "bad" : "warn";
+      const mark = { ok: "✓", bad: "✗", warn: "!" }[kind];
+      return NC.el("li", { class: kind }, NC.el("span", { class: "wz-mark", "aria-hidden": "true" }, mark),
+        NC.el("span", {}, f.title, kind === "warn" ? NC.el("span", { class: "hint" }, ` — ${sentence(f.problem)}`) : null,
+          NC.el("span", { class: "visually-hidden" }, kind === "ok" ? ` (${NC.t("wizard.done_mark")})` : "")));
+    }));
+  }
+
+  function renderTask(task) {
+    $("#engine-task").hidden = false;
+    const title = NC.t(`wizard.phase_${task.phase}`);
+    $("#engine-task-title").textContent = title.startsWith("wizard.") ? NC.t("wizard.engine_checking") : title;
+    const bar = $("#engine-task-bar");
+    const known = task.fraction !== null && task.fraction !== undefined;
+    if (known) { bar.max = 1; bar.value = task.fraction; } else { bar.removeAttribute("value"); }
+    const mb = (bytes) => (bytes / 1e6).toFixed(1);
+    let amount = known ? `${Math.round(task.fraction * 100)} %` : "";
+    if (task.phase === "download" && task.total_bytes) {
+      amount = NC.t("wizard.amount", { done: mb(task.done_bytes), total: mb(task.total_bytes) });
+    }
+    $("#engine-task-amount").textContent = amount;
+    const phase = task.phase || "";
+    const note = phase === "installer" ? "wizard.phase_installer_note" : phase === "wsl" ? "wizard.phase_wsl_note"
+      : phase.startsWith("machine_") ? "wizard.machine_note" : "";
+    const noteText = note ? NC.t(note) : "";
+    const lineText = phase === "download" || phase === "installer" ? "" : task.line || "";
+    $("#engine-task-note").textContent = noteText;
+    $("#engine-task-note").hidden = !noteText;
+    $("#engine-task-line").textContent = lineText;
+    $("#engine-task-line").hidden = !lineText;
+  }
+
+  async function runFix() {
+    const button = $("#engine-fix");
+    const action = button.dataset.action;
+    if (action === "restart_windows" && !window.confirm(NC.t("wizard.restart_confirm"))) return;
+    let task;
+    try {
+      task = await busy(button, button.textContent,
+        () => NC.api("POST", "/api/setup/engine/action", { action }, { quiet: true }));
+    } catch (err) {
+      $("#engine-status").prepend(notice("bad", NC.t("wizard.task_failed"), sentence(err.message)));
+      return;
+    }
+    if (task.status === "running") {
+      button.hidden = true;
+      $("#engine-check").hidden = true;
+      $("#engine-status").replaceChildren();
+      renderTask(task);
+    } else if (action === "restart_windows") {
+      NC.toast(NC.t("wizard.restart_started"), "good", 30000);
+    } else if (action.startsWith("open_")) {
+      NC.toast(NC.t("wizard.settings_opened"), "good");
+    }
+  }
+
+  // A fix's progress; when it ends, the engine is checked again (which shows what is next).
+  function onEngineTask(task) {
+    if (current !== 2) return;
+    if (task.status === "running") {
+      $("#engine-fix").hidden = true;
+      $("#engine-check").hidden = true;
+      $("#engine-status").replaceChildren();
+      renderTask(task);
+    } else {
+      checkEngine(true);
+    }
   }
 
   async function startBuild() {
@@ -436,6 +568,28 @@
     $("#go-chat").focus();
   }
 
+  // "Start NanoClaw when I log in": the switch shows the OS's real entry and changes it at once.
+  async function showStartup() {
+    const state = await NC.api("GET", "/api/autostart", undefined, { quiet: true });
+    $("#startup-toggle").checked = state.enabled;
+    $("#startup-box").hidden = !state.supported;
+  }
+
+  async function changeStartup(event) {
+    const box = event.currentTarget;
+    const wanted = box.checked;
+    box.disabled = true;
+    try {
+      const state = await NC.api("PUT", "/api/autostart", { enabled: wanted });
+      box.checked = state.enabled;
+      NC.toast(NC.t(state.enabled ? "wizard.startup_saved_on" : "wizard.startup_saved_off"), "good");
+    } catch (err) {
+      box.checked = !wanted;  // api() has shown why
+    } finally {
+      box.disabled = false;
+    }
+  }
+
   // ------------------------------------------------------------------------------------------ start
 
   document.addEventListener("DOMContentLoaded", async () => {
@@ -455,7 +609,9 @@
     clearOnInput($("#model-form"));
     clearOnInput($("#agent-form"));
     $("#model-keep").addEventListener("click", () => show(2));
-    $("#engine-check").addEventListener("click", checkEngine);
+    $("#engine-check").addEventListener("click", () => checkEngine());
+    $("#engine-fix").addEventListener("click", runFix);
+    NC.on("engine.task", onEngineTask);
     $("#engine-build").addEventListener("click", startBuild);
     $("#engine-next").addEventListener("click", () => show(3));
     for (const name of Object.keys(CHANNEL_STEP)) {
@@ -464,6 +620,7 @@
     }
     $("#agent-form").addEventListener("submit", submitAgent);
     $("#test-send").addEventListener("click", sendTest);
+    $("#startup-toggle").addEventListener("change", changeStartup);
     for (const back of $$(".wz-back")) back.addEventListener("click", () => show(Math.max(current - 1, 1)));
 
     state = await NC.api("GET", "/api/setup/state");
