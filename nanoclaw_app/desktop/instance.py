@@ -22,6 +22,7 @@ from typing import Literal
 
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.paths import Paths
+from nanoclaw_app.processes import pid_alive
 from nanoclaw_app.web.runfile import read_run_file
 
 log = logging.getLogger(__name__)
@@ -148,25 +149,13 @@ def wait_for_holder(lock: InstanceLock, *, seconds: float = RECORD_WAIT_SECONDS)
     deadline = time.monotonic() + seconds
     while True:
         record = read_record(lock.paths)
-        if record is not None and record.pid != os.getpid() and _alive(record.pid):
+        if record is not None and record.pid != os.getpid() and pid_alive(record.pid):
             return record
         if lock.acquire():
             return None
         if time.monotonic() > deadline:
             return None
         time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    if sys.platform == "win32":
-        return True  # os.kill(pid, 0) would end the process on Windows; the lock already says someone holds it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def already_running_sentence(paths: Paths) -> str:

@@ -32,6 +32,7 @@ from nanoclaw_app.engine import machine as machine_cli
 from nanoclaw_app.engine.problem import SetupFailed
 from nanoclaw_app.engine.relay import Opener, PipeRelay, windows_pipe
 from nanoclaw_app.errors import ConfigError
+from nanoclaw_app.processes import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -429,7 +430,7 @@ class PodmanService:
             pid, owner = int(record["service"]), int(record["owner"])
         except (OSError, ValueError, KeyError, TypeError):
             return
-        if _alive(owner):
+        if pid_alive(owner):
             return
         if not _is_our_service(pid, self.socket_path):
             pid_file.unlink(missing_ok=True)
@@ -620,16 +621,6 @@ async def _wait_gone(pid: int, limit: float) -> bool:
     finally:
         loop.remove_reader(fd)
         os.close(fd)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from nanoclaw_app.paths import Paths
+from nanoclaw_app.processes import pid_alive
 
 
 def run_file(paths: Paths) -> Path:
@@ -42,10 +43,6 @@ def read_run_file(paths: Paths) -> dict[str, object] | None:
     pid = record.get("pid")
     if not isinstance(pid, int):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return None
-    except PermissionError:
-        pass  # alive, another user's
     return record
