@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nanoclaw", description="Your personal AI agent, sandboxed.")
     parser.add_argument("--version", action="version", version=f"nanoclaw {__version__}")
     _add_bind_options(parser, default=None)
+    parser.add_argument("--background", action="store_true",
+                        help="start with the window hidden behind the tray icon (how the start at login runs it)")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the host headless (web UI in a browser)")
     _add_bind_options(serve, default=argparse.SUPPRESS)
@@ -47,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     image_sub = image.add_subparsers(dest="image_command", required=True)
     image_sub.add_parser("build", help="build the agent image now (otherwise the first message builds it)")
     sub.add_parser("open", help="print a one-time sign-in link to the running app (for a browser)")
+    service = sub.add_parser("service", help="run NanoClaw in the background as your user's service (home server)")
+    service_sub = service.add_subparsers(dest="service_command", required=True)
+    install = service_sub.add_parser("install", help="write, enable and start it (a systemd unit, a LaunchAgent)")
+    install.add_argument("--linger", action="store_true",
+                         help="also keep it running while you are logged out (loginctl enable-linger)")
+    service_sub.add_parser("uninstall", help="stop and remove it (your data stays)")
+    service_sub.add_parser("status", help="whether it is installed, enabled and running, in words")
     from nanoclaw_app.commands import register_all
 
     register_all(sub)
@@ -75,12 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_image_build())
         if args.command == "open":
             return asyncio.run(_open_link())
+        if args.command == "service":
+            from nanoclaw_app.system_service import service_main
+
+            return service_main(args.service_command, linger=getattr(args, "linger", False))
         run = getattr(args, "run", None)
         if run is not None:
             return asyncio.run(_run_command(run, args))
         if args.command == "serve":
             return _serve(args.host, args.port)
-        return _window(args.host, args.port)
+        return _window(args.host, args.port, background=args.background)
     except ConfigError as err:
         print(f"nanoclaw: {err}", file=sys.stderr)
         return 2
@@ -228,12 +241,12 @@ def _prepare(host: str | None, port: int | None) -> tuple[Settings, Path]:
     return settings, setup_logging(settings.paths.logs, settings.log_level)
 
 
-def _window(host: str | None, port: int | None) -> int:
+def _window(host: str | None, port: int | None, *, background: bool = False) -> int:
     """``nanoclaw``: the app in its own window (headless with the URL where no window can open)."""
     from nanoclaw_app.window import run_app
 
     settings, log_file = _prepare(host, port)
-    return run_app(settings, log_file)
+    return run_app(settings, log_file, background=background)
 
 
 def _serve(host: str | None, port: int | None) -> int:
@@ -255,5 +268,8 @@ def _serve(host: str | None, port: int | None) -> int:
         finally:
             await host_obj.stop()
 
-    asyncio.run(run())
+    from nanoclaw_app.desktop.instance import hold_instance
+
+    with hold_instance(settings.paths, "serve"):  # one host per home: a second one is refused in plain words
+        asyncio.run(run())
     return 0
