@@ -50,9 +50,9 @@ class DebianRoot:
         """Start the container with the packages folder at /debs and the homes at /home."""
         podman = shutil.which("podman")
         if podman is None:
-            pytest.skip("podman is not installed (scripts/setup_podman.sh installs it)")
+            pytest.fail("podman is not installed: run scripts/setup_podman.sh (scripts/test.sh does)")
         if subprocess.run([podman, "image", "exists", BASE_IMAGE], check=False).returncode != 0:
-            pytest.skip(f"the local base image {BASE_IMAGE} is missing (scripts/setup_podman.sh builds it)")
+            pytest.fail(f"the local base image {BASE_IMAGE} is missing: run scripts/setup_podman.sh")
         cache = cache_dir()
         mounts = [
             "-v", f"{self.debs}:/debs:ro",

@@ -93,7 +93,7 @@ def deb_field(deb: Path, name: str) -> str:
 def validate_desktop_entry(path: Path) -> None:
     tool = shutil.which("desktop-file-validate")
     if tool is None:
-        pytest.skip("desktop-file-validate is missing (scripts/setup_ui_tests.sh installs desktop-file-utils)")
+        pytest.fail("desktop-file-validate is missing: run scripts/setup_ui_tests.sh (it installs desktop-file-utils)")
     check = subprocess.run([tool, str(path)], capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
     assert not check.stdout.strip()  # no warnings either
