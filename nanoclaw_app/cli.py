@@ -30,8 +30,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("nanoclaw")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for tests and for shell completion)."""
+CORE_COMMANDS = ("serve", "doctor", "db", "image", "open", "service")
+VALUE_OPTIONS = ("--host", "--port")
+
+
+def build_parser(*, areas: bool = True) -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and for shell completion).
+
+    ``areas=False`` leaves out the management subcommands, whose imports would only slow down opening the app.
+    """
     parser = argparse.ArgumentParser(prog="nanoclaw", description="Your personal AI agent, sandboxed.")
     parser.add_argument("--version", action="version", version=f"nanoclaw {__version__}")
     _add_bind_options(parser, default=None)
@@ -56,10 +63,24 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also keep it running while you are logged out (loginctl enable-linger)")
     service_sub.add_parser("uninstall", help="stop and remove it (your data stays)")
     service_sub.add_parser("status", help="whether it is installed, enabled and running, in words")
-    from nanoclaw_app.commands import register_all
+    if areas:
+        from nanoclaw_app.commands import register_all
 
-    register_all(sub)
+        register_all(sub)
     return parser
+
+
+def _needs_areas(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` names a management command (or asks for help, or is a typo to explain with every choice)."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token in ("-h", "--help"):
+            return True
+        if token in VALUE_OPTIONS:
+            next(tokens, None)
+        elif not token.startswith("-"):
+            return token not in CORE_COMMANDS
+    return False
 
 
 def _add_bind_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
@@ -74,7 +95,8 @@ def _add_bind_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(areas=_needs_areas(given)).parse_args(given)
     try:
         if args.command == "doctor":
             return _doctor(as_json=args.json)

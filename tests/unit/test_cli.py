@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nanoclaw_app import __version__
-from nanoclaw_app.cli import _check_bind, build_parser, main
+from nanoclaw_app.cli import _check_bind, _needs_areas, build_parser, main
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.paths import Paths
@@ -125,3 +125,22 @@ def test_module_entry_point_runs() -> None:
     out = subprocess.run([sys.executable, "-m", "nanoclaw_app", "--version"], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == f"nanoclaw {__version__}"
+
+
+def test_opening_the_app_or_serving_imports_no_management_command() -> None:
+    probe = ("import sys\nfrom nanoclaw_app.cli import _needs_areas, build_parser\n"
+             "for argv in ([], ['serve', '--port', '0'], ['--port', '9000', 'serve'], ['--host', 'agents']):\n"
+             "    assert not _needs_areas(argv), argv\n"
+             "    build_parser(areas=False).parse_args(argv)\n"
+             "print(sorted(m for m in sys.modules if m.startswith('nanoclaw_app.commands.')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_management_command_a_typo_and_help_get_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _needs_areas(["agents", "list"])
+    assert _needs_areas(["--port", "9000", "agnets"])
+    assert _needs_areas(["--help"])
+    with pytest.raises(SystemExit):
+        main(["agnets"])
+    assert "'agents'" in capsys.readouterr().err
