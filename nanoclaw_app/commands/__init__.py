@@ -6,7 +6,6 @@ Each module has ``register(sub)``, which adds its parser and sets ``run`` to ``a
 from __future__ import annotations
 
 import argparse
-import importlib
 from types import ModuleType
 
 AREAS = ("agents", "channels", "chats", "people", "approvals", "tasks", "activity", "settings", "secrets")
@@ -15,7 +14,20 @@ service layer, ~0.7 s) only for a command that needs them, never to open the app
 
 
 def _areas() -> tuple[ModuleType, ...]:
-    return tuple(importlib.import_module(f"nanoclaw_app.commands.{name}") for name in AREAS)
+    # Imported by name here (not with importlib) so that PyInstaller's analysis sees every area.
+    from nanoclaw_app.commands import (
+        activity,
+        agents,
+        approvals,
+        channels,
+        chats,
+        people,
+        secrets,
+        settings,
+        tasks,
+    )
+
+    return (agents, channels, chats, people, approvals, tasks, activity, settings, secrets)
 
 
 def register_all(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import subprocess
@@ -144,3 +145,13 @@ def test_a_management_command_a_typo_and_help_get_every_command(capsys: pytest.C
     with pytest.raises(SystemExit):
         main(["agnets"])
     assert "'agents'" in capsys.readouterr().err
+
+
+def test_the_area_names_the_cli_knows_without_importing_are_the_registered_commands() -> None:
+    from nanoclaw_app.commands import AREAS, _areas
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    for area in _areas():
+        area.register(sub)
+    assert tuple(sub.choices) == AREAS
