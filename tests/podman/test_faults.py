@@ -38,7 +38,9 @@ def our_containers(host: Host, *, live_only: bool = False) -> list[str]:
         capture_output=True, text=True, check=True,
     )
     rows = [line.split() for line in out.stdout.splitlines() if line.strip()]
-    return [r[0] for r in rows if not live_only or r[-1] not in ("exited", "stopped", "removing")]
+    # "stopping": Podman may still show the state while the exit command cleans up after the process has died (the
+    # 'died' event that frees the slot comes from that clean-up); the runner is gone by then.
+    return [r[0] for r in rows if not live_only or r[-1] not in ("exited", "stopped", "stopping", "removing")]
 
 
 async def test_a_container_killed_mid_turn_is_retried_and_the_reply_arrives(
