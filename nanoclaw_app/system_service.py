@@ -146,6 +146,26 @@ def _running_elsewhere(paths: Paths, service_pid: int | None) -> int | None:
     return pid if isinstance(pid, int) and pid != service_pid else None
 
 
+def _nothing_to_remove(outcome: Outcome, path: Path) -> Outcome:
+    outcome.say(f"There is no NanoClaw service to remove ({path} does not exist).")
+    return outcome
+
+
+def _say_removed(outcome: Outcome, path: Path, home: Path) -> None:
+    outcome.say(f"The NanoClaw service is stopped and removed ({path}). Your data is kept in {home}.")
+
+
+def _say_installed(outcome: Outcome, path: Path) -> bool:
+    """Say whether the service file is there (both managers start their status with it); False ends the status."""
+    if not path.exists():
+        outcome.say(f"The NanoClaw service is not installed ({path} does not exist). "
+                    "`nanoclaw service install` sets it up.")
+        outcome.code = NOT_RUNNING
+        return False
+    outcome.say(f"Installed: yes ({path}).")
+    return True
+
+
 class SystemdUserService:
     """``~/.config/systemd/user/nanoclaw.service``, driven by ``systemctl --user``."""
 
@@ -243,26 +263,20 @@ class SystemdUserService:
         """Stop and disable the service and remove its file; the data stays."""
         outcome = Outcome()
         if not self.path.exists():
-            outcome.say(f"There is no NanoClaw service to remove ({self.path} does not exist).")
-            return outcome
+            return _nothing_to_remove(outcome, self.path)
         self._systemctl("disable", "--now", UNIT)  # fails harmlessly when it was not enabled or not loaded
         self.path.unlink()
         reload = self._systemctl("daemon-reload")
         if reload.code != 0:
             return self._unreachable(outcome, reload, f"Removed {self.path}")
-        outcome.say(f"The NanoClaw service is stopped and removed ({self.path}). Your data is kept in "
-                    f"{self.paths.home}.")
+        _say_removed(outcome, self.path, self.paths.home)
         return outcome
 
     def status(self) -> Outcome:
         """Installed, enabled, running and lingering, in words; exit code 3 when it is not running."""
         outcome = Outcome()
-        if not self.path.exists():
-            outcome.say(f"The NanoClaw service is not installed ({self.path} does not exist). "
-                        "`nanoclaw service install` sets it up.")
-            outcome.code = NOT_RUNNING
+        if not _say_installed(outcome, self.path):
             return outcome
-        outcome.say(f"Installed: yes ({self.path}).")
         enabled = self._systemctl("is-enabled", UNIT)
         if enabled.code != 0 and not enabled.out.strip():
             return self._unreachable(outcome, enabled, "The service file is there")
@@ -349,24 +363,18 @@ class LaunchAgentService:
         """Unload the agent and remove its file; the data stays."""
         outcome = Outcome()
         if not self.path.exists():
-            outcome.say(f"There is no NanoClaw service to remove ({self.path} does not exist).")
-            return outcome
+            return _nothing_to_remove(outcome, self.path)
         if self._loaded().code == 0:
             self.run(["launchctl", "bootout", self.target])
         self.path.unlink()
-        outcome.say(f"The NanoClaw service is stopped and removed ({self.path}). Your data is kept in "
-                    f"{self.paths.home}.")
+        _say_removed(outcome, self.path, self.paths.home)
         return outcome
 
     def status(self) -> Outcome:
         """Installed, loaded, running, in words; exit code 3 when it is not running."""
         outcome = Outcome()
-        if not self.path.exists():
-            outcome.say(f"The NanoClaw service is not installed ({self.path} does not exist). "
-                        "`nanoclaw service install` sets it up.")
-            outcome.code = NOT_RUNNING
+        if not _say_installed(outcome, self.path):
             return outcome
-        outcome.say(f"Installed: yes ({self.path}).")
         disabled = self.run(["launchctl", "print-disabled", self.domain]).out
         off = any(f'"{AGENT_LABEL}" => {word}' in disabled for word in ("disabled", "true"))
         outcome.say("Starts by itself: no (disabled in launchd)." if off else "Starts by itself: yes, at each login.")
