@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 _SETTING_NAMES = tuple(f.name for f in dataclasses.fields(Settings))
 HOUSEKEEPING_SECONDS = 30.0
+ENGINE_RETRY_SECONDS = (2.0, 5.0, 10.0, 20.0, *(30.0,) * 118)
+"""Pauses between attempts to reach an unavailable container engine: about an hour, then the next start's turn."""
 QUIET_POLL_SECONDS = 30.0
 
 
@@ -147,6 +149,8 @@ class Host:
             self.web, self.lan_web = web_servers(self.services)
         self._stack: AsyncExitStack | None = None
         self._housekeeping: asyncio.Task[None] | None = None
+        self._engine: asyncio.Task[None] | None = None
+        self._engine_tried = asyncio.Event()  # set once a connection attempt has failed
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -155,6 +159,12 @@ class Host:
         stack = AsyncExitStack()
         try:
             self.settings.paths.ensure()
+            # The engine connects (starting Podman's service can take a second) while the rest comes up: the
+            # window and the web app do not wait for it; every container start does (``ContainerRuntime.open``).
+            stack.push_async_callback(self.runtime.close)
+            self._component("containers", "connecting")
+            self._engine = asyncio.create_task(self._connect_engine(), name="engine-connect")
+            stack.push_async_callback(self._stop_engine_connect)
             await self.db.open()
             stack.push_async_callback(self.db.close)
             applied = await migrate(self.db)
@@ -177,17 +187,9 @@ class Host:
             stack.push_async_callback(self.gateway.stop)
             self._component("gateway", self.gateway.transport)
 
-            stack.push_async_callback(self.runtime.close)
-            try:
-                await self.runtime.open()
-            except NanoClawError as err:
-                # The app still comes up to say what is wrong; messages stay pending until the engine works.
-                log.error("container engine unavailable: %s", err)
-                self._component("containers", f"unavailable: {err}")
-            await self._remove_orphans()
             await self.waker.start()
             stack.push_async_callback(self.waker.stop_all)
-            self.state.components.setdefault("containers", self.runtime.name)
+            stack.push_async_callback(self._stop_engine_connect)  # a connect still under way ends before stop_all
 
             await self.approvals.sweep_stale_on_start()
             # Channels come up before recovery and the sweep: both may need to tell the owner something.
@@ -239,15 +241,48 @@ class Host:
             self._component("lan", f"unavailable: {err}")
             self.lan_web = None
 
-    async def _remove_orphans(self) -> None:
-        """Clean up containers of an earlier run; whatever the engine answers, the host starts anyway."""
-        try:
-            removed = await self.runtime.remove_orphans()
-        except Exception:
-            log.warning("could not clean up containers left by an earlier run; starting anyway", exc_info=True)
+    async def _connect_engine(self) -> None:
+        """Connect the runtime, and keep trying while it is unavailable (a machine booting, Podman being installed).
+
+        Meanwhile the app runs and says what is wrong; messages stay pending, and the sweep hands them over once a
+        start succeeds. The first failure is an error in the log, repeats of the same one are not.
+        """
+        said = ""
+        for delay in (*ENGINE_RETRY_SECONDS, None):
+            try:
+                await self.runtime.open()
+            except NanoClawError as err:
+                if str(err) != said:
+                    log.error("container engine unavailable: %s", err)
+                    said = str(err)
+                self._component("containers", f"unavailable: {err}")
+                if delay is None:
+                    return
+                self._engine_tried.set()
+                await asyncio.sleep(delay)
+                continue
+            if said:
+                log.info("container engine connected after all")
+            self._component("containers", self.runtime.name)
             return
-        if removed:
-            log.info("removed %d orphan containers from an earlier run", removed)
+
+    async def engine_connected(self) -> None:
+        """Wait until the start's engine connection succeeded or first failed (see ``state.components``)."""
+        task = self._engine
+        if task is None:
+            return
+        tried = asyncio.ensure_future(self._engine_tried.wait())
+        try:
+            await asyncio.wait([task, tried], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            tried.cancel()
+
+    async def _stop_engine_connect(self) -> None:
+        task = self._engine
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def stop(self) -> None:
         """Stop everything in reverse order (idempotent)."""

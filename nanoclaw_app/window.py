@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import os
 import signal
@@ -25,7 +26,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from nanoclaw_app import __version__
@@ -34,6 +35,7 @@ from nanoclaw_app.desktop.handover import hand_over
 from nanoclaw_app.desktop.instance import InstanceLock, InstanceRecord, write_record
 from nanoclaw_app.desktop.life import DesktopLife
 from nanoclaw_app.errors import NanoClawError
+from nanoclaw_app.paths import resource
 from nanoclaw_app.settings import Settings
 
 if TYPE_CHECKING:
@@ -120,7 +122,8 @@ class HostThread:
                 self._error = err
         finally:
             self._ready.set()
-            if self._on_exit is not None:
+            # A host that never started is reported by whoever waits for it (the window shows why it failed).
+            if self._on_exit is not None and self._error is None:
                 self._on_exit()
 
     async def _serve(self) -> None:
@@ -270,10 +273,24 @@ def run_app(settings: Settings, log_file: Path, *, background: bool = False) -> 
     lock = InstanceLock(settings.paths)
     if not lock.acquire() and hand_over(lock, background=background):
         return 0
+    code: int | None
     try:
-        return _run_instance(settings, log_file, background=background)
+        code = _run_instance(settings, log_file, background=background)
+    except TryAgain:
+        code = None
     finally:
         lock.release()
+    if code is None:
+        _start_again()
+    return code
+
+
+def _start_again() -> NoReturn:
+    """Replace this process with a fresh start of the same command (same pid, same terminal, a new host)."""
+    logging.shutdown()
+    if getattr(sys, "frozen", False):
+        os.environ["PYINSTALLER_RESET_ENVIRONMENT"] = "1"  # the bundle starts as new, not as its own child
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606 (this program, its arguments)
 
 
 def _run_instance(settings: Settings, log_file: Path, *, background: bool) -> int:
@@ -289,12 +306,12 @@ def _run_instance(settings: Settings, log_file: Path, *, background: bool) -> in
             host.launch()
             try:
                 reason = gui_unavailable_reason()  # loads the GUI toolkit while the host comes up
-                host.wait_ready()
                 if not closer.requested.is_set():
                     if reason is None:
-                        reason = _show_window(host, closer, life, background=background)
+                        reason = _show_window(host, closer, life, log_file, background=background)
                     if reason is not None:
                         life.headless = True
+                        host.wait_ready()
                         _serve_headless(host, closer, reason, log_file)
             finally:
                 life.close(host)
@@ -304,40 +321,107 @@ def _run_instance(settings: Settings, log_file: Path, *, background: bool) -> in
     return 1 if host.failed else 0
 
 
-def _show_window(host: HostThread, closer: _Closer, life: DesktopLife, *, background: bool) -> str | None:
-    """Open the window and block until the app quits; returns why it could not open, or None after it closed."""
+def _show_window(host: HostThread, closer: _Closer, life: DesktopLife, log_file: Path, *,
+                 background: bool) -> str | None:
+    """Open the window and block until the app quits; returns why it could not open, or None after it closed.
+
+    The window opens at once on a "Starting" page from disk and goes to the app when the host answers, so the user
+    sees something within the toolkit's own start time. A host that fails to start leaves the window on a page
+    saying why, in words; once the user closes it, the error is raised here for the caller to report.
+    """
     import webview
 
-    from nanoclaw_app.web.auth import issue_login_token
-
-    assert host.host is not None
-    token = host.call(issue_login_token(host.host.db))
     life.start_tray()
     hidden = life.start_hidden(background)
+    again = _TryAgainButton()
     window = webview.create_window(
-        TITLE, f"{host.url}login?token={token}", width=SIZE[0], height=SIZE[1], min_size=MIN_SIZE,
-        background_color="#FFFFFF", text_select=True, hidden=hidden,
+        TITLE, html=resource("ui", "static", "starting.html").read_text(encoding="utf-8"), width=SIZE[0],
+        height=SIZE[1], min_size=MIN_SIZE, background_color="#FFFFFF", text_select=True, hidden=hidden,
+        js_api=again,
     )
     if window is None:
         return "the window was refused by the GUI backend"
 
     opened = threading.Event()
+    failed: list[BaseException] = []
 
-    def on_first_load() -> None:
-        if not opened.is_set():  # one line per launch, not one per page
+    def on_load() -> None:
+        path = urlsplit(window.get_current_url() or "")
+        if host.url and not opened.is_set() and path.scheme.startswith("http"):  # one line per launch, not per page
             opened.set()
-            log.info("window opened on %s", urlsplit(window.get_current_url() or "").path or "/")
+            log.info("window opened on %s", path.path or "/")
 
-    window.events.loaded += on_first_load
+    def open_app() -> None:
+        """Wait for the host, then sign the window in (on pywebview's worker thread, once the GUI loop runs)."""
+        from nanoclaw_app.web.auth import issue_login_token
+
+        try:
+            url = host.wait_ready()
+            assert host.host is not None
+            token = host.call(issue_login_token(host.host.db))
+        except BaseException as err:
+            log.error("NanoClaw could not start: %s", err)
+            failed.append(err)
+            closer.requested.set()  # closing the window now quits
+            again.offer(closer.request)
+            window.load_html(_failure_page(err, log_file))
+            life.open_window()  # also when started hidden at login: the user must see why nothing works
+            return
+        window.load_url(f"{url}login?token={token}")
+        life.watch(host)
+
+    window.events.loaded += on_load
     closer.attach(window)
     life.attach(window, hidden=hidden)
-    life.watch(host)
     try:
-        webview.start(private_mode=True)
+        webview.start(open_app, private_mode=True)
     except webview.WebViewException as err:
         return f"the window could not open: {err}"
     log.info("window closed")
+    if failed:
+        if again.pressed:
+            raise TryAgain from failed[0]
+        raise failed[0]
     return None
+
+
+class TryAgain(Exception):
+    """The user asked to start the app again after a failed start (raised once the window has closed)."""
+
+
+class _TryAgainButton:
+    """pywebview's ``js_api`` for the failure page: its button closes the window and asks for a fresh start.
+
+    Only public methods are reachable from the page, and this one does nothing until a start has failed.
+    """
+
+    def __init__(self) -> None:
+        self._close: Callable[[], None] | None = None
+        self._pressed = threading.Event()
+
+    @property
+    def pressed(self) -> bool:
+        """Whether the button was pressed."""
+        return self._pressed.is_set()
+
+    def offer(self, close: Callable[[], None]) -> None:
+        """Arm the button (the start failed); ``close`` closes the window."""
+        self._close = close
+
+    def try_again(self) -> None:
+        """The page's button (pywebview's thread)."""
+        if self._close is not None:
+            log.info("starting again, as asked on the failure page")
+            self._pressed.set()
+            self._close()
+
+
+def _failure_page(err: BaseException, log_file: Path) -> str:
+    """The window's page for a host that could not start: the reason in words, and where the details are."""
+    reason = str(err) if isinstance(err, NanoClawError) else f"an unexpected error ({type(err).__name__}: {err})"
+    reason = reason.rstrip(".")
+    page = resource("ui", "static", "start-failed.html").read_text(encoding="utf-8")
+    return page.replace("{reason}", html.escape(reason)).replace("{log}", html.escape(str(log_file)))
 
 
 def _serve_headless(host: HostThread, closer: _Closer, reason: str, log_file: Path) -> None:

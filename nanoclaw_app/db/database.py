@@ -16,6 +16,8 @@ from typing import Any
 
 import aiosqlite
 
+from nanoclaw_app.errors import NanoClawError
+
 log = logging.getLogger(__name__)
 
 Params = Sequence[Any] | dict[str, Any]
@@ -42,14 +44,24 @@ class Database:
         """Open both connections (idempotent)."""
         if self._writer is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await aiosqlite.connect(self.path, isolation_level=None)
-        reader = await aiosqlite.connect(self.path, isolation_level=None)
-        for conn in (writer, reader):
-            conn.row_factory = sqlite3.Row
-            for pragma in _PRAGMAS:
-                await conn.execute(pragma)
-        self._writer, self._reader = writer, reader
+        opened: list[aiosqlite.Connection] = []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for _ in range(2):
+                conn = await aiosqlite.connect(self.path, isolation_level=None)
+                opened.append(conn)
+                conn.row_factory = sqlite3.Row
+                for pragma in _PRAGMAS:
+                    await conn.execute(pragma)
+        except (sqlite3.Error, OSError) as err:
+            for conn in opened:
+                await conn.close()
+            # Said in words by the CLI and the window: a traceback would tell a home user nothing.
+            raise NanoClawError(
+                f"NanoClaw cannot open its database {self.path} ({err}); make sure that folder belongs to you, "
+                "the disk is not full, and no other program holds the file"
+            ) from err
+        self._writer, self._reader = opened
 
     async def close(self) -> None:
         """Close both connections; safe to call twice or after a failed open."""

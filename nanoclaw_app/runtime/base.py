@@ -63,7 +63,11 @@ class ContainerRuntime(Protocol):
         """Register the callback for container exits."""
 
     async def open(self) -> None:
-        """Connect to the engine; raise ``TransientError`` saying what to fix when it is not usable yet."""
+        """Connect to the engine and remove what an earlier host run left, before any start.
+
+        Raises ``TransientError`` saying what to fix when it is not usable yet. Every start calls it first, so the
+        host may open in the background while it comes up.
+        """
 
     async def close(self) -> None:
         """Release the engine connection (running containers are stopped by the wake manager first)."""

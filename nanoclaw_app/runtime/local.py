@@ -51,6 +51,8 @@ class LocalRuntime:
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self._callbacks: list[ExitCallback] = []
         self._stopping: set[str] = set()
+        self._open_lock = asyncio.Lock()
+        self._opened = False
 
     def on_exit(self, callback: ExitCallback) -> None:
         """Register an exit callback."""
@@ -60,6 +62,7 @@ class LocalRuntime:
         """Spawn the runner for a session (no-op when it already runs)."""
         if spec.session_id in self._procs:
             return
+        await self.open()
         env = {
             **os.environ,
             **self._env,
@@ -142,7 +145,14 @@ class LocalRuntime:
         """Nothing to do: the runner watches ``inbound.db`` itself."""
 
     async def open(self) -> None:
-        """Nothing to connect to: the runner is a local subprocess."""
+        """Kill the runners an earlier host left, once; every start waits for it, so none is taken for a leftover."""
+        async with self._open_lock:
+            if self._opened:
+                return
+            killed = await self.remove_orphans()
+            self._opened = True
+        if killed:
+            log.info("killed %d runners left by an earlier run", killed)
 
     async def close(self) -> None:
         """Nothing to release; running runners are stopped by the wake manager."""

@@ -129,7 +129,11 @@ class PodmanRuntime:
         return self._api
 
     async def open(self) -> None:
-        """Find or start the engine and watch container exits; raises ``PodmanUnavailable`` saying what to fix."""
+        """Find or start the engine, remove an earlier run's containers and watch exits.
+
+        Raises ``PodmanUnavailable`` saying what to fix. The orphans go under the connect lock, before the API is
+        published: every container start waits here first, so none can be mistaken for a leftover.
+        """
         async with self._connect_lock:
             if self._api is not None:
                 return
@@ -147,7 +151,10 @@ class PodmanRuntime:
                 raise refusal
             self._selinux = security_options(info)
             self._notes = engine_notes(info)
+            removed = await self._remove_orphans(api)
             self._api = api
+            if removed:
+                log.info("removed %d orphan containers from an earlier run", removed)
             version = (info.get("version") or {}).get("Version", "?")
             mode = "rootless" if self._rootless else "rootful"
             log.info("Podman %s connected at %s (%s)", version, endpoint.url, mode)
@@ -343,14 +350,22 @@ class PodmanRuntime:
         """Nothing to do: the runner watches ``inbound.db`` through the bind mount (and polls as a fallback)."""
 
     async def remove_orphans(self) -> int:
-        """Remove every container of this install left by an earlier host run.
-
-        Best effort: a container that fails to go is logged and left for the next start (a leftover holds no
-        messages; the sweep retries their work), so no engine answer here can keep the host from starting.
-        """
+        """Remove every container of this install that this host did not start (connecting first if needed)."""
         try:
             await self.open()
-            found = await self._require_api().list({LABEL_INSTALL: self.install})
+        except NanoClawError as err:
+            log.warning("cannot look for orphan containers: %s", err)
+            return 0
+        return await self._remove_orphans(self._require_api())
+
+    async def _remove_orphans(self, api: PodmanApi) -> int:
+        """Remove them, best effort: no engine answer here may keep the host from starting.
+
+        A container that fails to go is logged and left for the next start (a leftover holds no messages; the sweep
+        retries their work).
+        """
+        try:
+            found = await api.list({LABEL_INSTALL: self.install})
         except NanoClawError as err:
             log.warning("cannot look for orphan containers: %s", err)
             return 0
@@ -362,7 +377,7 @@ class PodmanRuntime:
             log.info("removing orphan container %s (%s) of session %s", info.name, info.state,
                      info.labels.get(LABEL_SESSION))
             try:
-                await self._require_api().remove(info.name)
+                await api.remove(info.name)
             except Exception as err:  # any failure here is a warning, never fatal
                 log.warning("could not remove orphan container %s; it is left for the next start: %s",
                             info.name, err, exc_info=not isinstance(err, NanoClawError))

@@ -100,6 +100,7 @@ async def test_host_killed_with_ten_messages_in_flight_then_restarted_answers_ea
 
         host = Host(settings, adapters=[FeedChannel(workdir)], serve_web=False, secrets=secrets_with_keys())
         await host.start()
+        await host.engine_connected()
         assert orphan not in containers(install)  # removed at start, whatever state it was in
         await wait_for(lambda: all(f"pong {n}" in delivered(workdir) for n in IN_FLIGHT),
                        what="the answers after the restart")

@@ -89,7 +89,8 @@ async def test_the_host_starts_and_answers_when_podman_fumbles_removing_leftover
         channel = FakeChannel()
         with caplog.at_level(logging.WARNING):
             host: Host = await podman_host_factory(settings, channel)
-        assert host.state.ready
+            assert host.state.ready  # the app is up; the engine connects and cleans up beside it
+            await host.engine_connected()
         assert not exists(vanishing)
         assert exists(stuck)  # left for the next start, and said so
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

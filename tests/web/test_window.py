@@ -176,6 +176,39 @@ def test_window_opens_signed_in_on_setup_and_sigterm_closes_it_cleanly(app_env: 
     assert "is running" not in "".join(app.out), "a window was open, yet the app said it runs headless"
 
 
+def _window_id(display: str) -> str:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^NanoClaw$"], capture_output=True,
+                               text=True, check=False, env={**os.environ, "DISPLAY": display})
+        if found.stdout.split():
+            return found.stdout.split()[0]
+        assert time.monotonic() < deadline, "no NanoClaw window was mapped"
+        time.sleep(0.2)
+
+
+def test_a_failed_start_says_why_in_the_window_and_try_again_starts_afresh(app_env: dict[str, str],
+                                                                            display: str) -> None:
+    paths = Paths.from_env()
+    paths.central_db.mkdir(parents=True)  # a folder where the database file belongs: it cannot be opened
+    app = App({**app_env, "DISPLAY": display})
+    try:
+        app.wait_for("NanoClaw could not start: NanoClaw cannot open its database", stream="err")
+        window = _window_id(display)  # the window stays, on a page that says why, instead of vanishing
+        _settled_screenshot(display, screenshot_dir() / "window-start-failed.png")
+        paths.central_db.rmdir()  # the user fixes it ...
+        env = {**os.environ, "DISPLAY": display}
+        subprocess.run(["xdotool", "windowfocus", "--sync", window, "key", "Return"], env=env, check=True,
+                       timeout=30)  # ... and presses "Try again" (it has the focus)
+        app.wait_for("starting again, as asked on the failure page", stream="err")
+        app.wait_for("window opened on /setup", stream="err")  # the same process, started afresh
+        assert "link" in _sessions(paths)
+    finally:
+        code = app.stop(signal.SIGTERM)
+    assert code == 0, app.output
+    assert "Traceback" not in app.output
+
+
 def test_without_a_display_the_app_runs_headless_and_prints_the_url(app_env: dict[str, str]) -> None:
     app = App(app_env)
     try:

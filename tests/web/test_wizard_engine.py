@@ -320,6 +320,7 @@ async def test_a_stopped_machine_is_started_when_the_app_starts(web_settings: Se
     await host.start()
     try:
         assert host.url  # the app is up while the machine boots
+        await host.engine_connected()
         assert "is starting" in host.state.components["containers"]
         await until(lambda: "podman.exe machine start podman-machine-default" in os_tools.calls(tools))
         (tools / "go").touch()
