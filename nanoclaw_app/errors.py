@@ -4,6 +4,7 @@
 
     NanoClawError
     ├── TransientError      retry later (may carry ``retry_after`` seconds)
+    │   ├── WaitingForUser  until the user acts (a locked secret store, a missing key)
     │   └── ChannelDown     the chat platform link is down: wait for it without using up attempts
     ├── AuthError           re-pair or re-authenticate the account
     ├── ConfigError         stop and tell the user how to fix the setup
@@ -33,6 +34,10 @@ class TransientError(NanoClawError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class WaitingForUser(TransientError):
+    """Work that waits until the user acts (unlocks the secret store, adds a key): retried then, never an error."""
 
 
 class ChannelDown(TransientError):

@@ -39,6 +39,7 @@ from nanoclaw_app.db.migrate import migrate
 from nanoclaw_app.db.rows import Session
 from nanoclaw_app.errors import ConfigError, NanoClawError
 from nanoclaw_app.gateway.server import ModelGateway
+from nanoclaw_app.gateway.upstream import build_upstreams
 from nanoclaw_app.runtime.base import ContainerRuntime, ExtraMount, SessionSpec
 from nanoclaw_app.runtime.mounts import MountRequest, load_allowlist, resolve_mounts
 from nanoclaw_app.runtime.wake import WakeManager
@@ -46,6 +47,7 @@ from nanoclaw_app.secrets.backend import PASSPHRASE_ENV, choose_backend
 from nanoclaw_app.secrets.store import SecretStore
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.services.engine_check import stop_image_build
+from nanoclaw_app.services.key_gate import KeyGate
 from nanoclaw_app.sessions.store import SessionStore
 from nanoclaw_app.settings import Settings
 from nanoclaw_app.web.app import web_servers
@@ -127,6 +129,8 @@ class Host:
             quiet_poll_seconds=QUIET_POLL_SECONDS if sys.platform.startswith("linux") else None,
         )
         self.sweep = Sweep(self.ctx, interval=settings.sweep_interval_seconds)
+        self.key_gate = KeyGate(self.secrets, settings.paths, lambda: build_upstreams(self.settings),
+                                lambda text: notify_owner(self.ctx, text), self.events)
         self.due = DueTimer(self.ctx)
         self.ctx.due = self.due
         self.typing = TypingKeeper(self.ctx)
@@ -150,6 +154,7 @@ class Host:
         self._stack: AsyncExitStack | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._engine: asyncio.Task[None] | None = None
+        self._release: asyncio.Task[None] | None = None
         self._engine_tried = asyncio.Event()  # set once a connection attempt has failed
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -217,6 +222,8 @@ class Host:
             stack.push_async_callback(self.router.stop)
             self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
             stack.push_async_callback(self._stop_housekeeping)
+            self._release = asyncio.create_task(self._release_when_keys_usable(), name="key-release")
+            stack.push_async_callback(self._stop_release)
 
             if self.web is not None:
                 await self.web.start()
@@ -240,6 +247,26 @@ class Host:
             log.error("could not open LAN access (HTTPS): %s", err)
             self._component("lan", f"unavailable: {err}")
             self.lan_web = None
+
+    async def _release_when_keys_usable(self) -> None:
+        """When the store is unlocked or a key saved, hand the messages that waited for it to their agents now."""
+        async with self.events.subscribe() as queue:
+            while True:
+                event = await queue.get()
+                usable = ((event.kind == "health" and event.data.get("components", {}).get("secrets") == "ok")
+                          or (event.kind == "secrets.changed" and event.data.get("is_set")))
+                if usable and self.key_gate.release():
+                    try:
+                        await self.sweep.sweep_once()
+                    except Exception:
+                        log.exception("waking the sessions that waited for a key failed; the sweep retries")
+
+    async def _stop_release(self) -> None:
+        task, self._release = self._release, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _connect_engine(self) -> None:
         """Connect the runtime, and keep trying while it is unavailable (a machine booting, Podman being installed).
@@ -425,10 +452,16 @@ class Host:
         await self.router.route(message)
 
     async def _prepare(self, session: Session) -> SessionSpec:
-        """Before a container starts: project destinations and routing, and say what to run and mount."""
+        """Before a container starts: project destinations and routing, and say what to run and mount.
+
+        Raises ``WaitingForUser`` when the agent's model key cannot be used now: its messages wait for the user.
+        """
+        config = await agents_db.get_config(self.db, session.agent_group_id)
+        provider = session.agent_provider or (config.provider if config else "claude")
+        if self.runtime.uses_model_keys:
+            await self.key_gate.check(provider)
         await project(self.ctx, session)
         agent = await agents_db.get(self.db, session.agent_group_id)
-        config = await agents_db.get_config(self.db, session.agent_group_id)
         folder = agent.folder if agent is not None else session.agent_group_id
         agent_dir = self.settings.paths.agents / folder
         agent_dir.mkdir(parents=True, exist_ok=True)
@@ -453,7 +486,7 @@ class Host:
             log_path=self.settings.paths.container_log(session.id),
             session_dir=self.store.dir(session.agent_group_id, session.id),
             agent_dir=agent_dir,
-            provider=session.agent_provider or (config.provider if config else "claude"),
+            provider=provider,
             model=config.model if config else None,
             env=env,
             mounts=await self._extra_mounts(session, config.additional_mounts if config else "[]"),

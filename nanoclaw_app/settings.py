@@ -17,6 +17,7 @@ from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.paths import Paths
 
 ENV_PREFIX = "NANOCLAW_"
+ANTHROPIC_API = "https://api.anthropic.com"
 
 
 def detect_timezone() -> str:
@@ -109,8 +110,9 @@ class Settings:
     gateway_transport: str = "auto"
     """How containers reach the model gateway: ``unix`` (a socket mounted in; Linux), ``tcp`` (Podman machine on
     macOS/Windows, via ``host.containers.internal``) or ``auto``."""
-    anthropic_base_url: str = "https://api.anthropic.com"
-    """Upstream the gateway forwards Anthropic requests to."""
+    anthropic_base_url: str = ANTHROPIC_API
+    """Upstream the gateway forwards Anthropic requests to (a proxy or an Anthropic-compatible server works too);
+    without ``/v1``, which the clients add. Applies at once."""
     openai_base_url: str = "https://api.openai.com/v1"
     """Upstream the gateway forwards OpenAI-compatible requests to (e.g. ``http://localhost:11434/v1`` for Ollama)."""
     daily_spend_cap_usd: float = 0.0
@@ -204,8 +206,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("setting 'daily_spend_cap_usd' must be 0 (off) or more")
     if settings.whatsapp_sends_per_minute < 1:
         raise ConfigError("setting 'whatsapp_sends_per_minute' must be 1 or more")
-    if not settings.telegram_api_base_url.startswith(("http://", "https://")):
-        raise ConfigError("setting 'telegram_api_base_url' must start with http:// or https://")
+    for name in ("telegram_api_base_url", "anthropic_base_url", "openai_base_url"):
+        if not getattr(settings, name).startswith(("http://", "https://")):
+            raise ConfigError(f"setting {name!r} must start with http:// or https://")
     choices = {"runtime": ("podman", "local"), "gateway_transport": ("auto", "unix", "tcp")}
     for name, allowed in choices.items():
         if getattr(settings, name) not in allowed:

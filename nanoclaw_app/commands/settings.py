@@ -10,13 +10,14 @@ from nanoclaw_app.commands.host_api import call_running_host
 from nanoclaw_app.commands.output import json_flag, print_json, print_table
 from nanoclaw_app.errors import UserError
 from nanoclaw_app.services import app_settings
-from nanoclaw_app.services.app_settings import EDITABLE, AppSettings
+from nanoclaw_app.services.app_settings import EDITABLE, NEEDS_RESTART, AppSettings
 from nanoclaw_app.services.context import AppServices
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `settings` subcommands."""
-    parser = sub.add_parser("settings", help="timezone, LAN access, spend cap, agent image, CA certificates")
+    parser = sub.add_parser("settings", help="timezone, LAN access, spend cap, agent image, CA certificates, "
+                                             "Anthropic address")
     commands = parser.add_subparsers(dest="settings_command", required=True)
     show = commands.add_parser("show", help="the settings and whether a restart is needed")
     json_flag(show)
@@ -58,6 +59,11 @@ async def _set(args: argparse.Namespace, services: AppServices) -> int:
                                          json={"enabled": value, "password": password})
         view = AppSettings(**answer) if answer is not None else await app_settings.set_lan_access(
             services, value, password)
+    elif args.name not in NEEDS_RESTART:
+        # A running app takes it at once (its gateway, its channels); written here, it would wait for a restart.
+        answer = await call_running_host(services, "PUT", "/api/settings", json={args.name: value})
+        view = AppSettings(**answer) if answer is not None else await app_settings.update_settings(
+            services, {args.name: value})
     else:
         view = await app_settings.update_settings(services, {args.name: value})
     _print(view, as_json=args.json)

@@ -162,8 +162,15 @@ class Proxy:
         return False
 
     async def _key(self, upstream: Upstream, grant: Grant, send: Send) -> str | None:
-        """The real key ('' when an OpenAI-compatible local server needs none); None when the call was refused."""
+        """The real key ('' when an OpenAI-compatible local server needs none); None when the call was refused.
+
+        A server that needs no key (Ollama, a local server) is called without one when there is no usable secret
+        store (no OS keyring, no passphrase): no key was given, so none can be kept, and asking for a store would
+        block a setup that needs none. Should such a server want a key after all, its own refusal is passed on.
+        """
         api = _API_NAMES[upstream.name]
+        if not upstream.key_required and not self._secrets.available:
+            return ""
         try:
             key = await self._secrets.get(upstream.secret_name)
         except ConfigError as err:

@@ -32,6 +32,7 @@ class LocalRuntime:
     """One runner subprocess per session, its output appended to the session's host-only log file."""
 
     name = "local"
+    uses_model_keys = True
 
     def __init__(
         self,

@@ -71,6 +71,7 @@ class PodmanRuntime:
     """Starts, watches and stops session containers through Podman's REST API."""
 
     name = "podman"
+    uses_model_keys = True
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ class UnavailableRuntime:
     """Refuses to start containers, saying why."""
 
     name = "unavailable"
+    uses_model_keys = False
 
     def __init__(self, reason: str) -> None:
         self.reason = reason

@@ -27,6 +27,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from nanoclaw_app.db import sessions as sessions_db
+from nanoclaw_app.errors import WaitingForUser
 from nanoclaw_app.runtime.base import STANDBY_MAX_AGE_SECONDS, ContainerRuntime, SessionSpec, StandbyRuntime
 from nanoclaw_app.sessions.store import SessionStore
 from nanoclaw_app.timeutil import iso, utcnow
@@ -273,6 +274,10 @@ class WakeManager:
             SessionStore.clear_heartbeat(spec.session_dir)
             await self._set_status(session.id, "starting")
             await self._runtime.start(spec)
+        except WaitingForUser as err:  # said to the owner already; retried once the user acted
+            log.info("session %s waits for the user: %s", session.id, err)
+            self._publish("container.waiting", session_id=session.id, reason=str(err))
+            return False
         except Exception as err:
             log.warning("starting a container for session %s failed (the message stays pending): %s",
                         session.id, err, exc_info=True)

@@ -1,7 +1,8 @@
 """Choosing the keyring backend explicitly: auto-selection can land on a plaintext file or on one that fails later.
 
 The OS keyring is used only when a set/get/delete probe works. Where none works, secrets go to an encrypted file
-unlocked by the user's passphrase (from Settings, or ``NANOCLAW_SECRETS_PASSPHRASE`` on a headless server). Anything
+unlocked by the user's passphrase (typed in the app, kept by this computer when the user chose automatic unlocking,
+or ``NANOCLAW_SECRETS_PASSPHRASE`` on a headless server). Anything
 that stores secrets in plain text is refused.
 """
 
@@ -15,6 +16,7 @@ from keyring.backend import KeyringBackend
 from nanoclaw_app.errors import NanoClawError
 from nanoclaw_app.ids import short_code
 from nanoclaw_app.paths import Paths
+from nanoclaw_app.secrets import machine_key
 from nanoclaw_app.secrets.encrypted_file import EncryptedFileKeyring, secrets_file
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,8 @@ def choose_backend(
 
     An existing encrypted file wins over the OS keyring: the secrets are in it, and an OS keyring that works today but
     did not when the file was made must not hide them. Otherwise the OS keyring when its probe works; otherwise the
-    encrypted file, created or unlocked with ``passphrase``.
+    encrypted file, created or unlocked with ``passphrase`` or, when the user chose that, the passphrase this
+    computer keeps (:mod:`machine_key`).
     """
     file = secrets_file(paths)
     if not file.exists():
@@ -74,7 +77,9 @@ def choose_backend(
         if passphrase is None:
             return None, f"{reason}; set a passphrase in Settings to keep secrets in an encrypted file instead"
     elif passphrase is None:
-        return None, "the encrypted secret store needs its passphrase: unlock it in Settings"
+        passphrase = machine_key.recall(paths)
+        if passphrase is None:
+            return None, "the encrypted secret store needs its passphrase: unlock it in the app"
     try:
         if file.exists():
             chosen = EncryptedFileKeyring.unlock(file, passphrase)

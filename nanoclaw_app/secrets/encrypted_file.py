@@ -3,7 +3,9 @@
 Every secret lives in one file, ``<home>/secrets.enc`` (mode 0600), sealed with AES-GCM under a key derived from the
 user's passphrase by scrypt. The header (format, scrypt parameters, random salt) is authenticated with the contents,
 so a tampered file fails like a wrong passphrase. The derived key stays in this object's memory; it is never written.
-A key file next to the data would only be obfuscation, which is why there is none.
+A key file next to the data would only be obfuscation, which is why there is none; a user who wants the store to
+unlock by itself after a reboot chooses that, and the passphrase is then kept outside the data folder
+(:mod:`nanoclaw_app.secrets.machine_key`).
 """
 
 from __future__ import annotations
@@ -81,6 +83,17 @@ class EncryptedFileKeyring(KeyringBackend):
         keyring = cls(file, _derive(passphrase, base64.b64decode(header["salt"]), header["n"]), header)
         keyring._read()  # proves the passphrase
         return keyring
+
+    def rekey(self, passphrase: str, *, n: int = SCRYPT_N) -> None:
+        """Seal the same contents under a new passphrase (new salt); the old one stops working."""
+        if len(passphrase) < MIN_PASSPHRASE:
+            raise UserError(f"the passphrase needs at least {MIN_PASSPHRASE} characters")
+        with self._lock:
+            contents = self._read()
+            salt = random.token_bytes(16)
+            self._header = {**self._header, "n": n, "salt": _b64(salt)}
+            self._aead = _derive(passphrase, salt, n)
+            self._write(contents)
 
     @staticmethod
     def _load(file: Path) -> tuple[dict[str, Any], bytes, bytes]:

@@ -58,6 +58,11 @@ class SecretStore:
         return str(type(self._backend).name)
 
     @property
+    def encrypted_file(self) -> EncryptedFileKeyring | None:
+        """The encrypted file in use, if that is the backend (to change its passphrase)."""
+        return self._backend if isinstance(self._backend, EncryptedFileKeyring) else None
+
+    @property
     def available(self) -> bool:
         """Whether secrets can be read and written."""
         return self._backend is not None

@@ -17,17 +17,18 @@ import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from nanoclaw_app.db import app_state
 from nanoclaw_app.errors import UserError
 from nanoclaw_app.services.context import AppServices
-from nanoclaw_app.settings import ENV_PREFIX, Settings, load_settings, save_settings
+from nanoclaw_app.settings import ANTHROPIC_API, ENV_PREFIX, Settings, load_settings, save_settings
 from nanoclaw_app.web.runfile import read_run_file
 from nanoclaw_app.web.tls import ensure_certificate, lan_address, read_certificate
 
 EDITABLE = ("timezone", "lan_access", "lan_https", "host", "port", "https_port", "daily_spend_cap_usd",
             "agent_base_image", "agent_ca_certificates", "telegram_api_base_url", "whatsapp_reply_only",
-            "whatsapp_sends_per_minute")
+            "whatsapp_sends_per_minute", "anthropic_base_url")
 NEEDS_RESTART = frozenset({"lan_access", "lan_https", "host", "port", "https_port", "timezone", "agent_base_image",
                            "agent_ca_certificates"})
 RESTART_KEY = "settings.restart_needed"
@@ -51,6 +52,8 @@ class AppSettings:
     telegram_api_base_url: str
     whatsapp_reply_only: bool
     whatsapp_sends_per_minute: int
+    anthropic_base_url: str
+    """Where Anthropic calls go: Anthropic itself, a proxy or a compatible server (applies at once)."""
     lan_password_set: bool
     lan_url: str | None
     """Where other devices open the app; None when this computer's network address is not known."""
@@ -187,12 +190,36 @@ def _check(name: str, value: Any, current: Settings) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 120:
             raise UserError("WhatsApp sends per minute must be a whole number from 1 to 120")
         return value
+    if name == "anthropic_base_url":
+        return _anthropic_address(str(value))
     if name == "telegram_api_base_url":
         text = str(value).strip().rstrip("/")
         if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", text):
             raise UserError(f"{text!r} is not a web address such as https://api.telegram.org")
         return text
     return value  # pragma: no cover - every editable name is handled above
+
+
+def _anthropic_address(text: str) -> str:
+    """An http(s) address without credentials, query or ``/v1`` (the gateway adds ``/v1/messages``); "" is Anthropic."""
+    text = text.strip().rstrip("/")
+    if not text:
+        return ANTHROPIC_API
+    example = "such as https://api.anthropic.com or http://192.168.1.20:4000"
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # a port that is not a number from 0 to 65535 raises ValueError
+    except ValueError as err:
+        raise UserError(f"{text!r} is not a web address {example}") from err
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0 or any(c.isspace() for c in text):
+        raise UserError(f"the Anthropic address must start with http:// or https:// and name a server, {example}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise UserError("leave user names, passwords, ? and # out of the Anthropic address; the key goes in "
+                        "API keys and tokens")
+    if parts.path.endswith("/v1"):
+        raise UserError(f"leave /v1 off the end of the Anthropic address ({text.removesuffix('/v1')}): NanoClaw "
+                        "adds /v1/messages itself")
+    return text
 
 
 def _ca_file(text: str) -> str:

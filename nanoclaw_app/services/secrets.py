@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets as random
 from dataclasses import dataclass
 
 from nanoclaw_app.db import secret_names
 from nanoclaw_app.errors import NotFound, UserError
 from nanoclaw_app.gateway.upstream import build_upstreams
+from nanoclaw_app.secrets import machine_key
 from nanoclaw_app.secrets.backend import encrypted_store_exists
 from nanoclaw_app.secrets.encrypted_file import MIN_PASSPHRASE, EncryptedFileKeyring, secrets_file
 from nanoclaw_app.services.context import AppServices
@@ -47,6 +49,8 @@ class SecretStatus:
     needs_passphrase_setup: bool
     """No OS keyring works and no encrypted file exists: the user must choose a passphrase."""
     reason: str
+    automatic: str | None = None
+    """How this computer unlocks the encrypted file at start (``systemd-creds``, ``key file``), or None."""
 
 
 def check_name(name: str) -> str:
@@ -109,6 +113,7 @@ async def secret_status(services: AppServices) -> SecretStatus:
         locked=not store.available and exists,
         needs_passphrase_setup=not store.available and not exists,
         reason=store.unavailable_reason,
+        automatic=await asyncio.to_thread(machine_key.method, services.settings.paths) if exists else None,
     )
 
 
@@ -118,24 +123,63 @@ def _refuse_if_os_keyring(services: AppServices) -> None:
                         "no passphrase is needed")
 
 
-async def unlock(services: AppServices, passphrase: str) -> None:
-    """Open the existing encrypted file with the user's passphrase and use it from now on."""
+async def unlock(services: AppServices, passphrase: str, *, automatic: bool = False) -> None:
+    """Open the existing encrypted file with the user's passphrase and use it from now on.
+
+    ``automatic`` also keeps the passphrase on this computer, so the next start unlocks by itself.
+    """
     _refuse_if_os_keyring(services)
-    file = secrets_file(services.settings.paths)
+    paths = services.settings.paths
+    file = secrets_file(paths)
     backend = await asyncio.to_thread(EncryptedFileKeyring.unlock, file, passphrase)
+    if automatic:
+        how = await asyncio.to_thread(machine_key.remember, paths, passphrase)
+        log.info("secret store %s unlocks automatically from now on (%s)", file, how)
     _use(services, backend)
     log.info("secret store %s unlocked", file)
 
 
-async def create_passphrase(services: AppServices, passphrase: str) -> None:
+async def create_passphrase(services: AppServices, passphrase: str, *, automatic: bool = False) -> None:
     """Start an encrypted secret file sealed with a new passphrase (only where no OS keyring works)."""
     _refuse_if_os_keyring(services)
     if len(passphrase) < MIN_PASSPHRASE:
         raise UserError(f"the passphrase needs at least {MIN_PASSPHRASE} characters")
-    file = secrets_file(services.settings.paths)
-    backend = await asyncio.to_thread(EncryptedFileKeyring.create, file, passphrase)
+    paths = services.settings.paths
+    file = secrets_file(paths)
+    if automatic:  # kept first: a store whose passphrase could not be kept is never made
+        await asyncio.to_thread(machine_key.remember, paths, passphrase)
+    try:
+        backend = await asyncio.to_thread(EncryptedFileKeyring.create, file, passphrase)
+    except BaseException:
+        if automatic:
+            await asyncio.to_thread(machine_key.forget, paths)
+        raise
     _use(services, backend)
-    log.info("secret store %s created", file)
+    log.info("secret store %s created%s", file, " (unlocks automatically on this computer)" if automatic else "")
+
+
+async def create_automatic(services: AppServices) -> None:
+    """Start an encrypted secret file that this computer unlocks by itself: no passphrase for the user to choose.
+
+    Its passphrase is random and kept only by this computer (:mod:`machine_key`); choosing a passphrase later
+    (:func:`change_passphrase`) turns that off.
+    """
+    await create_passphrase(services, random.token_urlsafe(32), automatic=True)
+
+
+async def change_passphrase(services: AppServices, passphrase: str, *, automatic: bool) -> None:
+    """Seal the unlocked store under a new passphrase, kept by this computer or not (``automatic``)."""
+    _refuse_if_os_keyring(services)
+    backend = services.secrets.encrypted_file
+    if backend is None:
+        raise UserError("unlock the secret store first")
+    paths = services.settings.paths
+    await asyncio.to_thread(backend.rekey, passphrase)
+    if automatic:
+        await asyncio.to_thread(machine_key.remember, paths, passphrase)
+    else:
+        await asyncio.to_thread(machine_key.forget, paths)
+    log.info("secret store passphrase changed (%s)", "unlocks automatically" if automatic else "asked at each start")
 
 
 def _use(services: AppServices, backend: EncryptedFileKeyring) -> None:

@@ -186,6 +186,7 @@ class InProcessRuntime:
     """
 
     name: str = "inprocess"
+    uses_model_keys: bool = False  # its agents never call a model
     reply: ReplyScript | None = None
     delay: float = 0.0
     fail_start: int = 0

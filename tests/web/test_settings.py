@@ -252,7 +252,7 @@ async def test_whatsapp_guardrails_are_set_on_the_page_and_apply_at_once(page: A
     await box.uncheck()
     await page.fill("#phone-form input[name=whatsapp_sends_per_minute]", "8")
     await page.click("#phone-form button[type=submit]")
-    await page.get_by_text("Saved").first.wait_for()
+    await page.locator("#nc-toasts .toast.good").first.wait_for()
     assert web_host.settings.whatsapp_reply_only is False
     assert web_host.settings.whatsapp_sends_per_minute == 8
     assert (await page.locator("#restart-banner").is_hidden())

@@ -50,6 +50,13 @@
     });
   }
 
+  // The name setup and the provider menus use; the internal id (for the command line) is its tooltip.
+  function providerName(id) {
+    const key = `agents.provider_${id}`;
+    const name = t(key);
+    return name === key ? id : el("span", { title: id }, name);
+  }
+
   // ------------------------------------------------------------------------------------------ the list page
 
   async function listPage() {
@@ -60,7 +67,7 @@
       if (!agents.length) { box.replaceChildren(el("p", { class: "empty" }, t("agents.none"))); return; }
       const rows = agents.map((a) => el("tr", { dataset: { agentId: a.id } },
         el("td", {}, el("a", { href: `/agents/${encodeURIComponent(a.id)}`, class: "agent-link" }, a.name)),
-        el("td", {}, a.provider, " · ", a.model ? el("code", {}, a.model) : el("span", { class: "muted" },
+        el("td", {}, providerName(a.provider), " · ", a.model ? el("code", {}, a.model) : el("span", { class: "muted" },
           t("agents.default_model"))),
         el("td", {}, a.chats.length ? a.chats.map((c) => c.name).join(", ")
           : el("span", { class: "muted" }, t("agents.no_chats"))),

@@ -115,6 +115,34 @@
       on("health", (data) => { components = { ...components, ...(data.components || {}) }; showHealth(components); });
       on("lost", () => showHealth({ ...components, web: "reconnecting" }));
     }
+    const locked = document.getElementById("nc-locked");
+    if (locked) {
+      // A store made with a passphrase is locked after each restart: unlock it from any page, right here.
+      const check = () => api("GET", "/api/secrets/status", undefined, { quiet: true })
+        .then((status) => { locked.hidden = !status.locked; }).catch(() => {});
+      check();
+      on("health", (data) => { if ("secrets" in (data.components || {})) check(); });
+      on("secrets.waiting", check);
+      locked.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const input = document.getElementById("nc-locked-passphrase");
+        const error = document.getElementById("nc-locked-error");
+        error.hidden = true;
+        if (!input.value) { error.textContent = t("common.locked_needed"); error.hidden = false; input.focus(); return; }
+        try {
+          await api("POST", "/api/secrets/unlock",
+            { passphrase: input.value, automatic: document.getElementById("nc-locked-automatic").checked },
+            { quiet: true });
+          input.value = "";
+          locked.hidden = true;
+          toast(t("common.unlocked"), "good");
+        } catch (err) {
+          error.textContent = err.message;
+          error.hidden = false;
+          input.focus();
+        }
+      });
+    }
     // The approvals count in the menu, on every page, refreshed whenever the queue may have changed.
     const badge = document.querySelector("[data-badge=approvals]");
     if (badge) {

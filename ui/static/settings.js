@@ -114,7 +114,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
   function show(settings) {
     current = settings;
-    for (const form of [$("general-form"), $("containers-form"), $("phone-form")]) {
+    for (const form of [$("general-form"), $("containers-form"), $("phone-form"), $("advanced-form")]) {
       for (const input of form.querySelectorAll("input[name]")) {
         const name = input.name;
         if (input.type === "checkbox") input.checked = Boolean(settings[name]);
@@ -172,6 +172,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("general-form").addEventListener("submit", guard(saveForm));
   $("containers-form").addEventListener("submit", guard(saveForm));
   $("phone-form").addEventListener("submit", guard(saveForm));
+  $("advanced-form").addEventListener("submit", guard(saveForm));
 
   $("lan-form").addEventListener("submit", guard(async (event) => {
     event.preventDefault();

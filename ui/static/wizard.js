@@ -115,6 +115,7 @@
     modelInput.placeholder = anthropic ? DEFAULT_MODEL : "llama3.2";
     const saved = anthropic ? state.model.anthropic_key_saved : state.model.openai_key_saved;
     $("#key-saved").hidden = !saved;
+    if (state && state.secrets) fillStore();
     clearErrors($("#model-form"));
     $("#model-ok").hidden = true;
   }
@@ -128,10 +129,57 @@
     kind = m.kind;
     $("#model").value = m.model;
     applyKind(m.kind);
-    const warning = $("#secrets-warning");
-    warning.hidden = state.secrets.usable;
-    $("#secrets-reason").textContent = NC.t("wizard.secrets_unusable", { reason: state.secrets.reason });
+    fillStore();
     $("#model-keep").hidden = !state.steps.model;
+  }
+
+  // Without a working OS keyring, the key's encrypted file is made (or unlocked) by the same click that saves it.
+  function fillStore() {
+    const s = state.secrets;
+    // A server that needs no key (Ollama) needs no store either, until a key is typed.
+    const keyed = kind === "anthropic" || $("#api-key").value.trim() !== "";
+    $("#store-new").hidden = s.usable || !s.needs_passphrase || !keyed;
+    $("#store-locked").hidden = s.usable || !s.locked || !keyed;
+    const passphrase = $('input[name="store"]:checked').value === "passphrase";
+    $("#store-passphrase-field").hidden = !passphrase;
+  }
+
+  async function prepareStore(form) {
+    const s = state.secrets;
+    if (s.usable) return;
+    let status;
+    if (s.needs_passphrase) {
+      if ($('input[name="store"]:checked').value === "automatic") {
+        status = await NC.api("POST", "/api/secrets/automatic", undefined, { quiet: true });
+      } else {
+        const passphrase = $("#store-passphrase").value;
+        if (passphrase.length < 10) throw fieldError("passphrase", NC.t("wizard.store_passphrase_needed"));
+        status = await NC.api("POST", "/api/secrets/passphrase", { passphrase }, { quiet: true });
+      }
+    } else if (s.locked) {
+      const passphrase = $("#unlock-passphrase").value;
+      if (!passphrase) throw fieldError("unlock_passphrase", NC.t("wizard.store_unlock_needed"));
+      try {
+        status = await NC.api("POST", "/api/secrets/unlock",
+          { passphrase, automatic: $("#unlock-automatic").checked }, { quiet: true });
+      } catch (err) {
+        throw fieldError("unlock_passphrase", err.message);
+      }
+    } else {
+      return;  // neither: the server's refusal of the key says what is wrong
+    }
+    $("#store-passphrase").value = "";
+    $("#unlock-passphrase").value = "";
+    Object.assign(state.secrets, { usable: status.kind !== "none", locked: status.locked,
+      needs_passphrase: status.needs_passphrase_setup, reason: status.reason });
+    fillStore();
+    clearErrors(form);
+  }
+
+  function fieldError(field, message) {
+    const err = new Error(message);
+    err.body = { field };
+    return err;
   }
 
   async function submitModel(event) {
@@ -146,8 +194,10 @@
       model: $("#model").value,
     };
     try {
-      const result = await busy($("#model-submit"), NC.t("wizard.checking_model"),
-        () => NC.api("POST", "/api/setup/model", body, { quiet: true }));
+      const result = await busy($("#model-submit"), NC.t("wizard.checking_model"), async () => {
+        if (kind === "anthropic" || body.api_key.trim()) await prepareStore(form);
+        return NC.api("POST", "/api/setup/model", body, { quiet: true });
+      });
       $("#api-key").value = "";
       if (result.kind === "anthropic") state.model.anthropic_key_saved = state.model.anthropic_key_saved || Boolean(body.api_key.trim());
       else state.model.openai_key_saved = Boolean(body.api_key.trim()) || state.model.openai_key_saved;
@@ -598,6 +648,8 @@
     NC.on("setup.image", onBuildOutcome);
 
     for (const radio of $$('input[name="kind"]')) radio.addEventListener("change", () => applyKind(radio.value));
+    for (const radio of $$('input[name="store"]')) radio.addEventListener("change", fillStore);
+    $("#api-key").addEventListener("input", fillStore);
     $("#show-key").addEventListener("click", (event) => {
       const input = $("#api-key");
       const showing = input.type === "text";

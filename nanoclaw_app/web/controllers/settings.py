@@ -37,6 +37,7 @@ class SettingsChange:
     telegram_api_base_url: str | None = None
     whatsapp_reply_only: bool | None = None
     whatsapp_sends_per_minute: int | None = None
+    anthropic_base_url: str | None = None
 
 
 @dataclass
@@ -60,6 +61,8 @@ class Passphrase:
     """The encrypted secret store's passphrase."""
 
     passphrase: str
+    automatic: bool = False
+    """Also keep it on this computer, so the store unlocks by itself at each start."""
 
 
 class SettingsController(Controller):
@@ -115,7 +118,7 @@ class SettingsController(Controller):
     @post("/api/secrets/unlock", status_code=200, summary="Unlock the encrypted secret store")
     async def unlock(self, services: NamedDependency[AppServices], data: JSONBody[Passphrase]) -> SecretStatus:
         """Needed after each start when secrets are in the encrypted file; a wrong passphrase is a 400."""
-        await secrets.unlock(services, data.passphrase)
+        await secrets.unlock(services, data.passphrase, automatic=data.automatic)
         return await secrets.secret_status(services)
 
     @post("/api/secrets/passphrase", status_code=200, summary="Choose the passphrase of a new encrypted store")
@@ -123,7 +126,21 @@ class SettingsController(Controller):
         self, services: NamedDependency[AppServices], data: JSONBody[Passphrase]
     ) -> SecretStatus:
         """Only where no OS keyring works; at least 10 characters."""
-        await secrets.create_passphrase(services, data.passphrase)
+        await secrets.create_passphrase(services, data.passphrase, automatic=data.automatic)
+        return await secrets.secret_status(services)
+
+    @post("/api/secrets/automatic", status_code=200, summary="Start an encrypted store this computer unlocks itself")
+    async def create_automatic(self, services: NamedDependency[AppServices]) -> SecretStatus:
+        """Only where no OS keyring works: no passphrase to choose; it unlocks by itself after a restart."""
+        await secrets.create_automatic(services)
+        return await secrets.secret_status(services)
+
+    @post("/api/secrets/change-passphrase", status_code=200, summary="Seal the unlocked store with a new passphrase")
+    async def change_passphrase(
+        self, services: NamedDependency[AppServices], data: JSONBody[Passphrase]
+    ) -> SecretStatus:
+        """Also how automatic unlocking is turned off (``automatic`` false) or on for a passphrase the user knows."""
+        await secrets.change_passphrase(services, data.passphrase, automatic=data.automatic)
         return await secrets.secret_status(services)
 
 

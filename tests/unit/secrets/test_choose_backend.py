@@ -87,7 +87,7 @@ def test_an_existing_file_stays_locked_without_its_passphrase_even_with_a_workin
     EncryptedFileKeyring.create(secrets_file(paths), PASSPHRASE, n=2**14)
     backend, reason = choose_backend(paths, None, os_keyring=MemoryKeyring())
     assert backend is None
-    assert "unlock it in Settings" in reason
+    assert "unlock it in the app" in reason
 
 
 def test_a_wrong_passphrase_leaves_the_store_closed_with_a_reason(paths: Paths) -> None:
