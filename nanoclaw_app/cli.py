@@ -13,6 +13,7 @@ import logging
 import shutil
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -184,7 +185,10 @@ async def _open_link() -> int:
     paths = Paths.from_env()
     running = read_run_file(paths)
     if running is None:
-        raise ConfigError("NanoClaw is not running: start it with `nanoclaw` (window) or `nanoclaw serve` (headless)")
+        from nanoclaw_app.terminal_command import terminal_command
+
+        raise ConfigError(f"NanoClaw is not running: start it with `{terminal_command()}` (window) or "
+                          f"`{terminal_command('serve')}` (headless)")
     async with Database(paths.central_db) as db:
         await migrate(db)
         token = await issue_login_token(db)
@@ -247,17 +251,22 @@ async def _check_bind(settings: Settings) -> None:
         )
 
 
-def _prepare(host: str | None, port: int | None) -> tuple[Settings, Path]:
-    """Settings with the command line's overrides, the bind checked, folders and logging in place."""
-    from nanoclaw_app.logs import setup_logging
-    from nanoclaw_app.settings import load_settings
-
+def _overrides(host: str | None, port: int | None) -> dict[str, Any]:
+    """The command line's settings, which win over the file's (also when the app restarts itself)."""
     overrides: dict[str, Any] = {}
     if host is not None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = load_settings(**overrides)
+    return overrides
+
+
+def _prepare(host: str | None, port: int | None) -> tuple[Settings, Path]:
+    """Settings with the command line's overrides, the bind checked, folders and logging in place."""
+    from nanoclaw_app.logs import setup_logging
+    from nanoclaw_app.settings import load_settings
+
+    settings = load_settings(**_overrides(host, port))
     asyncio.run(_check_bind(settings))
     settings.paths.ensure()
     return settings, setup_logging(settings.paths.logs, settings.log_level)
@@ -265,10 +274,12 @@ def _prepare(host: str | None, port: int | None) -> tuple[Settings, Path]:
 
 def _window(host: str | None, port: int | None, *, background: bool = False) -> int:
     """``nanoclaw``: the app in its own window (headless with the URL where no window can open)."""
+    from nanoclaw_app.settings import load_settings
     from nanoclaw_app.window import run_app
 
     settings, log_file = _prepare(host, port)
-    return run_app(settings, log_file, background=background)
+    overrides = _overrides(host, port)
+    return run_app(settings, log_file, background=background, reload=lambda: load_settings(**overrides))
 
 
 def _serve(host: str | None, port: int | None) -> int:
@@ -276,15 +287,23 @@ def _serve(host: str | None, port: int | None) -> int:
 
     async def run() -> None:
         from nanoclaw_app.host import Host
+        from nanoclaw_app.terminal_command import sign_in_hint
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         host_obj = Host(settings)
+
+        def restart() -> None:  # Restart now, from the page: this process is started afresh once the host stopped
+            restarting.set()
+            loop.call_soon(stop.set)
+
+        host_obj.services.restart = restart
         await host_obj.start()
         try:
             print(f"NanoClaw {__version__} is running: {host_obj.url}", flush=True)
+            print(sign_in_hint(lan=settings.lan_access), flush=True)
             print(f"log: {log_file}  (Ctrl+C to stop)", flush=True)
             await stop.wait()
         finally:
@@ -292,6 +311,12 @@ def _serve(host: str | None, port: int | None) -> int:
 
     from nanoclaw_app.desktop.instance import hold_instance
 
+    restarting = threading.Event()
     with hold_instance(settings.paths, "serve"):  # one host per home: a second one is refused in plain words
         asyncio.run(run())
+    if restarting.is_set():
+        from nanoclaw_app.processes import start_again
+
+        print("restarting NanoClaw", flush=True)
+        start_again()  # a service manager keeps following the same pid
     return 0

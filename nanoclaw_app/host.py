@@ -231,7 +231,7 @@ class Host:
                 if self.lan_web is not None:
                     await self._start_lan_web(self.lan_web)
                 self._component("web", self.url or "")
-                write_run_file(self.settings.paths, self.url or "")
+                write_run_file(self.settings.paths, self.url or "", self.state.run)
         except BaseException:
             await stack.aclose()
             raise

@@ -1,9 +1,14 @@
-"""Whether a process id is alive, on every OS: ``os.kill(pid, 0)`` checks it on POSIX but ends it on Windows."""
+"""Processes on every OS: whether a pid is alive, and starting this program afresh in its own place.
+
+``os.kill(pid, 0)`` checks a pid on POSIX but ends the process on Windows, hence the two ways.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from typing import NoReturn
 
 _STILL_ACTIVE = 259
 _QUERY_LIMITED_INFORMATION = 0x1000
@@ -38,3 +43,14 @@ def _windows_alive(pid: int) -> bool:
         return code.value == _STILL_ACTIVE
     finally:
         kernel32.CloseHandle(handle)
+
+
+def start_again() -> NoReturn:
+    """Replace this process with a fresh start of the same command, reading the settings on disk again.
+
+    The pid stays (a service manager keeps following it), and so do the terminal and the log file.
+    """
+    logging.shutdown()
+    if getattr(sys, "frozen", False):
+        os.environ["PYINSTALLER_RESET_ENVIRONMENT"] = "1"  # the bundle starts as new, not as its own child
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606 (this program, its arguments)

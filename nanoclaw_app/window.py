@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from nanoclaw_app import __version__
@@ -36,7 +36,8 @@ from nanoclaw_app.desktop.instance import InstanceLock, InstanceRecord, write_re
 from nanoclaw_app.desktop.life import DesktopLife
 from nanoclaw_app.errors import NanoClawError
 from nanoclaw_app.paths import resource
-from nanoclaw_app.settings import Settings
+from nanoclaw_app.processes import start_again
+from nanoclaw_app.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from webview import Window
@@ -58,9 +59,16 @@ INSTALL_GUI = "install the window's packages with scripts/setup.sh (WebKitGTK an
 class HostThread:
     """The host on a private event loop in one worker thread; the main thread reaches it through :meth:`call`."""
 
-    def __init__(self, settings: Settings, *, on_exit: Callable[[], None] | None = None) -> None:
+    def __init__(self, settings: Settings, *, on_exit: Callable[[], None] | None = None,
+                 reload: Callable[[], Settings] | None = None) -> None:
         self._settings = settings
         self._on_exit = on_exit
+        self._reload = reload or (lambda: load_settings(settings.paths))
+        self._restart = False
+        self.on_restarted: Callable[[str], None] | None = None
+        """Called (on a thread of its own) with the new URL after a restart the user asked for."""
+        self.on_restart_failed: Callable[[BaseException], None] | None = None
+        """Called (on a thread of its own) when the restarted host could not start; the app then waits to quit."""
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -126,6 +134,14 @@ class HostThread:
             if self._on_exit is not None and self._error is None:
                 self._on_exit()
 
+    def request_restart(self) -> None:
+        """Stop the host and start a new one with the settings on disk (any thread; the window stays)."""
+        loop, stop = self._loop, self._stop
+        if loop is None or stop is None or self._stop_requested.is_set():
+            return
+        self._restart = True
+        loop.call_soon_threadsafe(stop.set)
+
     async def _serve(self) -> None:
         from nanoclaw_app.host import Host
 
@@ -133,15 +149,47 @@ class HostThread:
         self._stop = asyncio.Event()
         if self._stop_requested.is_set():
             self._stop.set()
-        host = Host(self._settings)
-        self.host = host
-        await host.start()
-        try:
-            self.url = host.url or ""
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            await host.stop()
+        settings = self._settings
+        restarted = False
+        while True:
+            host = Host(settings)
+            host.services.restart = self.request_restart
+            self.host = host
+            try:
+                await host.start()
+            except Exception as err:
+                if not restarted:
+                    raise  # the first start's failure goes to whoever waits (wait_ready)
+                log.exception("NanoClaw could not start again after the restart")
+                self._tell(self.on_restart_failed, err)
+                await self._stop.wait()
+                return
+            try:
+                self.url = host.url or ""
+                self._ready.set()
+                if restarted:
+                    log.info("restarted: the app is at %s", self.url)
+                    self._tell(self.on_restarted, self.url)
+                await self._stop.wait()
+            finally:
+                await host.stop()
+            if not self._restart or self._stop_requested.is_set():
+                return
+            self._restart, restarted = False, True
+            self._stop.clear()
+            try:
+                settings = await asyncio.to_thread(self._reload)
+            except Exception as err:  # settings.json broken by hand since the start: said in the window
+                log.error("NanoClaw could not start again after the restart: %s", err)
+                self._tell(self.on_restart_failed, err)
+                await self._stop.wait()
+                return
+
+    @staticmethod
+    def _tell(callback: Callable[[T], None] | None, value: T) -> None:
+        """Run a window callback on a thread of its own: it may call back into this loop (``call``)."""
+        if callback is not None:
+            threading.Thread(target=callback, args=(value,), name="nanoclaw-restarted", daemon=True).start()
 
 
 class _Closer:
@@ -264,7 +312,8 @@ def gui_unavailable_reason() -> str | None:
     return None
 
 
-def run_app(settings: Settings, log_file: Path, *, background: bool = False) -> int:
+def run_app(settings: Settings, log_file: Path, *, background: bool = False,
+            reload: Callable[[], Settings] | None = None) -> int:
     """``nanoclaw``: the window on the app, or headless with the URL when no window can open here.
 
     When this home's app already runs, its window is brought forward instead and this launch ends. ``background``
@@ -275,28 +324,21 @@ def run_app(settings: Settings, log_file: Path, *, background: bool = False) -> 
         return 0
     code: int | None
     try:
-        code = _run_instance(settings, log_file, background=background)
+        code = _run_instance(settings, log_file, background=background, reload=reload)
     except TryAgain:
         code = None
     finally:
         lock.release()
     if code is None:
-        _start_again()
+        start_again()
     return code
 
 
-def _start_again() -> NoReturn:
-    """Replace this process with a fresh start of the same command (same pid, same terminal, a new host)."""
-    logging.shutdown()
-    if getattr(sys, "frozen", False):
-        os.environ["PYINSTALLER_RESET_ENVIRONMENT"] = "1"  # the bundle starts as new, not as its own child
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606 (this program, its arguments)
-
-
-def _run_instance(settings: Settings, log_file: Path, *, background: bool) -> int:
+def _run_instance(settings: Settings, log_file: Path, *, background: bool,
+                  reload: Callable[[], Settings] | None = None) -> int:
     closer = _Closer()
     life = DesktopLife(quitting=closer.requested, request_quit=closer.request)
-    host = HostThread(settings, on_exit=closer.request)
+    host = HostThread(settings, on_exit=closer.request, reload=reload)
     control = ControlServer(life.command)  # a second launch can reach us from now on, even while the host starts
     control.start()
     try:
@@ -351,24 +393,32 @@ def _show_window(host: HostThread, closer: _Closer, life: DesktopLife, log_file:
             opened.set()
             log.info("window opened on %s", path.path or "/")
 
+    from nanoclaw_app.web.auth import issue_login_token
+
     def open_app() -> None:
         """Wait for the host, then sign the window in (on pywebview's worker thread, once the GUI loop runs)."""
-        from nanoclaw_app.web.auth import issue_login_token
-
         try:
             url = host.wait_ready()
-            assert host.host is not None
-            token = host.call(issue_login_token(host.host.db))
+            sign_in(url)
         except BaseException as err:
             log.error("NanoClaw could not start: %s", err)
-            failed.append(err)
-            closer.requested.set()  # closing the window now quits
-            again.offer(closer.request)
-            window.load_html(_failure_page(err, log_file))
-            life.open_window()  # also when started hidden at login: the user must see why nothing works
-            return
+            show_failure(err)
+
+    def sign_in(url: str) -> None:
+        assert host.host is not None
+        token = host.call(issue_login_token(host.host.db))
         window.load_url(f"{url}login?token={token}")
         life.watch(host)
+
+    def show_failure(err: BaseException) -> None:
+        failed.append(err)
+        closer.requested.set()  # closing the window now quits
+        again.offer(closer.request)
+        window.load_html(_failure_page(err, log_file))
+        life.open_window()  # also when started hidden at login: the user must see why nothing works
+
+    host.on_restarted = sign_in  # a new host may serve at another address: the window signs in there
+    host.on_restart_failed = show_failure
 
     window.events.loaded += on_load
     closer.attach(window)
@@ -425,11 +475,13 @@ def _failure_page(err: BaseException, log_file: Path) -> str:
 
 
 def _serve_headless(host: HostThread, closer: _Closer, reason: str, log_file: Path) -> None:
-    """No window: keep serving until Ctrl+C (or SIGTERM), and say where the app is."""
+    """No window: keep serving until Ctrl+C (or SIGTERM), and say where the app is and how to sign in."""
+    from nanoclaw_app.terminal_command import sign_in_hint
+
     log.warning("no app window: %s", reason)
     print(f"NanoClaw {__version__} is running: {host.url}", flush=True)
     print(f"no app window: {reason}.", flush=True)
-    print("open the address in a browser: `nanoclaw open` prints a one-time sign-in link", flush=True)
+    print(sign_in_hint(), flush=True)
     print(f"log: {log_file}  (Ctrl+C to stop)", flush=True)
     while host.alive() and not closer.requested.wait(1.0):  # a timeout keeps Ctrl+C working on Windows too
         pass

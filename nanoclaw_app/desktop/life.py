@@ -91,8 +91,14 @@ class DesktopLife:
         window.events.shown += self._on_shown
 
     def watch(self, host: HostThread) -> None:
-        """Follow the host's state for the tray and the notifications."""
+        """Follow the host's state for the tray and the notifications (again after a restart: the new host's)."""
         assert host.host is not None
+        previous, self._watcher = self._watcher, None
+        if previous is not None:
+            try:
+                host.call(previous.stop(), timeout=COMMAND_SECONDS)
+            except Exception as err:
+                log.warning("the tray's previous status watch did not stop cleanly: %s", err)
         watcher = StatusWatcher(host.host.services, on_status=self._on_status, on_alert=self._on_alert)
         try:
             host.call(watcher.start())

@@ -43,8 +43,10 @@ class ContainerRuntime(Protocol):
     """Starts and stops one container per session. Implementations must be safe to call concurrently."""
 
     name: str
-    uses_model_keys: bool
-    """Its agents call models through the gateway with the user's keys: starts wait while those cannot be read."""
+
+    @property
+    def uses_model_keys(self) -> bool:
+        """Its agents call models through the gateway with the user's keys: starts wait while those cannot be read."""
 
     async def start(self, spec: SessionSpec) -> None:
         """Start the session's container; raise ``TransientError`` when it may work later."""

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import re
 import shutil
+import ssl
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -64,6 +65,12 @@ def read_ca_certificates(path: str) -> list[bytes]:
     certs = _CERT.findall(data)
     if not certs:
         raise ConfigError(f"{file} holds no PEM certificate (-----BEGIN CERTIFICATE-----); choose a .pem/.crt file")
+    for index, cert in enumerate(certs, 1):
+        try:  # a damaged certificate would only fail the build, minutes later, inside the container
+            ssl.create_default_context(cadata=cert.decode("ascii"))
+        except (ssl.SSLError, UnicodeDecodeError, ValueError) as err:
+            raise ConfigError(f"certificate {index} in {file} is not a certificate that can be read ({err}); "
+                              "choose the .pem/.crt file again") from err
     return list(certs)
 
 
@@ -87,6 +94,14 @@ class AgentImages:
         self._present: set[str] = set()
         """Tags seen in the engine in this run: a cold start need not ask again (see :meth:`forget`)."""
         self._base_tag: str | None = None
+
+    def use_inputs(self, *, base_image: str, ca_certificates: str) -> None:
+        """Build on another base image or with other CA certificates from now on (the settings changed)."""
+        if (base_image, ca_certificates) == (self._base_image, self._ca_file):
+            return
+        self._base_image, self._ca_file = base_image, ca_certificates
+        self._base_tag = None
+        self._failed.clear()  # derived images failed on the old base; the new one deserves a try
 
     def _podman(self) -> PodmanApi:
         return self._api if isinstance(self._api, PodmanApi) else self._api()
@@ -243,5 +258,6 @@ class AgentImages:
             )
         if pip:
             names = " ".join(sorted(pip))
-            lines.append(f"RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -q {names}")
+            lines.append(f"RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --progress-bar off "
+                         f"{names}")
         (context / "Containerfile").write_text("\n".join(lines) + "\n", encoding="utf-8")

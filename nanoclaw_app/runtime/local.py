@@ -32,7 +32,6 @@ class LocalRuntime:
     """One runner subprocess per session, its output appended to the session's host-only log file."""
 
     name = "local"
-    uses_model_keys = True
 
     def __init__(
         self,
@@ -54,6 +53,11 @@ class LocalRuntime:
         self._stopping: set[str] = set()
         self._open_lock = asyncio.Lock()
         self._opened = False
+
+    @property
+    def uses_model_keys(self) -> bool:
+        """Through the gateway, yes; a development runner pointed straight at a model (tests) has no key to wait for."""
+        return self._gateway is not None
 
     def on_exit(self, callback: ExitCallback) -> None:
         """Register an exit callback."""

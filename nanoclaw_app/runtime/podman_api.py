@@ -135,6 +135,14 @@ class PodmanApi:
 
         return await self._call(get, f"look up image {ref}")
 
+    async def image_names(self) -> list[str]:
+        """The names (``repository:tag``) of the images in the engine's store."""
+
+        def names() -> list[str]:
+            return [str(tag) for image in self._client.images.list() for tag in (image.tags or [])]
+
+        return await self._call(names, "list images")
+
     async def build(
         self,
         context_dir: Path,

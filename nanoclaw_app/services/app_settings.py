@@ -31,6 +31,8 @@ EDITABLE = ("timezone", "lan_access", "lan_https", "host", "port", "https_port",
             "whatsapp_sends_per_minute", "anthropic_base_url")
 NEEDS_RESTART = frozenset({"lan_access", "lan_https", "host", "port", "https_port", "timezone", "agent_base_image",
                            "agent_ca_certificates"})
+APPLIED_BY_HOST = frozenset({"agent_base_image", "agent_ca_certificates"})
+"""Read at start by a CLI, but saved in the running host they apply at once (its next agent image build uses them)."""
 RESTART_KEY = "settings.restart_needed"
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -54,6 +56,8 @@ class AppSettings:
     whatsapp_sends_per_minute: int
     anthropic_base_url: str
     """Where Anthropic calls go: Anthropic itself, a proxy or a compatible server (applies at once)."""
+    can_restart: bool
+    """Whether this NanoClaw restarts itself on request (the page then offers "Restart now")."""
     lan_password_set: bool
     lan_url: str | None
     """Where other devices open the app; None when this computer's network address is not known."""
@@ -95,6 +99,7 @@ async def read_settings(services: AppServices) -> AppSettings:
         lan_url=f"{scheme}://{address}:{port}/" if (address := lan_address()) else None,
         lan_certificate_fingerprint=cert.fingerprint if cert else None,
         restart_needed=await _restart_needed(services, current),
+        can_restart=services.restart is not None,
         fixed_by_environment=[name for name in EDITABLE if ENV_PREFIX + name.upper() in os.environ],
     )
 
@@ -259,46 +264,64 @@ async def _save(services: AppServices, changes: dict[str, Any]) -> None:
         await services.reload_settings(after)
     else:
         services.ctx.settings = after
+    if services.live and APPLIED_BY_HOST & set(changes):
+        from nanoclaw_app.services.engine_check import apply_image_settings
+
+        apply_image_settings(services)
     await _remember_restart(services, before, changes)
     services.ctx.events.publish("settings.changed", changed=sorted(changes),
                                 restart_needed=await _restart_needed(services, after))
 
 
-def _running_pid(services: AppServices) -> int | None:
-    """The process of the running host: this one in the app, the run file's in a CLI (None when none runs)."""
+def _running_run(services: AppServices) -> str | None:
+    """The running host's run: this one in the app, the run file's in a CLI (None when none runs).
+
+    A run, not a pid: a host restarted in the same process (the window's Restart now) starts a new run.
+    """
     if services.live:
-        return os.getpid()
+        return services.state.run
     record = read_run_file(services.settings.paths)
-    pid = record.get("pid") if record else None
-    return pid if isinstance(pid, int) else None
+    if record is None:
+        return None
+    run = record.get("run") or record.get("pid")
+    return str(run) if run else None
 
 
-async def _load_record(services: AppServices, pid: int | None) -> dict[str, Any]:
+async def _load_record(services: AppServices, run: str | None) -> dict[str, Any]:
     raw = await app_state.get(services.ctx.db, RESTART_KEY)
     try:
         record = json.loads(raw) if raw else {}
     except ValueError:
         record = {}
-    if not isinstance(record, dict) or record.get("pid") != pid or not isinstance(record.get("started"), dict):
-        return {"pid": pid, "started": {}}  # that host has restarted since: nothing is pending from it
+    if not isinstance(record, dict) or record.get("run") != run or not isinstance(record.get("started"), dict):
+        return {"run": run, "started": {}}  # that host has restarted since: nothing is pending from it
     return record
 
 
 async def _remember_restart(services: AppServices, before: Settings, changes: dict[str, Any]) -> None:
     """Note what the running host started with, for each start-only setting changed (the first change counts)."""
-    pid = _running_pid(services)
-    if pid is None:
+    run = _running_run(services)
+    if run is None:
         await app_state.delete(services.ctx.db, RESTART_KEY)  # no host runs: its next start reads the new file
         return
-    record = await _load_record(services, pid)
-    for name in NEEDS_RESTART & set(changes):
+    record = await _load_record(services, run)
+    for name in NEEDS_RESTART & set(changes) - (APPLIED_BY_HOST if services.live else frozenset()):
         record["started"].setdefault(name, getattr(before, name))
     await app_state.put(services.ctx.db, RESTART_KEY, json.dumps(record))
 
 
 async def _restart_needed(services: AppServices, current: Settings) -> list[str]:
-    pid = _running_pid(services)
-    if pid is None:
+    run = _running_run(services)
+    if run is None:
         return []
-    started = (await _load_record(services, pid))["started"]
+    started = (await _load_record(services, run))["started"]
     return sorted(name for name, value in started.items() if getattr(current, name) != value)
+
+
+def request_restart(services: AppServices) -> None:
+    """Restart the host now, to apply the settings that wait for it (the window stays; a server re-executes)."""
+    if services.restart is None:
+        raise UserError("this NanoClaw cannot restart itself (it was started by a test or another program); "
+                        "stop it and start it again")
+    services.ctx.events.publish("app.restarting")
+    services.restart()

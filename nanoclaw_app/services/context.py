@@ -64,6 +64,8 @@ class AppServices:
         """Called after settings.json changed, so running parts pick up what can change without a restart."""
         self.closing = asyncio.Event()
         """Set when the host stops: open live streams end so the web server can exit."""
+        self.restart: Callable[[], None] | None = None
+        """Set by what runs the host (the window app, ``nanoclaw serve``) when it can restart it on request."""
 
     @property
     def settings(self) -> Settings:

@@ -15,6 +15,7 @@ import time
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nanoclaw_app.db import app_state
@@ -36,11 +37,18 @@ ENGINE_DONE = "wizard.engine"
 LOG_LINES = 200
 _PULL_FAILED = ("pulling image", "initializing source", "unable to pull", "error pulling", "manifest unknown",
                 "name unknown", "requested access to the resource is denied", "resolving image name",
-                "short-name", "creating build container")
+                "short-name", "creating build container", "pinging container registry")
 _NETWORK = ("no such host", "dial tcp", "i/o timeout", "tls handshake timeout", "temporary failure resolving",
             "could not resolve", "network is unreachable", "connection refused", "failed to establish a new "
             "connection", "connection reset")
-_TLS = ("x509", "certificate verify failed", "certificate_verify_failed", "ssl: ", "unknown authority")
+_TLS = ("x509", "certificate verify failed", "certificate_verify_failed", "problem confirming the ssl certificate",
+        "self-signed certificate in certificate chain", "ssl certificate problem", "certificate verification failed",
+        "unable to get local issuer certificate", "unknown authority")
+"""What pip, apt, curl and Go (Podman) say when a secure connection's certificate is not trusted (samples from real
+runs: tests/unit/runtime/build_failures/)."""
+_SYSTEM_CA_FILES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem")
+"""This computer's own trusted certificates (Debian/Ubuntu, Fedora, macOS): a proxy this computer already trusts is in
+there, so it is the file to suggest."""
 
 
 @dataclass
@@ -83,7 +91,17 @@ class BuildState:
     """False when the image already existed and nothing had to be built."""
     seconds: float = 0.0
     error: str = ""
+    """The engine's own message (shown with the log, behind a toggle)."""
     fix: str = ""
+    cause: str = ""
+    """Why it failed, for the page's fix: ``pull`` (the base image), ``tls`` (a proxy's certificate), ``network``,
+    ``disk``, ``ca_file``, ``stopped`` or ``other``."""
+    headline: str = ""
+    """What failed, in one plain sentence."""
+    local_bases: list[str] = field(default_factory=list)
+    """Images on this computer that can serve as the base instead (offered when the base image cannot be had)."""
+    ca_file: str = ""
+    """The CA certificates file to suggest: the one set, or this computer's own when none is."""
 
 
 class _Job:
@@ -97,7 +115,8 @@ class _Job:
     def snapshot(self) -> BuildState:
         s = self.state
         return BuildState(status=s.status, tag=s.tag, step=s.step, steps=s.steps, lines=list(self.lines),
-                          built=s.built, seconds=s.seconds, error=s.error, fix=s.fix)
+                          built=s.built, seconds=s.seconds, error=s.error, fix=s.fix, cause=s.cause,
+                          headline=s.headline, local_bases=list(s.local_bases), ca_file=s.ca_file)
 
 
 _jobs: weakref.WeakKeyDictionary[AppServices, _Job] = weakref.WeakKeyDictionary()
@@ -249,58 +268,136 @@ async def _build(services: AppServices, podman: PodmanRuntime, job: _Job) -> Non
         await asyncio.wait({build, closing}, return_when=asyncio.FIRST_COMPLETED)
         if not build.done():  # the host is stopping: give up waiting (the engine finishes or drops the build)
             build.cancel()
-            state.status, state.error = "failed", "NanoClaw stopped during the build"
+            _fail(state, "stopped", "NanoClaw stopped during the build", "NanoClaw stopped during the build.",
+                  "Open NanoClaw again and build again.")
             return
         state.tag = build.result()
         state.status = "done"
         await app_state.put(services.ctx.db, ENGINE_DONE, now_iso())
     except ImageBuildFailed as err:
-        state.status, state.error = "failed", str(err)
         for line in err.log_tail:
             if line not in job.lines:
                 job.lines.append(line)
-        state.fix = build_fix(f"{err}\n" + "\n".join(err.log_tail), services.settings.agent_base_image)
+        await _explain(services, podman, state, str(err), "\n".join(job.lines))
     except NanoClawError as err:
         log.warning("setup: the agent image could not be built: %s", err)
-        state.status, state.error = "failed", str(err)
-        state.fix = build_fix(str(err), services.settings.agent_base_image)
+        await _explain(services, podman, state, str(err), "")
     except asyncio.CancelledError:
         build.cancel()
-        state.status, state.error = "failed", "the build was cancelled"
+        _fail(state, "stopped", "the build was cancelled", "The build was cancelled.", "Build again.")
         raise
     except Exception as err:
         log.exception("setup: building the agent image failed")
-        state.status, state.error = "failed", f"{type(err).__name__}: {err}"
-        state.fix = "NanoClaw hit an unexpected problem; the log (Activity, or nanoclaw.log) has the details."
+        _fail(state, "other", f"{type(err).__name__}: {err}", "NanoClaw hit an unexpected problem during the build.",
+              "NanoClaw hit an unexpected problem; the log (Activity, or nanoclaw.log) has the details.")
     finally:
         closing.cancel()
         state.seconds = round(time.monotonic() - started, 1)
         snapshot = job.snapshot()
         services.ctx.events.publish("setup.image", status=snapshot.status, tag=snapshot.tag, built=snapshot.built,
                                     seconds=snapshot.seconds, error=snapshot.error, fix=snapshot.fix,
+                                    cause=snapshot.cause, headline=snapshot.headline,
+                                    local_bases=snapshot.local_bases, ca_file=snapshot.ca_file,
                                     log_tail=snapshot.lines[-30:])
         log.info("setup: agent image build %s after %.1f s", snapshot.status, snapshot.seconds)
 
 
-def build_fix(text: str, base_image: str) -> str:
-    """What to do about a failed build, from its error and log."""
-    lower = text.lower()
+def _fail(state: BuildState, cause: str, error: str, headline: str, fix: str) -> None:
+    state.status, state.cause, state.error, state.headline, state.fix = "failed", cause, error, headline, fix
+
+
+async def _explain(services: AppServices, podman: PodmanRuntime, state: BuildState, error: str, output: str) -> None:
+    """A failed build in words, with what the page can offer: a local base image, or the proxy's certificate."""
+    settings = services.settings
+    found = diagnose(error, output, settings.agent_base_image)
+    _fail(state, found.cause, error, found.headline, found.fix)
+    if found.cause == "pull":
+        state.local_bases = await local_bases(podman, settings.agent_base_image)
+    if found.cause in ("tls", "ca_file"):
+        state.ca_file = settings.agent_ca_certificates or suggested_ca_file()
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Why a build failed: a cause the page acts on, a one-line headline and the fix in words."""
+
+    cause: str
+    headline: str
+    fix: str
+
+
+def diagnose(error: str, output: str, base_image: str) -> Diagnosis:
+    """What went wrong in a failed build, from the engine's error and the build's output (apt's, pip's, curl's).
+
+    Only the error can say the base image was not pulled: the output names the base image in its first step, and a
+    later step's network trouble is not the base image's.
+    """
+    lower = f"{error}\n{output}".lower()
+    said = error.lower()
+    short = _short_name(base_image)
     if "no space left" in lower:
-        return ("The disk is full. Free some space (`podman system prune` removes images nothing uses), then build "
-                "again.")
+        return Diagnosis("disk", "The disk of this computer is full.",
+                         "Free some space (`podman system prune` removes images nothing uses), then build again.")
+    if "ca certificates file" in lower or "holds no pem certificate" in lower or "not a certificate" in lower:
+        return Diagnosis("ca_file", "The certificate file in the settings cannot be used.",
+                         "Choose the certificate file of your network again below, then build again.")
+    if any(p in said for p in _PULL_FAILED) or (base_image in error and any(p in said for p in _NETWORK)):
+        if any(p in said for p in _TLS):
+            why = "your network's certificate is not trusted by Podman"
+        elif any(p in said for p in _NETWORK):
+            why = "the image registry cannot be reached from this computer"
+        else:
+            why = "the image registry refused it"
+        return Diagnosis("pull", f"NanoClaw could not download the base image {short}: {why}.",
+                         "Use a base image that is already on this computer (below), or connect to the internet "
+                         "and build again.")
     if any(p in lower for p in _TLS):
-        return ("A secure connection was refused during the build. If your network uses a company proxy that "
-                "inspects traffic, add its CA certificates file in Settings (“CA certificates”), restart "
-                "NanoClaw and build again.")
-    if any(p in lower for p in _PULL_FAILED) or (base_image in text and any(p in lower for p in _NETWORK)):
-        return (f"NanoClaw could not download the base image {base_image}. Check the internet connection and build "
-                "again. Offline? Use a base image that is already on this computer: set the “agent base image” in "
-                "Settings to one that `podman images` lists (such as a localhost/… image), restart NanoClaw and "
-                "build again.")
+        return Diagnosis("tls", "Your network checks secure connections with its own certificate, and the build "
+                                "does not trust it yet.",
+                         "Give NanoClaw that certificate file below (your network's administrator has it; a "
+                         "computer that already works on this network trusts it), then NanoClaw builds again.")
     if any(p in lower for p in _NETWORK):
-        return ("The build could not download packages. Check the internet connection (and the proxy settings, if "
-                "you use one), then build again.")
-    if "ca certificates file" in lower or "holds no pem certificate" in lower:
-        return "Fix the CA certificates file in Settings (“CA certificates”), restart NanoClaw and build again."
-    return ("The build log below shows what went wrong. `nanoclaw doctor` (in a terminal) checks Podman; build again "
-            "once it is fixed.")
+        return Diagnosis("network", "The build could not download the programs the agent needs.",
+                         "Check the internet connection (and the proxy settings, if you use one), then build again.")
+    return Diagnosis("other", "The agent image could not be built.",
+                     "The build log below shows what went wrong. `nanoclaw doctor` (in a terminal) checks Podman; "
+                     "build again once it is fixed.")
+
+
+def _short_name(image: str) -> str:
+    """``python:3.11-slim-bookworm`` for ``docker.io/library/python:3.11-slim-bookworm``: the part a person knows."""
+    return image.removeprefix("docker.io/").removeprefix("library/")
+
+
+_BASE_NAMES = ("localhost/nanoclaw-base:", "docker.io/library/python:", "python:")
+"""Images that can carry the agent image: NanoClaw's own base images and Debian-based official Python images."""
+
+
+async def local_bases(podman: PodmanRuntime, current: str) -> list[str]:
+    """Images on this computer that can serve as the base image instead of ``current`` (NanoClaw's first)."""
+    api = podman.api
+    if api is None:
+        return []
+    try:
+        names = await api.image_names()
+    except NanoClawError as err:
+        log.warning("setup: could not list the local images: %s", err)
+        return []
+    usable = [n for n in names if n != current and n.startswith(_BASE_NAMES) and "alpine" not in n]
+    return sorted(set(usable), key=lambda n: (not n.startswith(_BASE_NAMES[0]), n))
+
+
+def suggested_ca_file() -> str:
+    """This computer's own certificate bundle, if it has one where systems keep it ("" when not)."""
+    return next((name for name in _SYSTEM_CA_FILES if Path(name).is_file()), "")
+
+
+def apply_image_settings(services: AppServices) -> None:
+    """The base image or CA file changed in the running host: the next build and container start use them."""
+    podman = _podman(services)
+    if podman is None:
+        return
+    settings = services.settings
+    podman.images.use_inputs(base_image=settings.agent_base_image, ca_certificates=settings.agent_ca_certificates)
+    log.info("setup: agent image inputs changed (base %s, CA file %s)", settings.agent_base_image,
+             settings.agent_ca_certificates or "none")

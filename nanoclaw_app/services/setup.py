@@ -109,6 +109,8 @@ class WizardState:
     steps: dict[str, bool]
     """``model``, ``engine``, ``whatsapp``, ``telegram``, ``agent``, ``test``: whether each step has passed (a
     channel step passes when the channel works or was skipped)."""
+    skipped: list[str]
+    """The channel steps passed by skipping them (and not set up since): the progress bar shows them as skipped."""
     current: int
     """The step to open (1-6): the first not yet passed, or 1 once setup is complete (a re-run)."""
     model: ModelState
@@ -132,16 +134,19 @@ async def wizard_state(services: AppServices) -> WizardState:
         configured = services.settings.openai_base_url  # set up earlier by hand: offer it; OpenAI's default: not
         model.base_url = "" if configured == OPENAI_DEFAULT_URL else configured
     agent = await _wizard_agent(services)
+    channels = {name: await _channel_step(services, name) for name in CHANNEL_STEPS}
     steps = {
         "model": saved is not None,
         "engine": await app_state.get(db, ENGINE_DONE) is not None,
-        **{name: await _channel_step_passed(services, name) for name in CHANNEL_STEPS},
+        **{name: outcome is not None for name, outcome in channels.items()},
         "agent": agent is not None and await app_state.get(db, AGENT) == agent.id,
         "test": await app_state.get(db, COMPLETED) is not None,
     }
     current = 1 if steps["test"] else next((i + 1 for i, name in enumerate(STEPS) if not steps[name]), 1)
     return WizardState(
-        completed=steps["test"], steps=steps, current=current, model=model, secrets=await _secrets_state(services),
+        completed=steps["test"], steps=steps,
+        skipped=[name for name, outcome in channels.items() if outcome == "skipped"], current=current, model=model,
+        secrets=await _secrets_state(services),
         engine_runtime=services.runtime.name if services.runtime is not None else "none",
         build=build_state(services), agent=AgentState(agent.id, agent.name) if agent is not None else None,
         test_text=TEST_TEXT,
@@ -321,14 +326,19 @@ def _read_settings_file(services: AppServices) -> bytes | None:
 # ---------------------------------------------------------------------------------------------------- steps 3-4
 
 
-async def _channel_step_passed(services: AppServices, name: str) -> bool:
-    """Moved past in the wizard, or the channel was set up and turned on elsewhere (the channels page, the CLI)."""
+async def _channel_step(services: AppServices, name: str) -> str | None:
+    """How a channel step stands: ``done``, ``skipped`` or None (not passed yet).
+
+    A channel set up and turned on anywhere (here, on the channels page, with the CLI) is ``done``, even after a skip:
+    the progress bar must not call a working channel skipped.
+    """
     from nanoclaw_app.services.channels import get_channel
 
-    if await app_state.get(services.ctx.db, f"wizard.{name}") in OUTCOMES:
-        return True
     view = await get_channel(services, name)
-    return view.enabled and view.set_up
+    if view.enabled and view.set_up:
+        return "done"
+    outcome = await app_state.get(services.ctx.db, f"wizard.{name}")
+    return outcome if outcome in OUTCOMES else None
 
 
 @dataclass

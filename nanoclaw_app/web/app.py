@@ -39,6 +39,7 @@ from nanoclaw_app.web.health import HealthController
 from nanoclaw_app.web.pages import NAV
 from nanoclaw_app.web.security import (
     PUBLIC_PATHS,
+    ForeignCsrfCookieMiddleware,
     GuardedRequest,
     LoopbackHostMiddleware,
     PathGuardMiddleware,
@@ -100,6 +101,9 @@ def create_app(services: AppServices, *, lan: bool = False, tls: bool = False) -
     def setup_jinja(engine: JinjaTemplateEngine) -> None:
         engine.engine.globals.update(t=strings, strings=strings, version=__version__, nav=NAV)
 
+    csrf = CSRFConfig(secret=csrf_secret(services.settings.paths.home), cookie_name=CSRF_COOKIE,
+                      header_name=CSRF_HEADER, cookie_samesite="strict", cookie_path="/", cookie_secure=tls)
+    foreign_csrf = ForeignCsrfCookieMiddleware(csrf)
     return Litestar(
         route_handlers=[
             *routes(),
@@ -111,13 +115,13 @@ def create_app(services: AppServices, *, lan: bool = False, tls: bool = False) -
             "host_state": Provide(provide_state, sync_to_thread=False),
         },
         middleware=[
+            foreign_csrf,  # first: it rewrites the request's cookies before anything reads them
             LoopbackHostMiddleware(lan_on),
             PathGuardMiddleware(),
             DefineMiddleware(SessionAuthMiddleware, auth=services.auth, exclude=PUBLIC_PATHS),
         ],
-        csrf_config=CSRFConfig(secret=csrf_secret(services.settings.paths.home), cookie_name=CSRF_COOKIE,
-                               header_name=CSRF_HEADER, cookie_samesite="strict", cookie_path="/",
-                               cookie_secure=tls),
+        csrf_config=csrf,
+        before_send=[foreign_csrf.before_send],
         template_config=TemplateConfig(directory=resource("ui", "templates"), engine=JinjaTemplateEngine,
                                        engine_callback=setup_jinja),
         exception_handlers=errors.HANDLERS,

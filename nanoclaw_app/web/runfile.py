@@ -15,12 +15,12 @@ def run_file(paths: Paths) -> Path:
     return paths.run / "web.json"
 
 
-def write_run_file(paths: Paths, url: str) -> None:
-    """Record the URL and our pid (mode 0600; replaced atomically)."""
+def write_run_file(paths: Paths, url: str, run: str = "") -> None:
+    """Record the URL, our pid and the host's run id (mode 0600; replaced atomically)."""
     file = run_file(paths)
     file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}), encoding="utf-8")
+    tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "run": run}), encoding="utf-8")
     tmp.chmod(0o600)
     tmp.replace(file)
 

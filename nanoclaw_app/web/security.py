@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie, MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, NotAuthorizedException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.middleware import AbstractAuthenticationMiddleware, ASGIMiddleware, AuthenticationResult
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.middleware.csrf import CSRF_SECRET_LENGTH, generate_csrf_hash, generate_csrf_token
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types.empty import Empty
+from litestar.utils.scope.state import ScopeState
 
 from nanoclaw_app.text_safety import has_unsafe
 from nanoclaw_app.web.auth import COOKIE, WebAuth
+
+if TYPE_CHECKING:
+    from litestar.config.csrf import CSRFConfig
 
 PUBLIC_PATHS = ["^/health", "^/login", "^/api/login", "^/static/"]
 """Reachable without a session: the login page and its form, the supervisor's health check, CSS/JS for the login."""
@@ -78,6 +86,74 @@ class LoopbackHostMiddleware(ASGIMiddleware):
             await refused.to_asgi_response(app=None, request=Request(scope))(scope, receive, send)
             return
         await next_app(scope, receive, send)
+
+
+_RENEW = "nanoclaw.renew_csrf_cookie"
+"""Set in the request's state when its CSRF cookie was foreign: the response must bring a fresh one."""
+
+
+class ForeignCsrfCookieMiddleware(ASGIMiddleware):
+    """A CSRF cookie this install did not sign is taken out of the request, and the response brings a fresh one.
+
+    Browsers keep cookies per host name, not per port, so every NanoClaw this browser opened on 127.0.0.1 (another
+    port, another home) shares one CSRF cookie. Litestar keeps whatever cookie it is given, so another install's token
+    stayed, and every save failed its check until the user deleted the cookie by hand. Now the first page load
+    replaces it, and a save that failed on it (a page open while another install took the cookie over) works the next
+    time. Put this first in the middleware list, and :meth:`before_send` in the app's ``before_send`` hooks: those
+    also see the responses of requests refused before they reach a handler (a 401 sign-in page).
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, config: CSRFConfig) -> None:
+        self._config = config
+        self._name = config.cookie_name.encode("latin-1")
+
+    def signed_here(self, token: str) -> bool:
+        """Whether ``token`` carries this install's signature (Litestar's format: a random part, then its HMAC)."""
+        if len(token) <= CSRF_SECRET_LENGTH:
+            return False
+        expected = generate_csrf_hash(token=token[:CSRF_SECRET_LENGTH], secret=self._config.secret)
+        return hmac.compare_digest(token[CSRF_SECRET_LENGTH:].encode(), expected.encode())
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Drop a foreign CSRF cookie from the request's headers and mark the request for a fresh one."""
+        headers: list[tuple[bytes, bytes]] = []
+        dropped = False
+        for name, value in scope.get("headers", ()):
+            if name == b"cookie":
+                parts = [part.strip() for part in value.split(b";")]
+                kept = [part for part in parts if not self._foreign(part)]
+                if len(kept) < len(parts):
+                    dropped = True
+                    if not kept:
+                        continue
+                    value = b"; ".join(kept)
+            headers.append((name, value))
+        if dropped:
+            scope["headers"] = headers
+            state = ScopeState.from_scope(scope)
+            state.headers = state.cookies = Empty  # nothing read before us may keep the old cookie
+            scope["state"][_RENEW] = True
+        await next_app(scope, receive, send)
+
+    def _foreign(self, part: bytes) -> bool:
+        name, _, value = part.partition(b"=")
+        return name == self._name and not self.signed_here(value.decode("latin-1").strip('"'))
+
+    def before_send(self, message: Message, scope: Scope) -> None:
+        """Give a request whose CSRF cookie was foreign a fresh one, unless the CSRF middleware already did."""
+        if message["type"] != "http.response.start" or not scope.get("state", {}).get(_RENEW):
+            return
+        headers = MutableScopeHeaders.from_message(message)
+        prefix = f"{self._config.cookie_name}="
+        if any(value.startswith(prefix) for value in headers.getall("set-cookie", [])):
+            return
+        cookie = Cookie(key=self._config.cookie_name, value=generate_csrf_token(self._config.secret),
+                        path=self._config.cookie_path, secure=self._config.cookie_secure,
+                        httponly=self._config.cookie_httponly, samesite=self._config.cookie_samesite,
+                        domain=self._config.cookie_domain)
+        headers.add("set-cookie", cookie.to_header(header=""))
 
 
 MAX_JSON_BYTES = 1024 * 1024

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass, field
 
@@ -11,6 +12,8 @@ class HostState:
     """Readiness and per-component status the host updates as it starts."""
 
     started_at: float = field(default_factory=time.monotonic)
+    run: str = field(default_factory=lambda: secrets.token_hex(8))
+    """This host's run: a restart in the same process (same pid) is a new run."""
     ready: bool = False
     components: dict[str, str] = field(default_factory=dict)
 

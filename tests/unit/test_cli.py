@@ -95,7 +95,7 @@ def test_open_without_a_running_app_says_how_to_start_it(capsys: pytest.CaptureF
     assert main(["open"]) == 2
     err = capsys.readouterr().err
     assert "NanoClaw is not running" in err
-    assert "`nanoclaw serve`" in err
+    assert "nanoclaw serve`" in err  # the command as it works here: from a checkout, the .venv's full path
 
 
 def test_open_ignores_the_run_file_of_a_dead_process(capsys: pytest.CaptureFixture[str], paths: Paths) -> None:

@@ -10,12 +10,14 @@ import httpx
 from playwright.async_api import expect
 
 from nanoclaw_app.host import Host
+from tests.fakes.certs import ca_pem
 from tests.fakes.keyring import MemoryKeyring
 from tests.web.conftest import shot
 
 VALUE = "sk-ant-api03-do-not-show-me-0123456789"
 PASSPHRASE = "a long enough passphrase"
-PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n-----END CERTIFICATE-----\n"
+PEM = ca_pem().decode()
+"""A real CA certificate: the setting checks that the file's certificates parse."""
 
 
 class Responses:
@@ -105,7 +107,7 @@ async def test_the_spend_cap_applies_at_once_and_the_timezone_after_a_restart(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["daily_spend_cap_usd"] == 2.5
-    assert body["restart_needed"] == ["agent_ca_certificates", "timezone"]
+    assert body["restart_needed"] == ["timezone"]  # the CA file applies at once: the next image build uses it
     assert web_host.settings.daily_spend_cap_usd == 2.5  # swapped into the running host
     assert '"daily_spend_cap_usd": 2.5' in web_host.settings.paths.settings_file.read_text()
 

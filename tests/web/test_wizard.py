@@ -16,7 +16,7 @@ from nanoclaw_app.db import agents as agents_db
 from nanoclaw_app.db import app_state
 from nanoclaw_app.host import Host
 from nanoclaw_app.secrets.store import SecretStore
-from nanoclaw_app.services.engine_check import build_fix
+from nanoclaw_app.services.engine_check import diagnose
 from nanoclaw_app.services.model_check import ModelChoice, StepFailed, explain
 from nanoclaw_app.services.setup import run_test
 from nanoclaw_app.settings import Settings, load_settings
@@ -326,19 +326,19 @@ async def test_an_unreachable_podman_is_explained_with_its_fix(settings: Setting
         await host.stop()
 
 
-@pytest.mark.parametrize(("log", "words"), [
+@pytest.mark.parametrize(("error", "log", "words"), [
     ("Error: creating build container: initializing source docker://docker.io/library/python:3.11-slim-bookworm: "
-     "pinging container registry registry-1.docker.io: dial tcp: lookup registry-1.docker.io: no such host",
-     "agent base image"),
-    ("W: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Temporary failure resolving "
-     "'deb.debian.org'", "could not download packages"),
-    ("SSL: CERTIFICATE_VERIFY_FAILED certificate verify failed: unable to get local issuer certificate",
-     "CA certificates"),
-    ("write /var/lib/containers/storage/overlay/x: no space left on device", "disk is full"),
-    ("building localhost/nanoclaw-agent:x failed: exit status 2", "build log below"),
+     "pinging container registry registry-1.docker.io: dial tcp: lookup registry-1.docker.io: no such host", "",
+     "already on this computer"),
+    ("exit status 100", "W: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Temporary failure "
+     "resolving 'deb.debian.org'", "Check the internet connection"),
+    ("exit status 1", "SSL: CERTIFICATE_VERIFY_FAILED certificate verify failed: unable to get local issuer "
+     "certificate", "certificate file"),
+    ("write /var/lib/containers/storage/overlay/x: no space left on device", "", "Free some space"),
+    ("building localhost/nanoclaw-agent:x failed: exit status 2", "", "build log below"),
 ])
-def test_a_failed_image_build_comes_with_a_fix(log: str, words: str) -> None:
-    assert words in build_fix(log, "docker.io/library/python:3.11-slim-bookworm")
+def test_a_failed_image_build_comes_with_a_fix(error: str, log: str, words: str) -> None:
+    assert words in diagnose(error, log, "docker.io/library/python:3.11-slim-bookworm").fix
 
 
 async def test_naming_the_agent_needs_model_access_and_a_name_and_renames_on_a_re_run(

@@ -169,7 +169,10 @@ async def test_a_base_image_that_cannot_be_had_fails_the_build_with_a_fix(
     await expect(page.locator("#engine-status")).to_contain_text("localhost/nanoclaw-wizard-missing:none")
     await page.click("#engine-build")
     await expect(page.locator("#build-failure")).to_be_visible(timeout=120_000)
-    await expect(page.locator("#build-fix")).to_contain_text("agent base image")
+    await expect(page.locator("#build-headline")).to_have_text(
+        "NanoClaw could not download the base image localhost/nanoclaw-wizard-missing:none: the image registry "
+        "cannot be reached from this computer.")
+    await expect(page.locator("#build-offer-list")).to_contain_text(f"Use {BASE_IMAGE}")
     await expect(page.locator("#build-log")).not_to_be_empty()
     await expect(page.locator("#engine-build")).to_have_text("Try the build again")
     await expect(page.locator("#engine-next")).to_be_disabled()

@@ -102,13 +102,65 @@
     box.replaceChildren();
     const bad = Object.entries(components).filter(([, status]) => /unavailable|down|error|failed|reconnecting|locked/i.test(status));
     box.className = `health ${bad.length ? "bad" : "good"}`;
+    showHealthDot(bad);
     if (!bad.length) { box.append(el("span", {}, "● ", t("common.health_ok"))); return; }
     for (const [name, status] of bad) box.append(el("div", {}, "● ", t("common.health_problem", { name, status })));
+  }
+
+  // The top bar's dot (phone width): a colour and, on trouble, two words; the details stay in the menu.
+  function showHealthDot(bad) {
+    const dot = document.getElementById("nc-health-dot");
+    if (!dot) return;
+    dot.className = `health-dot ${bad.length ? "bad" : "good"}`;
+    document.getElementById("nc-health-dot-text").textContent = bad.length ? t("common.health_attention") : "";
+    const summary = bad.length ? bad.map(([name, status]) => t("common.health_problem", { name, status })).join("; ")
+      : t("common.health_ok");
+    document.getElementById("nc-health-dot-label").textContent = `${t("common.health")}: ${summary}`;
+  }
+
+  // Below 900 px the menu is a panel opened from the top bar: Escape, the backdrop or a second press closes it.
+  function setupMenuToggle() {
+    const nav = document.getElementById("nc-nav");
+    const button = document.getElementById("nc-menu-button");
+    if (!nav || !button) return;
+    const dot = document.getElementById("nc-health-dot");
+    const backdrop = document.getElementById("nc-nav-backdrop");
+    const toggles = [button, dot].filter(Boolean);
+    const isOpen = () => nav.classList.contains("open");
+    function setOpen(open, { focus = null } = {}) {
+      nav.classList.toggle("open", open);
+      if (backdrop) backdrop.hidden = !open;
+      for (const toggle of toggles) toggle.setAttribute("aria-expanded", String(open));
+      // An opened panel takes the focus (on the current page's entry), as it covers the page below.
+      if (open && getComputedStyle(nav).position === "fixed") {
+        (nav.querySelector("a[aria-current=page]") || nav.querySelector("a"))?.focus();
+      }
+      if (focus) focus.focus();
+    }
+    // Tabbing out of the open panel closes it, so the focus never goes on behind the backdrop.
+    nav.addEventListener("focusout", (event) => {
+      const next = event.relatedTarget;
+      if (isOpen() && next && !nav.contains(next) && !toggles.includes(next)) setOpen(false);
+    });
+    button.addEventListener("click", () => setOpen(!isOpen()));
+    if (dot) dot.addEventListener("click", () => {
+      setOpen(!isOpen());
+      if (isOpen()) document.getElementById("nc-health")?.scrollIntoView({ block: "nearest" });
+    });
+    if (backdrop) backdrop.addEventListener("click", () => setOpen(false));
+    document.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape" || !isOpen()) return;
+      const inside = nav.contains(document.activeElement) || toggles.includes(document.activeElement);
+      setOpen(false, { focus: inside ? button : null });
+    });
+    // Widening the window to the sidebar layout leaves no panel state behind.
+    window.matchMedia("(min-width: 900px)").addEventListener("change", (event) => { if (event.matches) setOpen(false); });
   }
 
   window.NC = { t, csrf, api, toast, el, on, ApiError };
 
   document.addEventListener("DOMContentLoaded", () => {
+    setupMenuToggle();
     if (document.getElementById("nc-health")) {
       let components = {};
       on("hello", (data) => { components = data.components || {}; showHealth(components); });
@@ -144,10 +196,12 @@
       });
     }
     // The approvals count in the menu, on every page, refreshed whenever the queue may have changed.
-    const badge = document.querySelector("[data-badge=approvals]");
-    if (badge) {
+    const badges = document.querySelectorAll("[data-badge=approvals], [data-badge-copy=approvals]");  // + menu button
+    if (badges.length) {
       const refresh = () => api("GET", "/api/approvals/count", undefined, { quiet: true })
-        .then(({ count }) => { badge.textContent = String(count); badge.hidden = count === 0; }).catch(() => {});
+        .then(({ count }) => {
+          for (const badge of badges) { badge.textContent = String(count); badge.hidden = count === 0; }
+        }).catch(() => {});
       for (const kind of ["approval.requested", "sender.approval_requested", "channel.registration_requested",
         "approval.decided", "approval.expired", "approval.swept_on_start", "sender.allowed", "sender.denied",
         "channel.connected", "channel.rejected", "channel.registration_cancelled", "agent.deleted",

@@ -15,6 +15,7 @@
     typingTimer: null,
     loaded: false,
     lost: false,
+    questions: new Map(),  // the agent's open question cards (id → message): it is blocked until one is answered
   };
   const $ = (id) => document.getElementById(id);
 
@@ -133,9 +134,40 @@
 
   function toBottom() { const box = $("chat-scroll"); box.scrollTop = box.scrollHeight; }
 
+  // ------------------------------------------------------------------------------------------ open questions
+
+  // A card the agent asked with ask_user_question (ids "q-…"; approvals have others): its turn waits for the answer.
+  function trackQuestion(msg) {
+    const card = msg.card;
+    if (!card || !card.question_id || !card.question_id.startsWith("q-") || !(card.options || []).length) return;
+    if (card.closed) state.questions.delete(card.question_id);
+    else state.questions.set(card.question_id, msg);
+  }
+
+  function openQuestion() {
+    const open = Array.from(state.questions.values());
+    return open.length ? open[open.length - 1] : null;
+  }
+
+  // "soup", "Soup!" or "🍲 Soup" typed while "Soup" is an option: that is the answer, not a new message.
+  function typedOption(question, text) {
+    const plain = (value) => String(value || "").replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, "").toLowerCase();
+    const typed = plain(text);
+    if (!typed) return null;
+    return question.card.options.find((o) => [o.label, o.selected_label].some((l) => l && plain(l) === typed)) || null;
+  }
+
+  // While a question waits, the agent is not typing: say what it waits for instead.
+  function busyText(text) {
+    return openQuestion() ? t("chat.question_waiting", { name: state.agentName }) : text;
+  }
+
   // Insert or replace a bubble; new ones go at the end (messages arrive in order).
   function upsert(msg, { scroll = true } = {}) {
     if (msg.platform_id !== PLATFORM) return;
+    const waited = Boolean(openQuestion());
+    trackQuestion(msg);
+    if (waited && !openQuestion() && !$("chat-typing").hidden) showTyping(t("chat.typing", { name: state.agentName }));
     const list = $("chat-list");
     const follow = nearBottom();
     const node = bubble(msg);
@@ -185,6 +217,7 @@
     const list = $("chat-list");
     const unsent = Array.from(list.querySelectorAll("li.msg.failed"));  // kept so they can still be retried
     list.replaceChildren();
+    state.questions.clear();
     for (const msg of data.messages) upsert(msg, { scroll: false });
     list.append(...unsent);
     state.oldest = data.messages.length ? data.messages[0].id : null;
@@ -233,8 +266,8 @@
       case "starting": showTyping(t("chat.activity_starting", { name })); break;
       case "waiting": showTyping(t("chat.activity_waiting")); break;
       case "building": showTyping(t("chat.activity_building", { step: data.detail || "…" })); break;
-      case "working": showTyping(t("chat.activity_working", { name })); break;
-      case "tool": showTyping(t("chat.activity_tool", { name, tool: data.tool })); break;
+      case "working": showTyping(busyText(t("chat.activity_working", { name }))); break;
+      case "tool": showTyping(busyText(t("chat.activity_tool", { name, tool: data.tool }))); break;
       case "stopped": showTyping(t("chat.activity_stopped", { name })); break;
       case "failed": hideTyping(); note(t("chat.activity_failed", { name, detail: data.detail }), "error"); break;
       case "dropped": hideTyping(); note(t("chat.activity_dropped", { detail: data.detail }), "error"); break;
@@ -268,8 +301,10 @@
     try {
       const msg = await api("POST", "/api/chat/messages", form, { quiet: true });
       upsert(msg);
+      return true;
     } catch (err) {
       failed(text, files, err.message);
+      return false;
     }
   }
 
@@ -296,9 +331,17 @@
     if (!state.wired || (!text && !files.length)) return;
     box.value = "";
     grow();
+    const question = openQuestion();
+    const option = question && !files.length ? typedOption(question, text) : null;
+    if (option) {  // typed one of the open question's options: answer it, as a click would
+      const row = document.querySelector(`li.msg[data-id="${CSS.escape(question.id)}"] .card-options`);
+      if (row) { answer(question, option.value, row); return; }
+    }
     state.pending = [];
     renderPending();
-    send(text, files);
+    send(text, files).then((sent) => {
+      if (sent && question) note(t("chat.question_note", { name: state.agentName }), "waiting-answer");
+    });
   }
 
   async function answer(msg, value, row) {
@@ -357,7 +400,7 @@
       if (msg.direction === "out" && msg.platform_id === PLATFORM) hideTyping();
     });
     on("chat.update", (data) => { if (data.message) upsert(data.message, { scroll: false }); });
-    on("chat.typing", (data) => { if (data.platform_id === PLATFORM) showTyping(t("chat.typing", { name: state.agentName })); });
+    on("chat.typing", (data) => { if (data.platform_id === PLATFORM) showTyping(busyText(t("chat.typing", { name: state.agentName }))); });
     on("chat.activity", onActivity);
     on("chat.wired", () => loadLatest().catch(() => {}));
     on("lost", () => { state.lost = true; });

@@ -62,6 +62,9 @@
 
   function show(node, visible) { node.hidden = !visible; }
 
+  // WhatsApp's servers could not be reached at all (offline, DNS, a proxy): the adapter says so in status.extra.
+  function unreachable(status) { return Boolean(status && status.extra && status.extra.problem === "unreachable"); }
+
   function fieldError() { return el("p", { class: "field-error", role: "alert", hidden: true }); }
 
   function setError(box, message) {
@@ -81,12 +84,14 @@
     const node = el("div", { class: "ch-head" }, heading, detail, waiting);
     function render(view) {
       const status = view.status;
-      badge.textContent = t(`state_${status.state}`);
-      badge.className = `badge ch-badge ${TONES[status.state] || ""}`;
+      const offline = unreachable(status);
+      badge.textContent = t(offline ? "state_unreachable" : `state_${status.state}`);
+      badge.className = `badge ch-badge ${offline ? "bad" : TONES[status.state] || ""}`;
       badge.dataset.state = status.state;
       const parts = [];
-      // Connected and pairing have their own panels saying the same in more words.
-      if (status.detail && !["connected", "pairing"].includes(status.state)) parts.push(status.detail);
+      // Connected, pairing and an unreachable WhatsApp have their own panels saying the same in more words.
+      const ownPanel = ["connected", "pairing"].includes(status.state) || offline;
+      if (status.detail && !ownPanel) parts.push(status.detail);
       if (status.state === "reconnecting" && status.retry_at) {
         parts.push(t("retry_at", { time: clock(status.retry_at) }));
       }
@@ -230,10 +235,11 @@
     const qrWait = el("p", { class: "ch-wait muted" }, t("wa_qr_waiting"));
     const qrTime = el("p", { class: "hint ch-qr-time" });
     const whichPhone = el("p", { class: "hint" });
+    // How to scan is shown only once there is a code to scan.
+    const scanHelp = [el("h3", {}, t("wa_scan_title")), el("p", {}, t("wa_scan_steps")), whichPhone];
+    const qrRefresh = el("p", { class: "hint" }, t("wa_qr_refresh"));
     const qrCol = el("div", { class: "ch-qr-col" },
-      el("h3", {}, t("wa_scan_title")), el("p", {}, t("wa_scan_steps")), whichPhone,
-      el("div", { class: "ch-qr-frame" }, img, qrWait),
-      el("p", { class: "hint" }, t("wa_qr_refresh")), qrTime);
+      ...scanHelp, el("div", { class: "ch-qr-frame" }, img, qrWait), qrRefresh, qrTime);
     const phoneToggle = el("button", { type: "button", class: "link ch-phone-toggle", "aria-expanded": "false" },
       t("wa_phone_toggle"));
     const phoneInput = el("input", { type: "tel", name: "phone", id: "wa-phone", autocomplete: "tel", inputmode: "tel",
@@ -249,7 +255,19 @@
         el("div", { class: "row" }, phoneInput, phoneGet),
         el("span", { class: "hint", id: "wa-phone-hint" }, t("wa_phone_hint")), phoneError),
       phoneShown);
-    const pair = el("div", { class: "ch-panel ch-wa-pair" }, qrCol, phoneForm, el("p", {}, phoneToggle));
+    const phoneToggleLine = el("p", {}, phoneToggle);
+    const pair = el("div", { class: "ch-panel ch-wa-pair" }, qrCol, phoneForm, phoneToggleLine);
+
+    // WhatsApp cannot be reached: why in words, when the next try is, a try at once; neonize's text tucked away
+    const offlineWhy = el("p", { class: "ch-unreachable-why" });
+    const offlineWhen = el("p", { class: "hint ch-unreachable-when" });
+    const tryNow = el("button", { type: "button", class: "primary ch-wa-try" }, t("wa_try_now"));
+    const technical = el("code", {});
+    const technicalBox = el("details", { class: "ch-advanced ch-technical" },
+      el("summary", {}, t("technical_details")), el("p", {}, technical));
+    const offline = el("div", { class: "ch-panel notice bad ch-unreachable", role: "alert" },
+      el("h3", {}, t("wa_unreachable_title")), offlineWhy, el("p", {}, t("wa_unreachable_help")), offlineWhen,
+      el("div", { class: "row" }, tryNow), technicalBox);
 
     // linked
     const linkedTitle = el("p", { class: "ch-linked" });
@@ -281,7 +299,7 @@
     const actions = el("div", { class: "ch-actions row" }, logout, turnOff);
     const manageBox = el("div", { class: "ch-manage", hidden: !manage }, chats.node, actions);
 
-    const panels = { setup, pair, linked, connecting, reconnecting, trouble, off };
+    const panels = { setup, pair, offline, linked, connecting, reconnecting, trouble, off };
     root.classList.add("ch-widget", "ch-whatsapp");
     root.append(head.node, ...Object.values(panels), actionError, manageBox);
 
@@ -293,6 +311,7 @@
       }
       if (state === "connected") return "linked";
       if (view.qr && view.qr.svg) return "pair";
+      if (unreachable(view.status)) return "offline";
       if (state === "pairing" || state === "not_paired") return "pair";
       if (state === "connecting") return "connecting";
       if (state === "reconnecting") return "reconnecting";
@@ -319,6 +338,18 @@
       }
       show(img, Boolean(url));
       show(qrWait, !url);
+      for (const node of [...scanHelp, qrRefresh, qrTime]) show(node, Boolean(url));
+      show(phoneToggleLine, Boolean(url) || !phoneForm.hidden);
+    }
+
+    function renderOffline() {
+      const extra = (view.status && view.status.extra) || {};
+      offlineWhy.textContent = extra.reason || "";
+      const when = clock(view.status.retry_at);
+      offlineWhen.textContent = when ? t("wa_unreachable_retry", { time: when }) : "";
+      show(offlineWhen, Boolean(when));
+      technical.textContent = extra.technical || "";
+      show(technicalBox, Boolean(extra.technical));
     }
 
     function showPhoneForm(open) {
@@ -342,6 +373,7 @@
       }
       whichPhone.textContent = t(`wa_scan_phone_${mode}`);
       renderQr();
+      renderOffline();
       linkedTitle.textContent = `✓ ${t("connected_as", { account: view.status.account || "WhatsApp" })}`;
       modeNow.textContent = t(`wa_mode_now_${mode}`);
       linkedText.textContent = t(mode === "self" ? "wa_linked_self" : "wa_linked_dedicated");
@@ -415,6 +447,7 @@
     repair.addEventListener("click", () => act(repair, "POST", "/api/channels/whatsapp/repair", undefined,
       t("wa_confirm_repair")));
     reconnect.addEventListener("click", () => act(reconnect, "POST", "/api/channels/whatsapp/reconnect"));
+    tryNow.addEventListener("click", () => act(tryNow, "POST", "/api/channels/whatsapp/reconnect"));
     logout.addEventListener("click", () => act(logout, "POST", "/api/channels/whatsapp/logout", undefined,
       t("wa_confirm_logout")));
     turnOff.addEventListener("click", () => act(turnOff, "POST", "/api/channels/whatsapp/off", {},

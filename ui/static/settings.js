@@ -111,6 +111,31 @@ document.addEventListener("DOMContentLoaded", () => {
   // ---- settings ------------------------------------------------------------------------------------------------
 
   const NUMBERS = new Set(["port", "daily_spend_cap_usd", "whatsapp_sends_per_minute"]);
+  let restarting = false;
+
+  // Restart now: the host stops and starts again (the window stays); this page waits for the new host's /health.
+  const uptime = () => fetch("/health", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null))
+    .then((h) => (h && h.status === "ok" ? h.uptime_s : null)).catch(() => null);
+  $("restart-now").addEventListener("click", guard(async () => {
+    const before = await uptime();
+    restarting = true;
+    $("restart-now").hidden = true;
+    $("restart-text").textContent = t("settings.restarting");
+    try {
+      await api("POST", "/api/app/restart");
+    } catch (err) {
+      restarting = false;
+      $("restart-now").hidden = false;
+      throw err;
+    }
+    const deadline = Date.now() + 60000;
+    while (Date.now() < deadline) {
+      await new Promise((done) => setTimeout(done, 500));
+      const now = await uptime();
+      if (now !== null && (before === null || now < before)) { location.reload(); return; }
+    }
+    $("restart-text").textContent = t("settings.restart_lost");
+  }));
 
   function show(settings) {
     current = settings;
@@ -126,9 +151,13 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     }
     const banner = $("restart-banner");
-    banner.hidden = !settings.restart_needed.length;
-    banner.textContent = t("settings.restart_needed",
-      { fields: settings.restart_needed.map((name) => t(`settings.field_${name}`)).join(", ") });
+    if (!restarting) {
+      banner.hidden = !settings.restart_needed.length;
+      const fields = settings.restart_needed.map((name) => t(`settings.field_${name}`)).join(", ");
+      $("restart-text").textContent = t(settings.can_restart ? "settings.restart_needed" : "settings.restart_needed_manual",
+        { fields });
+      $("restart-now").hidden = !settings.can_restart;
+    }
     showLan(settings);
   }
 

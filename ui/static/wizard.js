@@ -37,18 +37,29 @@
   function renderProgress() {
     for (const item of $$(".wz-progress li")) {
       const n = Number(item.dataset.step);
-      const done = state && state.steps[STEPS[n - 1]];
-      item.classList.toggle("done", Boolean(done));
+      const done = Boolean(state && state.steps[STEPS[n - 1]]);
+      // A skipped channel step is passed, but nothing was set up: a dash and the word, never a tick.
+      const skipped = done && Boolean(state.skipped && state.skipped.includes(STEPS[n - 1]));
+      item.classList.toggle("done", done && !skipped);
+      item.classList.toggle("skipped", skipped);
       item.classList.toggle("current", n === current);
       if (n === current) item.setAttribute("aria-current", "step"); else item.removeAttribute("aria-current");
       const dot = $(".wz-dot", item);
-      dot.textContent = done && n !== current ? "✓" : String(n);
-      dot.title = done ? NC.t("wizard.done_mark") : "";
+      dot.textContent = n === current || !done ? String(n) : skipped ? "–" : "✓";
+      const word = skipped ? NC.t("wizard.skipped_mark") : done ? NC.t("wizard.done_mark") : "";
+      dot.title = word;
+      const mark = $(".wz-state", item);
+      if (mark) {
+        mark.textContent = word;
+        mark.classList.toggle("visually-hidden", !skipped);  // "done" is read out; "Skipped" is also shown
+      }
     }
   }
 
-  function markDone(name) {
+  function markDone(name, skipped = false) {
     state.steps[name] = true;
+    state.skipped = (state.skipped || []).filter((step) => step !== name);
+    if (skipped) state.skipped.push(name);
     renderProgress();
   }
 
@@ -430,15 +441,62 @@
     if (build.status === "failed") {
       $("#build-title").textContent = NC.t("wizard.build_failed");
       $("#build-line").textContent = "";
-      $("#build-error").textContent = build.error;
+      // One plain line on top; the engine's own words stay with the log, behind the toggle.
+      $("#build-headline").textContent = build.headline || NC.t("wizard.build_failed");
+      $("#build-error").textContent = build.error || "";
+      $("#build-error").hidden = !build.error;
       $("#build-fix").textContent = build.fix;
-      $("#build-details").open = true;
+      renderBuildFixes(build);
       $("#engine-build").textContent = NC.t("wizard.build_again");
       $("#engine-build").hidden = false;
     }
     if (build.lines && build.lines.length && !$("#build-log").textContent) {
       $("#build-log").textContent = build.lines.join("\n") + "\n";
     }
+  }
+
+  // The fixes done here, on this step: a base image already on this computer, or the network's certificate file.
+  function renderBuildFixes(build) {
+    const bases = build.cause === "pull" ? build.local_bases || [] : [];
+    $("#build-offer").hidden = bases.length === 0;
+    $("#build-offer-list").replaceChildren(...bases.map((image) => {
+      const button = NC.el("button", { type: "button", class: "primary" }, NC.t("wizard.base_use", { image }));
+      button.addEventListener("click", () => useBaseImage(button, image));
+      return button;
+    }));
+    const form = $("#build-ca");
+    form.hidden = build.cause !== "tls" && build.cause !== "ca_file";
+    if (!form.hidden && !$("#ca-file").value) $("#ca-file").value = build.ca_file || "";
+    $("#ca-file-hint").textContent = NC.t("wizard.ca_file_hint");
+  }
+
+  // Both save a setting the running app uses at once (no restart), then build again.
+  async function useBaseImage(button, image) {
+    try {
+      await busy(button, NC.t("wizard.base_switching"),
+        () => NC.api("PUT", "/api/settings", { agent_base_image: image }, { quiet: true }));
+    } catch (err) {
+      $("#build-fix").textContent = sentence(err.message);
+      return;
+    }
+    await checkEngine(true);
+    startBuild();
+  }
+
+  async function useCaFile(event) {
+    event.preventDefault();
+    const form = $("#build-ca");
+    clearErrors(form);
+    const path = $("#ca-file").value.trim();
+    try {
+      await busy($("#ca-submit"), NC.t("wizard.ca_checking"),
+        () => NC.api("PUT", "/api/settings", { agent_ca_certificates: path }, { quiet: true }));
+    } catch (err) {
+      showError(form, { message: sentence(err.message), body: { field: "agent_ca_certificates" } });
+      return;
+    }
+    await checkEngine(true);
+    startBuild();
   }
 
   // What the events already told us about a running build (newer than an API snapshot).
@@ -546,7 +604,7 @@
     if (outcome === "done" && !works(widget && widget.view) && state.steps[name]) { show(next); return; }
     try {
       await NC.api("POST", "/api/setup/channel", { channel: name, outcome }, { quiet: true });
-      markDone(name);
+      markDone(name, outcome === "skipped");
       show(next);
     } catch (err) {
       channelError(name, err.message);
@@ -665,6 +723,8 @@
     $("#engine-fix").addEventListener("click", runFix);
     NC.on("engine.task", onEngineTask);
     $("#engine-build").addEventListener("click", startBuild);
+    $("#build-ca").addEventListener("submit", useCaFile);
+    clearOnInput($("#build-ca"));
     $("#engine-next").addEventListener("click", () => show(3));
     for (const name of Object.keys(CHANNEL_STEP)) {
       $(`#${name}-skip`).addEventListener("click", () => leaveChannel(name, "skipped"));

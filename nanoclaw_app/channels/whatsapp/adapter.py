@@ -24,7 +24,13 @@ from nanoclaw_app.channels.base import ChannelAdapter, ChannelStatus, HostCallba
 from nanoclaw_app.channels.registry import ChannelDeps
 from nanoclaw_app.channels.whatsapp import native
 from nanoclaw_app.channels.whatsapp.connection import QR_TIMEOUT, ClientFactory, Connection
-from nanoclaw_app.channels.whatsapp.decisions import BACKOFF, OUTAGE_ALERT_AFTER, STABLE_AFTER, pair_error_words
+from nanoclaw_app.channels.whatsapp.decisions import (
+    BACKOFF,
+    OUTAGE_ALERT_AFTER,
+    STABLE_AFTER,
+    pair_error_words,
+    unreachable_words,
+)
 from nanoclaw_app.channels.whatsapp.inbound import MODE_KEY, SELF_MODE, Inbound
 from nanoclaw_app.channels.whatsapp.jids import Me, format_number, phone_digits
 from nanoclaw_app.channels.whatsapp.memory import MessageMemory
@@ -182,6 +188,10 @@ class WhatsAppAdapter(ChannelAdapter):
         me = self.connection.me
         if state == "connected" and me is not None and await self._self_mode():
             extra = {"owner_chat": me.jid, "owner_handle": me.jid}
+        if self.connection.problem:
+            technical = self.connection.technical
+            extra = {"problem": self.connection.problem, "reason": _sentence(unreachable_words(technical)),
+                     "technical": technical}
         status = ChannelStatus(state, detail, account=self._account(), retry_at=retry_at, alert=alert, extra=extra)
         self._status = status
         self._reports.put_nowait(status)
@@ -237,6 +247,11 @@ def _timezone(name: str) -> tzinfo:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return zoneinfo.ZoneInfo("UTC")
+
+
+def _sentence(words: str) -> str:
+    """``this computer cannot…`` → ``This computer cannot….``: the page shows the reason on its own line."""
+    return words[:1].upper() + words[1:] + "."
 
 
 def _format_code(code: str) -> str:

@@ -137,6 +137,10 @@ class Connection:
         self.state: LinkState = "connecting" if paired else "not_paired"
         self.detail = "Connecting to WhatsApp…" if paired else "Not linked yet. Waiting for a QR code from WhatsApp…"
         self.retry_at: str | None = None
+        self.problem = ""
+        """``unreachable`` while WhatsApp's servers cannot be reached (see ``Decision.problem``)."""
+        self.technical = ""
+        """neonize's error text behind ``problem``, for the page's "Technical details"."""
         self.me: Me | None = None
         self.client: Any | None = None
         self.qr_seen = False
@@ -426,8 +430,10 @@ class Connection:
     async def _set(self, decision: Decision) -> None:
         """Adopt a decision's state and tell the listener when anything the user sees changed."""
         retry_at = iso(decision.retry_at) if decision.retry_at is not None else None
-        changed = (decision.state, decision.detail, retry_at) != (self.state, self.detail, self.retry_at)
+        seen = (decision.state, decision.detail, retry_at, decision.problem, decision.technical)
+        changed = seen != (self.state, self.detail, self.retry_at, self.problem, self.technical)
         self.state, self.detail, self.retry_at = decision.state, decision.detail, retry_at
+        self.problem, self.technical = decision.problem, decision.technical
         if changed or decision.alert:
             if changed:
                 log.info("WhatsApp: %s (%s)", self.state, self.detail)

@@ -111,6 +111,10 @@ class Decision:
     """Stop the current client now (terminal states) instead of letting it try on its own."""
     counts_attempt: bool = False
     """The reconnect is one more step up the backoff."""
+    problem: str = ""
+    """``unreachable`` when WhatsApp's servers could not be reached at all (the page shows its own panel for it)."""
+    technical: str = ""
+    """neonize's own error text, kept out of ``detail`` (the page tucks it away under "Technical details")."""
 
     @property
     def transient(self) -> bool:
@@ -187,11 +191,13 @@ def decide(
                         counts_attempt=True, stop_client=True)
 
     why = _transient_words(kind, event)
+    problem, technical = ("unreachable", _short(event.error, 600)) if kind == "dial_failed" else ("", "")
     if not paired:
         return Decision("not_paired", f"Not linked yet. {why} {when}", reconnect_after=delay, retry_at=retry_at,
-                        counts_attempt=True)
+                        counts_attempt=True, problem=problem, technical=technical)
     state: LinkState = "connecting" if kind == "stream_error" and event.code == "515" else "reconnecting"
-    return Decision(state, f"{why} {when}", reconnect_after=delay, retry_at=retry_at, counts_attempt=True)
+    return Decision(state, f"{why} {when}", reconnect_after=delay, retry_at=retry_at, counts_attempt=True,
+                    problem=problem, technical=technical)
 
 
 def outage_alert(down_seconds: float) -> str:
@@ -204,6 +210,36 @@ def outage_alert(down_seconds: float) -> str:
 def pair_error_words(error: str) -> str:
     """A pairing refusal (from a QR link or a phone-number code) in words, with what to do."""
     return _pair_error_words(error)
+
+
+_UNREACHABLE_WORDS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("x509", "certificate"),
+     "something on this network (a proxy or security software) is intercepting secure connections, so WhatsApp's "
+     "server could not be checked"),
+    (("no such host", "lookup ", "name resolution", "server misbehaving"),
+     "this computer cannot look up WhatsApp's address. It may be offline, or the network's name service is not "
+     "working"),
+    (("network is unreachable", "no route to host"),
+     "this computer is not connected to a network that reaches the internet"),
+    (("connection refused",),
+     "the connection was refused. A firewall or proxy on this network may be blocking WhatsApp"),
+    (("i/o timeout", "deadline exceeded", "timed out", "timeout"),
+     "WhatsApp did not answer in time. The internet connection may be down or very slow, or a firewall may be "
+     "dropping the connection"),
+    (("bad handshake", "proxy", "403", "407"),
+     "the connection was turned away on the way to WhatsApp. A proxy on this network may not allow it"),
+    (("connection reset", "eof", "broken pipe"),
+     "the connection was cut off while connecting. The network may be unstable, or a firewall may be ending it"),
+)
+
+
+def unreachable_words(error: str) -> str:
+    """Why WhatsApp could not be reached, in words a person can act on (neonize's Go text is kept elsewhere)."""
+    lowered = error.lower()
+    for needles, words in _UNREACHABLE_WORDS:
+        if any(needle in lowered for needle in needles):
+            return words
+    return "the connection could not be opened. Check that this computer is online"
 
 
 def _ban(event: LinkEvent, *, attempt: int, now: datetime, tz: tzinfo, backoff: Sequence[float]) -> Decision:
@@ -234,7 +270,7 @@ def _transient_words(kind: str, event: LinkEvent) -> str:
         words = _FAILURE_WORDS.get(event.reason, "WhatsApp refused the connection")
         return f"{words}{f' ({_short(event.error)})' if event.error else ''}."
     if kind == "dial_failed":
-        return f"Could not reach WhatsApp ({_short(event.error) or 'no answer'}). Check the internet connection."
+        return f"NanoClaw cannot reach WhatsApp: {unreachable_words(event.error)}."
     if kind == "ended":
         return "The connection to WhatsApp ended."
     return "The connection to WhatsApp dropped."

@@ -129,6 +129,12 @@ class SettingsController(Controller):
         await secrets.create_passphrase(services, data.passphrase, automatic=data.automatic)
         return await secrets.secret_status(services)
 
+    @post("/api/app/restart", status_code=202, summary="Restart the host now (to apply what waits for a restart)")
+    async def restart(self, services: NamedDependency[AppServices]) -> dict[str, bool]:
+        """Answers first, then the host stops and starts again; the page waits for ``/health`` to come back."""
+        app_settings.request_restart(services)
+        return {"restarting": True}
+
     @post("/api/secrets/automatic", status_code=200, summary="Start an encrypted store this computer unlocks itself")
     async def create_automatic(self, services: NamedDependency[AppServices]) -> SecretStatus:
         """Only where no OS keyring works: no passphrase to choose; it unlocks by itself after a restart."""

@@ -68,8 +68,8 @@ async def test_whatsapps_own_quick_reconnect_is_not_fought(wa_settings: Settings
 async def test_a_failed_dial_is_retried_by_the_adapter(wa_settings: Settings, fake: FakeNeonizeClient) -> None:
     fake.fail_dial = True  # offline: neonize's connect task raises and never retries
     async with running(wa_settings, fake) as wa:
-        status = await wa.wait_state("not_paired", lambda s: "Could not reach WhatsApp" in s.detail)
-        assert "no such host" in status.detail
+        status = await wa.wait_state("not_paired", lambda s: "cannot reach WhatsApp" in s.detail)
+        assert "no such host" in status.extra["technical"]
         await fake.wait_connect_call(2)
         await fake.emit_qr("2@online-again,AAA==,BBB==,CCC==")
         await wa.wait_state("pairing")

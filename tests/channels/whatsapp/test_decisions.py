@@ -34,7 +34,7 @@ def run(event: LinkEvent, *, attempt: int = 0, paired: bool = True):  # type: ig
     (LinkEvent("connect_failure", reason="INTERNAL_SERVER_ERROR"), "internal error"),
     (LinkEvent("connect_failure", reason="GENERIC", error="bad request"), "refused the connection (bad request)"),
     (LinkEvent("connect_failure", reason="EXPERIMENTAL"), "experiment"),
-    (LinkEvent("dial_failed", error="lookup web.whatsapp.com: no such host"), "Could not reach WhatsApp (lookup"),
+    (LinkEvent("dial_failed", error="lookup web.whatsapp.com: no such host"), "cannot reach WhatsApp: this computer"),
     (LinkEvent("ended"), "ended"),
 ])
 def test_transient_trouble_reconnects_with_backoff_and_never_repairs(event: LinkEvent, words: str) -> None:
@@ -62,7 +62,9 @@ def test_stream_error_515_is_the_normal_restart_after_linking() -> None:
 def test_trouble_before_any_link_keeps_the_pairing_screen() -> None:
     decision = run(LinkEvent("dial_failed", error="no such host"), paired=False)
     assert decision.state == "not_paired"
-    assert decision.detail.startswith("Not linked yet. Could not reach WhatsApp")
+    assert decision.detail.startswith("Not linked yet. NanoClaw cannot reach WhatsApp")
+    assert "no such host" not in decision.detail  # neonize's text goes to "Technical details" only
+    assert (decision.problem, decision.technical) == ("unreachable", "no such host")
     assert decision.reconnect_after == 2.0
     assert decision.alert is None
 

@@ -16,6 +16,7 @@ from packaging.version import Version
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.runtime.image import AgentImages, agent_image_dir, read_ca_certificates
 from nanoclaw_app.runtime.podman_api import PodmanApi
+from tests.fakes.certs import ca_pem
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -68,12 +69,11 @@ def test_derived_tags_depend_on_the_packages_not_their_order() -> None:
     assert AgentImages.derived_tag(base, ["x"], []) != AgentImages.derived_tag(base, [], ["x"])
 
 
-PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
 def test_ca_certificates_are_split_one_per_file(tmp_path: Path) -> None:
     bundle = tmp_path / "corp.pem"
-    bundle.write_bytes(b"intro text\n" + PEM + PEM.replace(b"MIIB", b"MIIC"))
+    bundle.write_bytes(b"intro text\n" + ca_pem() + ca_pem("Another CA"))
     certs = read_ca_certificates(str(bundle))
     assert len(certs) == 2
     assert all(c.startswith(b"-----BEGIN CERTIFICATE-----") for c in certs)
