@@ -44,7 +44,7 @@ from nanoclaw_app.runtime.base import ContainerRuntime, ExtraMount, SessionSpec
 from nanoclaw_app.runtime.mounts import MountRequest, load_allowlist, resolve_mounts
 from nanoclaw_app.runtime.wake import WakeManager
 from nanoclaw_app.secrets.backend import PASSPHRASE_ENV, choose_backend
-from nanoclaw_app.secrets.store import SecretStore
+from nanoclaw_app.secrets.store import SecretStore, SecretsUnavailable
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.services.engine_check import stop_image_build
 from nanoclaw_app.services.key_gate import KeyGate
@@ -201,13 +201,7 @@ class Host:
             stack.push_async_callback(self._teardown_channels)
             for adapter in self.channels.all():
                 await self._setup_adapter(adapter)
-            for name in self._builders:
-                if name not in self.channels and await channel_registry.is_enabled(self.db, name):
-                    try:
-                        await self.start_channel(name)
-                    except NanoClawError as err:
-                        log.error("channel %s not started: %s", name, err)
-                        self._component(f"channel:{name}", f"failed: {err}")
+            await self._start_enabled_channels()
             await self.delivery.recover_uncertain()
             await self.delivery.start()
             stack.push_async_callback(self.delivery.stop)
@@ -248,18 +242,38 @@ class Host:
             self._component("lan", f"unavailable: {err}")
             self.lan_web = None
 
+    async def _start_enabled_channels(self) -> None:
+        """Start each channel the user turned on that does not run (at start; again once the secrets unlock)."""
+        for name in self._builders:
+            if name not in self.channels and await channel_registry.is_enabled(self.db, name):
+                try:
+                    await self.start_channel(name)
+                except NanoClawError as err:
+                    if isinstance(err, SecretsUnavailable):  # its token is in the locked store: it starts at the unlock
+                        log.warning("channel %s waits for the secret store to be unlocked: %s", name, err)
+                        self._component(f"channel:{name}", "locked: starts when your saved keys are unlocked")
+                        continue
+                    log.error("channel %s not started: %s", name, err)
+                    self._component(f"channel:{name}", f"failed: {err}")
+
     async def _release_when_keys_usable(self) -> None:
-        """When the store is unlocked or a key saved, hand the messages that waited for it to their agents now."""
+        """When the store is unlocked or a key saved, go on with what waited for it.
+
+        Channels whose token is in the store (Telegram) start now, and the messages that waited for a model key go
+        to their agents; messages sent to a channel meanwhile wait on the platform's side and arrive now.
+        """
         async with self.events.subscribe() as queue:
             while True:
                 event = await queue.get()
-                usable = ((event.kind == "health" and event.data.get("components", {}).get("secrets") == "ok")
-                          or (event.kind == "secrets.changed" and event.data.get("is_set")))
-                if usable and self.key_gate.release():
-                    try:
+                unlocked = event.kind == "health" and event.data.get("components", {}).get("secrets") == "ok"
+                saved = event.kind == "secrets.changed" and event.data.get("is_set")
+                try:
+                    if unlocked:
+                        await self._start_enabled_channels()
+                    if (unlocked or saved) and self.key_gate.release():
                         await self.sweep.sweep_once()
-                    except Exception:
-                        log.exception("waking the sessions that waited for a key failed; the sweep retries")
+                except Exception:
+                    log.exception("going on after the secrets became usable failed; the sweep retries")
 
     async def _stop_release(self) -> None:
         task, self._release = self._release, None

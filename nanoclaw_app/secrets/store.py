@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 SERVICE = "nanoclaw"
 
 
+class SecretsUnavailable(ConfigError):
+    """No store is open (locked, or none set up yet): what needs a secret waits until the user opens one."""
+
+
 class SecretStore:
     """Get, set and delete secrets by name in one keyring backend."""
 
@@ -69,7 +73,7 @@ class SecretStore:
 
     def _require(self) -> KeyringBackend:
         if self._backend is None:
-            raise ConfigError(f"cannot use secrets: {self._reason}")
+            raise SecretsUnavailable(f"cannot use secrets: {self._reason}")
         return self._backend
 
     async def get(self, name: str) -> str | None:

@@ -168,7 +168,9 @@ async def check_engine(services: AppServices) -> EngineReport:
             raise StepFailed("Podman did not connect")
         info = await api.info()
         version = str((info.get("version") or {}).get("Version", "")) or "?"
-        report.detail = f"Podman {version} ({'rootless' if podman.rootless else 'rootful'}) is running."
+        # Plain words: "rootless"/"rootful" mean nothing to a home user; whether it needs administrator rights does.
+        rights = "without administrator rights" if podman.rootless else "with administrator rights"
+        report.detail = f"Podman {version} is running ({rights})."
         report.image_tag = await podman.images.base_tag()
         report.image_ready = await api.image_id(report.image_tag) is not None
         report.base_present = await api.image_id(report.base_image) is not None

@@ -4,6 +4,7 @@ and model usage and cost per agent and day on the user's clock."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -229,8 +230,14 @@ async def test_each_tab_of_the_activity_page_shows_its_records(web_host: Host, p
     await expect(dropped.locator("tr[data-reason='no_agent_wired']")).to_contain_text("add one on the Chats page")
     await shot(page, "activity-dropped")
 
-    await page.get_by_role("tab", name="Containers").click()
+    await page.get_by_role("tab", name="What agents did").click()
+    timeline = page.locator("#timeline")
+    await expect(timeline.locator("[data-kind='replied']")).to_contain_text("Reply sent: “Good morning! Sunny, 21 °C.”")
+    await expect(timeline.locator("[data-kind='reply_failed']")).to_contain_text("could not be delivered")
+    await expect(timeline.locator("[data-kind='model_called']")).to_have_count(4)
     log_box = page.locator("#log-text")
+    await expect(log_box).to_be_hidden()  # the raw log waits behind its toggle
+    await page.get_by_text("Show the raw container log").click()
     await expect(log_box).to_contain_text("replied to the owner; waiting for more")
     await expect(log_box).to_contain_text("ANTHROPIC_API_KEY=ncgw-[hidden]")
     assert TOKEN not in await log_box.inner_text()
@@ -262,5 +269,77 @@ async def test_with_nothing_recorded_yet_each_tab_says_so(web_host: Host, page: 
     await expect(page.locator("#delivery-list")).to_contain_text("Nothing sent yet.")
     await page.get_by_role("tab", name="Dropped").click()
     await expect(page.locator("#dropped-list")).to_contain_text("everything that arrived reached an agent")
-    await page.get_by_role("tab", name="Containers").click()
-    await expect(page.locator("#log-meta")).to_contain_text("No sessions yet")
+    await page.get_by_role("tab", name="What agents did").click()
+    await expect(page.locator("#timeline-meta")).to_contain_text("No sessions yet")
+
+
+def write_inbound(folder: Path, at: datetime, sender: str, text: str) -> None:
+    """A message that reached the agent and was answered (completed: the test runtime leaves it alone)."""
+    conn = sqlite3.connect(folder / "inbound.db")
+    try:
+        conn.execute("INSERT INTO messages_in (id, seq, kind, timestamp, status, content) VALUES ('in-1', 2, 'chat',"
+                     " ?, 'completed', json_object('text', ?, 'sender_name', ?))", (iso(at), text, sender))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+async def test_what_the_agent_did_is_a_timeline_in_words_with_the_raw_log_behind_a_toggle(
+    web_host: Host, client: httpx.AsyncClient, page: Any, base_url: str
+) -> None:
+    ids = await seed(web_host.db)
+    session, _ = await sessions_db.find_or_create(web_host.db, ids.agent_id, "shared", ids.dm_id, None)
+    folder = await web_host.store.create(ids.agent_id, session.id)
+    start = utcnow().replace(microsecond=0) - timedelta(minutes=5)
+    runner = "%Y-%m-%d %H:%M:%S,250"
+    web_host.settings.paths.container_log(session.id).write_text("".join([
+        k8s(start, "stderr", f"{start.strftime(runner)} INFO agent_runner: runner process up; loading provider claude"),
+        k8s(start + timedelta(seconds=40), "stderr",
+            f"{start.strftime(runner)} ERROR agent_runner.loop: the provider failed: Traceback (most recent call)"),
+    ]), encoding="utf-8")
+    write_inbound(folder, start + timedelta(seconds=10), "Ada", "What is the weather tomorrow?")
+    await usage.record_call(web_host.db, CallUsage(ids.agent_id, session.id, "anthropic", "claude-sonnet-4-5",
+                                                   1_000, 200, 0, 0, 0.01, iso(start + timedelta(seconds=20))))
+    for message_id in ("out-task", "out-reply"):  # handled before they exist: the host's loop leaves them alone
+        await attempts.begin(web_host.db, session.id, message_id)
+        await attempts.succeeded(web_host.db, session.id, message_id)
+    conn = sqlite3.connect(folder / "outbound.db")
+    try:
+        conn.execute("INSERT INTO messages_out (id, seq, timestamp, kind, content) VALUES ('out-task', 1, ?, 'system',"
+                     " json_object('type', 'action', 'action', 'schedule_task', 'payload', json_object()))",
+                     (iso(start + timedelta(seconds=25)),))
+        conn.execute("INSERT INTO messages_out (id, seq, timestamp, kind, platform_id, channel_type, content)"
+                     " VALUES ('out-reply', 3, ?, 'chat', 'owner', 'test', json_object('text', 'Sunny, 21 °C.'))",
+                     (iso(start + timedelta(seconds=30)),))
+        conn.commit()
+    finally:
+        conn.close()
+
+    tail = (await client.get(f"/api/activity/logs/{session.id}")).json()
+    assert [(e["kind"], e["who"], e["text"]) for e in tail["timeline"]] == [
+        ("container_started", "", ""),
+        ("received", "Ada", "What is the weather tomorrow?"),
+        ("model_called", "claude-sonnet-4-5", "1,200"),
+        ("tool_used", "", "schedule task"),
+        ("replied", "", "Sunny, 21 °C."),
+        ("problem", "", ""),  # the traceback stays in the raw log
+    ]
+
+    await page.goto(f"{base_url}/activity#containers")
+    timeline = page.locator("#timeline")
+    await expect(timeline.locator("li.tl")).to_have_text([
+        re.compile("The agent's container started$"),
+        re.compile("Message received from Ada: “What is the weather tomorrow\\?”$"),
+        re.compile(r"Asked the model \(claude-sonnet-4-5, 1,200 tokens\)$"),
+        re.compile("Used a tool: schedule task$"),
+        re.compile("Reply sent: “Sunny, 21 °C.”$"),
+        re.compile("The agent ran into a problem"),
+    ])
+    await expect(timeline).not_to_contain_text("Traceback")
+    await expect(page.locator("#log-text")).to_be_hidden()
+    await shot(page, "activity-timeline")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await shot(page, "activity-timeline-phone")
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    await page.get_by_text("Show the raw container log").click()
+    await expect(page.locator("#log-text")).to_contain_text("Traceback")

@@ -146,3 +146,42 @@ async def test_the_chats_page_changes_who_may_write_and_how_an_agent_answers(
     assert chat.unknown_sender_policy == "request_approval"
     await expect(page.locator(f"[data-chat='{seeded.group_id}'] [name=engage_pattern]")).to_have_value("nano|hey")
     await shot(page, "chats")
+
+
+async def test_the_chats_page_says_in_words_how_an_agent_answers_and_keeps_the_plumbing_under_advanced(
+    page: Any, base_url: str, web_host: Host
+) -> None:
+    seeded = await seed(web_host.db, channel_type="whatsapp")
+    await page.goto(f"{base_url}/chats")
+    dm = page.locator(f"[data-chat='{seeded.dm_id}']")
+    await expect(dm.locator(".chat-head")).to_contain_text("WhatsApp")
+    form = dm.locator("form.wiring")
+    await expect(form.locator(".wiring-summary")).to_have_text(
+        "Nano answers every message from anyone allowed in this chat.")
+    await expect(form.get_by_label("Answers")).to_have_value("all")
+    await expect(form.get_by_label("Pattern")).to_be_hidden()  # no "." for a home user to puzzle over
+    await expect(form.get_by_label("Priority")).to_be_hidden()
+    await expect(dm.get_by_text("Chat id whatsapp:owner")).to_be_hidden()
+    await shot(page, "chats-plain")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await shot(page, "chats-plain-phone")
+    await page.set_viewport_size({"width": 1280, "height": 800})
+
+    await dm.get_by_text("Advanced: this chat's id").click()
+    await expect(dm.get_by_text("Chat id whatsapp:owner")).to_be_visible()
+    await form.get_by_text("Advanced", exact=True).click()
+    await form.get_by_label("Priority").fill("3")
+    await form.get_by_label("Answers").select_option("mention")
+    await form.get_by_role("button", name="Save").click()
+    await expect(page.get_by_text("Saved how Nano answers in Owner DM")).to_be_visible()
+    stored = await messaging.wiring(web_host.db, seeded.dm_id, seeded.agent_id)
+    assert stored is not None
+    assert (stored.engage_mode, stored.engage_pattern, stored.priority) == ("mention", None, 3)
+
+    form = page.locator(f"[data-chat='{seeded.dm_id}'] form.wiring")
+    await form.get_by_label("Answers").select_option("all")  # back to every message: stored as the pattern "."
+    await form.get_by_role("button", name="Save").click()
+    await expect(form.locator(".wiring-summary")).to_contain_text("answers every message")
+    stored = await messaging.wiring(web_host.db, seeded.dm_id, seeded.agent_id)
+    assert stored is not None
+    assert (stored.engage_mode, stored.engage_pattern) == ("pattern", ".")

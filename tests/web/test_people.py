@@ -147,8 +147,38 @@ async def test_the_people_page_gives_and_removes_roles_and_memberships(
     assert await users.is_member(web_host.db, FRIEND, seeded.agent_id) is False
     assert await users.scoped_admins(web_host.db, seeded.agent_id) == [FRIEND]
 
-    await page.get_by_label("Their id").fill("telegram:777")
+    await page.get_by_label("Where they write").select_option("telegram")
+    await page.get_by_label("Their Telegram user id").fill("777")
     await page.locator("#add-agent").select_option(label="Nano")
     await page.locator("#add-person").get_by_role("button", name="Let in").click()
     await expect(page.locator("tr[data-person='telegram:777']")).to_contain_text("Nano")
     await shot(page, "people-roles")
+
+
+async def test_people_are_shown_by_name_and_where_they_write_and_let_in_by_phone_number(
+    page: Any, base_url: str, seeded: Seeded, web_host: Host
+) -> None:
+    await users.upsert(web_host.db, "whatsapp:491701234567@s.whatsapp.net", "whatsapp", "Ada")
+    await users.upsert(web_host.db, "telegram:4242", "telegram", None)
+    await page.goto(f"{base_url}/people")
+    ada = page.locator("tr[data-person='whatsapp:491701234567@s.whatsapp.net'] td.who")
+    await expect(ada.locator("strong")).to_have_text("Ada")
+    await expect(ada.locator(".where")).to_have_text("on WhatsApp, +491701234567")
+    await expect(ada.locator(".where")).to_have_attribute("title", "whatsapp:491701234567@s.whatsapp.net")
+    nameless = page.locator("tr[data-person='telegram:4242'] td.who")
+    await expect(nameless.locator("strong")).to_have_text("user id 4242")
+    await expect(nameless.locator(".where")).to_have_text("on Telegram")
+    await expect(page.locator("#people")).not_to_contain_text("whatsapp:")  # no channel:handle plumbing on show
+
+    await page.get_by_label("Their phone number").fill("+49 160 555 0101")
+    await page.locator("#add-agent").select_option(label="Nano")
+    await page.locator("#add-person").get_by_role("button", name="Let in").click()
+    await expect(page.get_by_text("+49 160 555 0101 may now talk to Nano")).to_be_visible()
+    assert await users.is_member(web_host.db, "whatsapp:491605550101@s.whatsapp.net", seeded.agent_id)
+
+    await page.get_by_label("Their phone number").fill("call me")
+    await page.locator("#add-person").get_by_role("button", name="Let in").click()
+    await expect(page.get_by_text("Type their phone number with the country code")).to_be_visible()
+    await shot(page, "people-plain")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await shot(page, "people-plain-phone")

@@ -3,6 +3,7 @@ encrypted secret store where no OS keyring works."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -198,12 +199,27 @@ async def test_setting_a_secret_and_the_spend_cap_on_the_page(page: Any, base_ur
                                                               keyring_backend: MemoryKeyring) -> None:
     await page.goto(f"{base_url}/settings")
     row = page.locator('tr[data-secret="anthropic_api_key"]')
+    await expect(row.locator("td").first).to_have_text(re.compile(r"^Anthropic API key \(Claude\)"))
+    await expect(row.get_by_text("anthropic_api_key")).to_be_hidden()  # the stored name is plumbing
+    await expect(page.locator("#secret-form")).to_be_hidden()  # storing by name waits under Advanced
     await row.get_by_role("button", name="Set").click()
-    await page.fill("#secret-form input[name=value]", VALUE)
-    await page.click("#secret-form button[type=submit]")
+    await row.get_by_label("New value for Anthropic API key (Claude)").fill(VALUE)
+    await row.get_by_role("button", name="Save").click()
     await row.locator(".badge.good").wait_for()
+    await expect(page.get_by_text("Anthropic API key (Claude) saved.")).to_be_visible()
     assert keyring_backend.values[("nanoclaw", "anthropic_api_key")] == VALUE
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await shot(page, "settings-keys-phone")
+    await page.set_viewport_size({"width": 1280, "height": 800})
+
+    await page.get_by_text("Advanced: names for the command line").click()
+    await expect(row.get_by_text("name: anthropic_api_key")).to_be_visible()
+    await page.fill("#secret-form input[name=name]", "github_token")
+    await page.fill("#secret-form input[name=value]", "gh-secret-value")
+    await page.click("#secret-form button[type=submit]")
+    await expect(page.locator('tr[data-secret="github_token"] td').first).to_contain_text("Github token")
     assert await page.locator("#secret-form input[name=value]").input_value() == ""
+    await shot(page, "settings-keys")
 
     await page.fill("#general-form input[name=daily_spend_cap_usd]", "3.75")
     await page.fill("#general-form input[name=timezone]", "America/New_York")

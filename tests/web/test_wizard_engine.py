@@ -197,8 +197,8 @@ async def test_windows_from_no_wsl_to_a_connected_machine_in_the_browser(
     (tools / "go").touch()
 
     # connected through the app's own relay to the machine's (stand-in) named pipe
-    await expect(status.locator(".notice.good")).to_contain_text("Podman 5.6.1 (rootless) is running.",
-                                                                 timeout=30_000)
+    await expect(status.locator(".notice.good")).to_contain_text(
+        "Podman 5.6.1 is running (without administrator rights).", timeout=30_000)
     await expect(page.locator("#engine-task")).to_be_hidden()
     await expect(page.locator("#engine-build")).to_be_visible()
     await shots(page, "wizard-engine-windows-ready")
@@ -283,7 +283,7 @@ async def test_macos_installs_the_package_and_makes_the_machine(client: httpx.As
     assert report["action"] == "wait"
     (tools / "go").touch()
     report = await until(lambda: _ready(client))
-    assert report["detail"] == "Podman 5.6.1 (rootless) is running."
+    assert report["detail"] == "Podman 5.6.1 is running (without administrator rights)."
 
 
 @pytest.mark.parametrize("platform", ["darwin"])

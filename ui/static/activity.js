@@ -78,8 +78,39 @@ document.addEventListener("DOMContentLoaded", () => {
       ["col_last_seen", "col_chat", "col_sender", "col_agent", "col_reason", "col_count", "col_text"], rows));
   }
 
-  // ---------------------------------------------------------------------------------------------- container logs
+  // ---------------------------------------------------------------------------------------------- what the agent did
+  // A timeline in words from the session's records (services/activity/timeline.py); the raw container log is
+  // behind a toggle below it, for a closer look.
   const picker = $("log-session");
+  const quote = (text) => (text ? t("activity.quoted", { text }) : "");
+  function timelineText(entry) {
+    const values = { text: entry.text, who: entry.who, quote: quote(entry.text) };
+    if (entry.kind === "received" && entry.who) return t("activity.tl_received_from", values);
+    if (entry.kind === "model_called") return t("activity.tl_model_called", { model: entry.who, tokens: entry.text });
+    const key = `activity.tl_${entry.kind}`;
+    const text = t(key, values);
+    return text === key ? entry.kind : text;
+  }
+  function renderTimeline(entries) {
+    const list = $("timeline");
+    if (!entries.length) {
+      list.hidden = true;
+      $("timeline-meta").textContent = t("activity.timeline_empty");
+      return;
+    }
+    let day = null;
+    const items = [];
+    for (const entry of entries) {
+      const [date, clock] = entry.at.split(" ");
+      if (date !== day) { items.push(el("li", { class: "tl-day" }, date)); day = date; }
+      items.push(el("li", { class: `tl tl-${entry.kind}`, dataset: { kind: entry.kind } },
+        el("time", {}, clock), el("span", { class: "tl-dot", "aria-hidden": "true" }), el("span", {}, timelineText(entry))));
+    }
+    list.hidden = false;
+    list.replaceChildren(...items);
+    $("timeline-meta").textContent = t("activity.timeline_meta", { count: entries.length });
+  }
+
   async function loadSessions() {
     const sessions = await api("GET", "/api/activity/sessions");
     const chosen = picker.value;
@@ -88,16 +119,19 @@ document.addEventListener("DOMContentLoaded", () => {
     }))));
     picker.disabled = !sessions.length;
     if (!sessions.length) {
-      $("log-meta").textContent = t("activity.pick_none");
-      $("log-text").hidden = true;
+      $("timeline-meta").textContent = t("activity.pick_none");
+      $("timeline").hidden = true;
+      $("raw-log").hidden = true;
       return;
     }
+    $("raw-log").hidden = false;
     if (sessions.some((s) => s.session_id === chosen)) picker.value = chosen;
     await loadLog();
   }
   async function loadLog() {
     if (!picker.value) return;
     const tail = await api("GET", `/api/activity/logs/${encodeURIComponent(picker.value)}`);
+    renderTimeline(tail.timeline || []);
     const box = $("log-text");
     box.hidden = false;
     box.textContent = tail.text || t("activity.log_empty");
@@ -109,6 +143,9 @@ document.addEventListener("DOMContentLoaded", () => {
     box.scrollTop = box.scrollHeight;
   }
   picker.addEventListener("change", loadLog);
+  $("raw-log").addEventListener("toggle", (event) => {
+    if (event.target.open) $("log-text").scrollTop = $("log-text").scrollHeight;  // the newest lines first in view
+  });
 
   // ---------------------------------------------------------------------------------------------- usage
   async function loadUsage() {

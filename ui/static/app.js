@@ -104,7 +104,29 @@
     box.className = `health ${bad.length ? "bad" : "good"}`;
     showHealthDot(bad);
     if (!bad.length) { box.append(el("span", {}, "● ", t("common.health_ok"))); return; }
-    for (const [name, status] of bad) box.append(el("div", {}, "● ", t("common.health_problem", { name, status })));
+    for (const [name, status] of bad) {
+      const { part, state, detail, fix } = plainHealth(name, status);
+      box.append(el("div", { title: detail || null }, "● ", t("common.health_problem", { name: part, status: state }),
+        fix ? [" ", el("a", { href: fix }, t("common.health_fix"))] : null));
+    }
+  }
+
+  // A part's status in words: "channel:whatsapp" / "failed: no network" becomes "WhatsApp" / "could not connect",
+  // the raw text kept for the tooltip, with the page that fixes it.
+  function plainHealth(name, status) {
+    const [kind, ...rest] = String(status).split(":");
+    const word = (prefix, key, fallback) => { const text = t(`${prefix}${key}`); return text === `${prefix}${key}` ? fallback : text; };
+    const key = name.replace(":", "_");
+    const detail = rest.join(":").trim();
+    const offline = /no network|network is unreachable|name resolution|temporary failure in name|no route to host/i.test(detail);
+    const state = offline ? "offline" : kind.trim().toLowerCase();
+    const fixes = { containers: "/setup", secrets: "/settings", lan: "/settings", gateway: "/settings" };
+    return {
+      part: word("common.part_", key, name.startsWith("channel:") ? name.slice(8) : name),
+      state: word("common.state_", state.replace(/\s+/g, "_"), t("common.state_trouble")),
+      detail,
+      fix: name.startsWith("channel:") ? "/channels" : fixes[name] || null,
+    };
   }
 
   // The top bar's dot (phone width): a colour and, on trouble, two words; the details stay in the menu.
@@ -113,7 +135,10 @@
     if (!dot) return;
     dot.className = `health-dot ${bad.length ? "bad" : "good"}`;
     document.getElementById("nc-health-dot-text").textContent = bad.length ? t("common.health_attention") : "";
-    const summary = bad.length ? bad.map(([name, status]) => t("common.health_problem", { name, status })).join("; ")
+    const summary = bad.length ? bad.map(([name, status]) => {
+      const { part, state } = plainHealth(name, status);
+      return t("common.health_problem", { name: part, status: state });
+    }).join("; ")
       : t("common.health_ok");
     document.getElementById("nc-health-dot-label").textContent = `${t("common.health")}: ${summary}`;
   }

@@ -28,16 +28,32 @@
       hint ? el("span", { class: "hint" }, hint) : null);
   }
 
+  // "Answers every message" is pattern mode with the pattern "."; the page offers it as a choice of its own, so the
+  // regular expression only shows for someone who picks a pattern on purpose.
+  const EVERY = "all";
+  const engageChoice = (w) => (w.engage_mode === "pattern" && w.engage_pattern === "." ? EVERY : w.engage_mode);
+  const channelName = (type) => word("chats.channel_", type, type);
+  function word(prefix, key, fallback) {
+    const text = t(`${prefix}${key}`);
+    return text === `${prefix}${key}` ? fallback : text;
+  }
+
+  function summary(w) {
+    const when = engageChoice(w) === EVERY ? t("chats.summary_every")
+      : w.engage_mode === "pattern" ? t("chats.summary_pattern") : t(`chats.summary_${w.engage_mode}`);
+    return t(w.sender_scope === "known" ? "chats.summary_known" : "chats.summary_all", { agent: w.agent_name, when });
+  }
+
   function wiringForm(chat, w, replace) {
     const id = (name) => `${w.id}-${name}`;
-    const engage = select(id("engage"), "engage_mode", lists.engage, w.engage_mode, "engage_");
+    const engage = select(id("engage"), "engage_mode", [EVERY, ...lists.engage], engageChoice(w), "engage_");
     const pattern = el("input", { id: id("pattern"), name: "engage_pattern", type: "text", value: w.engage_pattern || "",
       autocomplete: "off", spellcheck: "false" });
     const patternField = field(t("chats.pattern"), pattern, t("chats.pattern_hint"));
-    patternField.hidden = w.engage_mode !== "pattern";
+    patternField.hidden = engage.value !== "pattern";
     engage.addEventListener("change", () => {
       patternField.hidden = engage.value !== "pattern";
-      if (engage.value === "pattern" && !pattern.value) pattern.value = ".";
+      if (engage.value === "pattern" && (!pattern.value || pattern.value === ".")) pattern.value = "";
     });
     const scope = select(id("scope"), "sender_scope", lists.scopes, w.sender_scope, "senders_");
     const ignored = select(id("ignored"), "ignored_message_policy", lists.ignored, w.ignored_message_policy, "ignored_");
@@ -51,21 +67,30 @@
 
     const form = el("form", { class: "wiring", dataset: { wiring: w.id }, "aria-label": w.agent_name },
       el("h3", {}, w.agent_name),
+      el("p", { class: "wiring-summary" }, summary(w)),
       el("div", { class: "wiring-grid" },
         field(t("chats.engage"), engage, chat.is_group ? null : t("chats.engage_hint")), patternField,
-        field(t("chats.senders"), scope), field(t("chats.ignored"), ignored),
-        field(t("chats.session"), session), field(t("chats.priority"), priority, t("chats.priority_hint"))),
+        field(t("chats.senders"), scope), field(t("chats.session"), session)),
+      el("details", { class: "advanced" }, el("summary", {}, t("chats.advanced")),
+        el("div", { class: "wiring-grid" },
+          field(t("chats.ignored"), ignored), field(t("chats.priority"), priority, t("chats.priority_hint")))),
       error,
       el("div", { class: "row" }, save, unwire));
     form.addEventListener("input", () => { dirty = true; });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       error.hidden = true;
+      if (engage.value === "pattern" && !pattern.value.trim()) {
+        error.textContent = t("chats.pattern_missing");
+        error.hidden = false;
+        pattern.focus();
+        return;
+      }
       save.disabled = true;
       try {
         const updated = await api("PATCH", `/api/chats/${encodeURIComponent(chat.id)}/wirings/${encodeURIComponent(w.id)}`, {
-          engage_mode: engage.value,
-          engage_pattern: engage.value === "pattern" ? pattern.value : null,
+          engage_mode: engage.value === EVERY ? "pattern" : engage.value,
+          engage_pattern: engage.value === EVERY ? "." : engage.value === "pattern" ? pattern.value : null,
           sender_scope: scope.value,
           ignored_message_policy: ignored.value,
           session_mode: session.value,
@@ -129,18 +154,19 @@
     card.append(...[
       el("div", { class: "chat-head" },
         el("h2", {}, chat.title),
-        el("span", { class: "badge" }, chat.channel_type),
+        el("span", { class: "badge" }, channelName(chat.channel_type)),
         el("span", { class: "badge" }, chat.is_group ? t("chats.group") : t("chats.direct")),
         chat.denied_at ? el("span", { class: "badge bad" }, t("chats.rejected")) : null,
         chat.pending_registration ? el("a", { class: "badge warn", href: "/approvals" }, t("chats.waiting")) : null),
-      el("p", { class: "hint" }, t("chats.chat_id", { id: `${chat.channel_type}:${chat.platform_id}` })),
       chat.denied_at ? el("p", { class: "hint" }, t("chats.rejected_hint")) : null,
       el("div", { class: "field policy" }, el("label", { for: policy.id }, t("chats.policy")), policy),
       el("h3", {}, t("chats.agents")),
       chat.wirings.length
         ? el("div", { class: "stack" }, chat.wirings.map((w) => wiringForm(chat, w, replace)))
         : el("p", { class: "muted" }, t("chats.no_wirings")),
-      wireForm(chat, replace)].filter(Boolean));
+      wireForm(chat, replace),
+      el("details", { class: "advanced chat-advanced" }, el("summary", {}, t("chats.advanced_chat")),
+        el("p", { class: "hint" }, t("chats.chat_id", { id: `${chat.channel_type}:${chat.platform_id}` })))].filter(Boolean));
     return card;
   }
 

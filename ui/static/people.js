@@ -71,9 +71,37 @@
     return form;
   }
 
+  function word(key, fallback) {
+    const text = t(key);
+    return text === key ? fallback : text;
+  }
+
+  // "whatsapp:491701234567@s.whatsapp.net" → "+491701234567"; "telegram:777" → "user id 777"; the app's own → "".
+  function handleWords(id) {
+    const [channel, ...rest] = id.split(":");
+    const handle = rest.join(":");
+    if (channel === "webchat") return "";
+    if (channel === "whatsapp") {
+      const phone = handle.match(/^(\d+)@s\.whatsapp\.net$/);
+      if (phone) return `+${phone[1]}`;
+      return handle.endsWith("@lid") ? t("people.hidden_number") : handle;
+    }
+    if (channel === "telegram" && /^\d+$/.test(handle)) return t("people.telegram_handle", { id: handle });
+    return handle;
+  }
+
+  // Where a person writes, in words ("on WhatsApp, +49…"); the stored id stays in the tooltip.
+  function whereWords(person) {
+    const type = person.id.split(":")[0];
+    const channel = word(`people.channel_${type}`, type);
+    const handle = person.display_name ? handleWords(person.id) : "";  // without a name the handle is the headline
+    return handle ? t("people.on_channel_handle", { channel, handle }) : t("people.on_channel", { channel });
+  }
+
   function whoCell(person) {
-    const cell = el("td", { class: "who" }, el("strong", {}, person.name),
-      person.display_name ? el("code", {}, person.id) : null);
+    const cell = el("td", { class: "who" },
+      el("strong", {}, person.display_name || handleWords(person.id) || person.name),
+      el("span", { class: "where", title: person.id }, whereWords(person)));
     const button = el("button", { type: "button", class: "link" }, t("people.rename"));
     button.addEventListener("click", () => {
       editing = true;
@@ -159,13 +187,47 @@
     renderPeople(people);
   }
 
+  // The add form asks for a phone number or a Telegram id and builds the stored id; a typed "channel:handle" is
+  // taken as it is (Advanced).
+  const channelPick = addForm.elements.channel;
+  const userInput = addForm.elements.user_id;
+  function showChannel() {
+    const type = channelPick.value;
+    document.getElementById("add-user-label").textContent = t(`people.handle_${type}`);
+    document.getElementById("add-user-hint").textContent = t(`people.hint_${type}`);
+    userInput.placeholder = type === "whatsapp" ? "+49 170 1234567" : "123456789";
+  }
+  channelPick.addEventListener("change", showChannel);
+  showChannel();
+
+  function storedId() {
+    const typed = userInput.value.trim();
+    if (typed.includes(":")) return typed;
+    if (channelPick.value === "whatsapp") {
+      const digits = typed.replace(/[\s()./-]/g, "").replace(/^\+/, "").replace(/^00/, "");
+      if (!/^\d{6,15}$/.test(digits)) throw new Error(t("people.bad_number"));
+      return `whatsapp:${digits}@s.whatsapp.net`;
+    }
+    if (!/^\d+$/.test(typed)) throw new Error(t("people.bad_telegram"));
+    return `telegram:${typed}`;
+  }
+
   addForm.addEventListener("submit", guarded(async (event) => {
     event.preventDefault();
-    const user = addForm.elements.user_id.value.trim();
+    let user;
+    try {
+      user = storedId();
+    } catch (err) {
+      toast(err.message, "error");
+      userInput.focus();
+      return;
+    }
+    const who = userInput.value.trim();
     const agent = addAgent.selectedOptions[0];
     await api("POST", "/api/people/add-member", { user_id: user, agent_group_id: addAgent.value });
-    toast(t("people.added", { who: user, agent: agent ? agent.textContent : "" }), "good");
+    toast(t("people.added", { who, agent: agent ? agent.textContent : "" }), "good");
     addForm.reset();
+    showChannel();
     await load();
   }));
 

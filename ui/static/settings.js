@@ -31,6 +31,15 @@ document.addEventListener("DOMContentLoaded", () => {
     return secret.label || (known !== key ? known : "");
   }
 
+  // What the table calls a key: its label in words; a key with none gets its name made readable ("github_token" →
+  // "Github token"). The name itself is small print, shown while "Advanced" is open.
+  function titleOf(secret) {
+    const label = labelOf(secret);
+    if (label) return label;
+    const words = secret.name.replace(/[_.-]+/g, " ").trim();
+    return words.charAt(0).toUpperCase() + words.slice(1);
+  }
+
   async function loadSecrets() {
     const secrets = await api("GET", "/api/secrets");
     $("secrets-table").tBodies[0].replaceChildren(...secrets.map(secretRow));
@@ -44,36 +53,53 @@ document.addEventListener("DOMContentLoaded", () => {
     const showActions = () => {
       const buttons = [];
       if (secret.is_set !== null) {
-        buttons.push(el("button", { type: "button", class: "small", onclick: () => editSecret(secret) },
+        buttons.push(el("button", { type: "button", class: "small", onclick: () => editInline() },
           secret.is_set ? t("settings.replace") : t("settings.set")));
       }
       if (secret.is_set) buttons.push(el("button", { type: "button", class: "small danger", onclick: confirmDelete }, t("common.delete")));
       actions.replaceChildren(el("div", { class: "row" }, buttons));
     };
+    // Set or Replace: the value is pasted right in the row, so a home user never meets the by-name form.
+    const editInline = () => {
+      const input = el("input", { type: "password", name: "value", autocomplete: "off",
+        "aria-label": t("settings.new_value", { label: titleOf(secret) }) });
+      const form = el("form", { class: "row secret-inline" }, input,
+        el("button", { type: "submit", class: "small primary" }, t("common.save")),
+        el("button", { type: "button", class: "small", onclick: showActions }, t("common.cancel")));
+      form.addEventListener("submit", guard(async (event) => {
+        event.preventDefault();
+        if (!input.value.trim()) { toast(t("settings.value_empty"), "error"); input.focus(); return; }
+        await api("PUT", `/api/secrets/${encodeURIComponent(secret.name)}`, { value: input.value, label: labelOf(secret) });
+        input.value = "";
+        toast(t("settings.stored", { name: titleOf(secret) }), "good");
+        await loadSecrets();
+      }));
+      actions.replaceChildren(form);
+      input.focus();
+    };
     const confirmDelete = () => {
       actions.replaceChildren(el("div", { class: "row" },
-        el("span", { class: "hint" }, t("settings.delete_confirm", { name: secret.name })),
-        el("button", { type: "button", class: "small danger", onclick: guard(() => remove(secret.name)) }, t("common.delete")),
+        el("span", { class: "hint" }, t("settings.delete_confirm", { name: titleOf(secret) })),
+        el("button", { type: "button", class: "small danger", onclick: guard(() => remove(secret)) }, t("common.delete")),
         el("button", { type: "button", class: "small", onclick: showActions }, t("common.cancel"))));
     };
     showActions();
-    tr.append(el("td", {}, el("code", {}, secret.name)), el("td", {}, labelOf(secret)), el("td", {}, status), actions);
+    tr.append(el("td", {}, el("strong", {}, titleOf(secret)),
+      el("code", { class: "secret-name" }, t("settings.secret_name_small", { name: secret.name }))),
+    el("td", {}, status), actions);
     return tr;
   }
 
-  function editSecret(secret) {
-    const form = $("secret-form");
-    form.elements.name.value = secret.name;
-    form.elements.label.value = labelOf(secret);
-    form.elements.value.value = "";
-    form.elements.value.focus();
-  }
-
-  async function remove(name) {
-    await api("DELETE", `/api/secrets/${encodeURIComponent(name)}`);
-    toast(t("settings.deleted", { name }), "good");
+  async function remove(secret) {
+    await api("DELETE", `/api/secrets/${encodeURIComponent(secret.name)}`);
+    toast(t("settings.deleted", { name: titleOf(secret) }), "good");
     await loadSecrets();
   }
+
+  // The names are plumbing: shown in small print only while the Advanced part is open.
+  $("secret-advanced").addEventListener("toggle", (event) => {
+    $("secrets-table").classList.toggle("show-names", event.target.open);
+  });
 
   $("secret-form").addEventListener("submit", guard(async (event) => {
     event.preventDefault();

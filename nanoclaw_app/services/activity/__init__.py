@@ -20,6 +20,7 @@ from nanoclaw_app.services.activity.logs import (
     render_log,
 )
 from nanoclaw_app.services.activity.shared import Directory, load_directory, local_time
+from nanoclaw_app.services.activity.timeline import TimelineEntry, session_timeline
 from nanoclaw_app.services.activity.usage import (
     USAGE_DAYS,
     AgentCost,
@@ -47,6 +48,7 @@ __all__ = [
     "ReasonCount",
     "SessionView",
     "SpendToday",
+    "TimelineEntry",
     "UsageReport",
     "UsageRow",
     "UsageTotal",
@@ -58,5 +60,6 @@ __all__ = [
     "log_tail",
     "mask_secrets",
     "render_log",
+    "session_timeline",
     "usage_report",
 ]

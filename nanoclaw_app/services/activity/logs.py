@@ -7,7 +7,7 @@ host process unmasked.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.errors import NotFound, UserError
 from nanoclaw_app.services.activity.shared import load_directory, local_time
+from nanoclaw_app.services.activity.timeline import TimelineEntry, session_timeline
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.timeutil import iso
 
@@ -48,6 +49,8 @@ class LogTail:
     truncated: bool
     modified: str | None
     text: str
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    """What the agent did, in words (``services/activity/timeline.py``); the raw ``text`` is for a closer look."""
 
 
 async def list_sessions(services: AppServices) -> list[SessionView]:
@@ -81,12 +84,15 @@ async def log_tail(services: AppServices, session_id: str, *, kb: int = DEFAULT_
     path = services.settings.paths.container_log(session.id)  # host-only: never a file a container could swap
     tz = services.settings.tz
     size, data, truncated, mtime = await ctx.store.run_io(lambda: _read_tail(path, kb * 1024))
-    text = mask_secrets(render_log(data.decode("utf-8", errors="replace"), tz))
+    raw = data.decode("utf-8", errors="replace")
+    text = mask_secrets(render_log(raw, tz))
+    timeline = await session_timeline(services, session, raw)
     return LogTail(
         session_id=session.id, agent_name=directory.agent(session.agent_group_id),
         chat=directory.chat(session.messaging_group_id), container_status=session.container_status,
         size_bytes=size, shown_bytes=len(data), truncated=truncated,
         modified=None if mtime is None else local_time(iso(datetime.fromtimestamp(mtime, UTC)), tz), text=text,
+        timeline=timeline,
     )
 
 
