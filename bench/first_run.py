@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 TARGETS = {"clicks": 8, "fields": 2, "terminal_steps": 0}
 KEY = "sk-ant-api03-first-run-bench-key-0123456789abcdef"
-WAIT_MS = 600_000
+WAIT_MS = 300_000
 
 
 def say(text: str) -> None:
@@ -87,9 +87,11 @@ async def journey(base: str, link: str) -> dict[str, Any]:
         say("step 6: say hello")
         await user.click("#test-send")
         done, failure = page.locator('.wz-step[data-step="7"]'), page.locator("#test-failure")
-        await expect(done.or_(failure)).to_be_visible(timeout=WAIT_MS)
+        await expect(page.locator('.wz-step[data-step="7"]:visible, #test-failure:visible')).to_have_count(
+            1, timeout=WAIT_MS)
         if await failure.is_visible():
             raise SystemExit(f"the agent did not answer: {await failure.inner_text()}")
+        await expect(done).to_be_visible()
         seconds = time.perf_counter() - started
         reply = await page.locator("#done-chat").inner_text()
         await browser.close()
@@ -98,9 +100,10 @@ async def journey(base: str, link: str) -> dict[str, Any]:
 
 
 async def main_async(runtime: str, base_image: str) -> dict[str, Any]:
-    from tests.fakes.anthropic_server import FakeAnthropic, Text
+    from tests.fakes.anthropic_server import FakeAnthropic
+    from tests.web.home_user import answer  # answers each message where it came from, as a real model would
 
-    fake = FakeAnthropic(responder=lambda body: Text("Hello! I'm your new assistant. How should I call you?"))
+    fake = FakeAnthropic(responder=answer)
     await fake.start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -117,7 +120,11 @@ async def main_async(runtime: str, base_image: str) -> dict[str, Any]:
             try:
                 base = f"http://127.0.0.1:{port}"
                 link = await asyncio.to_thread(_sign_in_link, env, server)
-                result = await journey(base, link)
+                try:
+                    result = await journey(base, link)
+                except BaseException:
+                    _show_logs(Path(tmp) / "home" / "logs")
+                    raise
             finally:
                 server.terminate()
                 server.wait(60)
@@ -126,6 +133,13 @@ async def main_async(runtime: str, base_image: str) -> dict[str, Any]:
     result.update(runtime=runtime, targets=TARGETS,
                   targets_met=all(result[key] <= limit for key, limit in TARGETS.items()))
     return result
+
+
+def _show_logs(folder: Path) -> None:
+    """What the app logged, for a run that did not reach the first reply."""
+    for log in sorted(folder.rglob("*.log")):
+        say(f"--- {log.relative_to(folder)} (last lines)")
+        say("\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]))
 
 
 def _sign_in_link(env: dict[str, str], server: subprocess.Popen[bytes]) -> str:
