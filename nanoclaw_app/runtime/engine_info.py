@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nanoclaw_app.runtime.podman_socket import PodmanUnavailable
+from nanoclaw_app.runtime.podman_endpoint import PodmanUnavailable
 
 SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
 SUBID_COUNT = 65536

@@ -20,19 +20,26 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import unquote, urlsplit
-
-import httpx
 
 from nanoclaw_app.engine import installer
 from nanoclaw_app.engine import machine as machine_cli
 from nanoclaw_app.engine.problem import SetupFailed
 from nanoclaw_app.engine.relay import Opener, PipeRelay, windows_pipe
-from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.processes import pid_alive
+from nanoclaw_app.runtime.podman_endpoint import (
+    MachineStarting,
+    Ping,
+    PodmanEndpoint,
+    PodmanUnavailable,
+    engine_info,
+    install_hint,
+    ping,
+    rootless_from,
+    run_cli,
+    standard_socket_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,171 +50,11 @@ _LOG_FILE = "podman-service.log"
 _MAX_SOCKET_PATH = 100
 """Unix socket paths longer than this fail to bind on macOS (104 bytes) and Linux (108 bytes)."""
 
-PING_TIMEOUT = 3.0
 SERVICE_START_TIMEOUT = 30.0
 MACHINE_START_TIMEOUT = 300.0
 """Booting a Podman machine VM can take minutes on a cold laptop."""
-CLI_TIMEOUT = 30.0
 STOP_GRACE = 5.0
 _MACHINE_PLATFORMS = ("darwin", "win32")
-
-
-@dataclass(frozen=True, slots=True)
-class PodmanEndpoint:
-    """A Podman REST endpoint that answered a ping."""
-
-    url: str
-    """``unix:///path/podman.sock`` (or ``tcp://host:port`` when configured so); what podman-py's ``base_url`` takes."""
-    rootless: bool
-    started_service: bool
-    """True when this process started ``podman system service`` and will stop it on ``close()``."""
-    machine: str | None = None
-    """Name of the Podman machine VM serving it (macOS/Windows)."""
-
-
-class PodmanUnavailable(ConfigError):
-    """Podman is missing, stopped or unreachable.
-
-    A ``ConfigError`` rather than a ``TransientError``: retrying cannot help until the user acts (installs Podman,
-    starts the machine, fixes a URL or a permission), so the host shows this message and keeps messages pending.
-    ``action`` names what the setup wizard can do about it for the user (``install_podman``, ``init_machine``), or
-    is empty when only the user can.
-    """
-
-    def __init__(self, problem: str, fix: str, *, action: str = "") -> None:
-        super().__init__(f"{problem}. To fix: {fix}")
-        self.problem = problem
-        self.fix = fix
-        self.action = action
-
-
-class MachineStarting(PodmanUnavailable):
-    """The Podman machine is booting (started by us, or by someone else); it answers in a minute or so."""
-
-    def __init__(self, name: str, progress: machine_cli.Progress | None) -> None:
-        super().__init__(f"the Podman machine {name} is starting",
-                         "wait a moment: NanoClaw starts it for you and connects as soon as it runs", action="wait")
-        self.progress = progress
-
-
-def install_hint(platform: str = sys.platform) -> str:
-    """How to install Podman on this OS, as one line a user can follow."""
-    if platform == "darwin":
-        return ("open NanoClaw's setup: its Containers step installs Podman for you (or install it yourself with "
-                "`brew install podman`, then run `podman machine init` and `podman machine start`)")
-    if platform == "win32":
-        return ("open NanoClaw's setup: its Containers step installs Podman for you (or install it yourself with "
-                "`winget install RedHat.Podman`, then run `podman machine init` and `podman machine start`)")
-    return ("install Podman: `sudo apt install podman` (Debian/Ubuntu), `sudo dnf install podman` (Fedora), "
-            "`sudo pacman -S podman` (Arch); see https://podman.io/docs/installation")
-
-
-def standard_socket_path(uid: int | None = None) -> Path:
-    """The socket systemd's ``podman.socket`` unit listens on for this user (root's is system-wide)."""
-    uid = os.geteuid() if uid is None else uid
-    if uid == 0:
-        return Path("/run/podman/podman.sock")
-    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{uid}"
-    return Path(runtime_dir) / "podman" / "podman.sock"
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    """Result of ``GET /_ping``: whether it answered, the engine's API version, or what went wrong."""
-
-    ok: bool
-    version: str = ""
-    error: str = ""
-
-
-async def ping(url: str, *, within: float = PING_TIMEOUT) -> Ping:
-    """Ask the engine at ``url`` whether it is alive; never raises."""
-    try:
-        base, uds = _http_target(url)
-    except ValueError as err:
-        return Ping(False, error=str(err))
-    problem = _socket_problem(uds) if uds is not None else None
-    if problem is not None:
-        return Ping(False, error=problem)
-    transport = httpx.AsyncHTTPTransport(uds=uds) if uds is not None else httpx.AsyncHTTPTransport()
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url=base, timeout=within) as client:
-            response = await client.get("/_ping")
-    except httpx.HTTPError as err:
-        return Ping(False, error=f"no answer at {url}: {_describe(err)}")
-    if response.status_code != 200:
-        return Ping(False, error=f"{url} answered HTTP {response.status_code} to a ping: {response.text[:200]}")
-    return Ping(True, version=response.headers.get("Libpod-Api-Version", ""))
-
-
-async def engine_info(url: str) -> dict[str, Any] | None:
-    """The engine's ``libpod/info`` document, or ``None`` when it cannot be had (logged)."""
-    try:
-        base, uds = _http_target(url)
-        transport = httpx.AsyncHTTPTransport(uds=uds) if uds is not None else httpx.AsyncHTTPTransport()
-        async with httpx.AsyncClient(transport=transport, base_url=base, timeout=PING_TIMEOUT) as client:
-            response = await client.get("/v4.0.0/libpod/info")
-            response.raise_for_status()
-            data = response.json()
-    except (ValueError, httpx.HTTPError) as err:
-        log.warning("could not read Podman info from %s: %s", url, err)
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _socket_problem(path: str) -> str | None:
-    """Why a unix socket cannot be used, before trying (a clearer message than a refused connect)."""
-    if not Path(path).exists():
-        return f"{path} does not exist"
-    if not os.access(path, os.R_OK | os.W_OK):
-        return f"permission denied on {path}"
-    return None
-
-
-def _rootless_from(info: dict[str, Any] | None, fallback: bool) -> bool:
-    try:
-        value = info["host"]["security"]["rootless"] if info else None
-    except (KeyError, TypeError):
-        value = None
-    return value if isinstance(value, bool) else fallback
-
-
-def _http_target(url: str) -> tuple[str, str | None]:
-    """(httpx base URL, unix socket path or None) for a Podman URL; ``ValueError`` for schemes we cannot ping."""
-    parts = urlsplit(url)
-    if parts.scheme in ("unix", "http+unix"):
-        # unix:///run/x.sock has the path in .path; http+unix://%2Frun%2Fx.sock has it (quoted) in the host part.
-        path = parts.path if parts.path and not parts.netloc else unquote(parts.netloc) + parts.path
-        if not path.startswith("/"):
-            raise ValueError(f"{url!r} does not name an absolute socket path (write unix:///path/to/podman.sock)")
-        return "http://podman", path
-    if parts.scheme in ("tcp", "http") and parts.netloc:
-        return f"http://{parts.netloc}", None
-    raise ValueError(f"{url!r} is not a Podman URL NanoClaw can use (unix:///path/to/podman.sock or tcp://host:port)")
-
-
-def _describe(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    cause = err.__cause__ or err.__context__
-    if cause is not None and str(cause) and str(cause) not in text:
-        text = f"{text} ({cause})"
-    return text
-
-
-async def run_cli(argv: list[str], *, limit: float = CLI_TIMEOUT) -> tuple[int, str, str]:
-    """Run a short CLI command: (exit code, stdout, stderr). Kills and reaps it on timeout or cancellation."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(limit):
-            out, err = await proc.communicate()
-    except BaseException:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
-        raise
-    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 class PodmanService:
@@ -298,7 +145,7 @@ class PodmanService:
         standard = standard_socket_path()
         result = await ping(f"unix://{standard}")
         if result.ok:
-            rootless = _rootless_from(await engine_info(f"unix://{standard}"), os.geteuid() != 0)
+            rootless = rootless_from(await engine_info(f"unix://{standard}"), os.geteuid() != 0)
             log.info("using the Podman socket %s", standard)
             return PodmanEndpoint(url=f"unix://{standard}", rootless=rootless, started_service=False)
         log.info("standard Podman socket unusable (%s); starting a Podman service", result.error)
@@ -311,7 +158,7 @@ class PodmanService:
             if "permission denied" in result.error:
                 fix = "give your user access to that socket (or run rootless Podman and use its socket), or " + fix
             raise PodmanUnavailable(f"Podman at {url} ({source}) does not answer: {result.error}", fix)
-        rootless = _rootless_from(await engine_info(url), os.geteuid() != 0)
+        rootless = rootless_from(await engine_info(url), os.geteuid() != 0)
         return PodmanEndpoint(url=url, rootless=rootless, started_service=False)
 
     def _exe(self) -> str:
@@ -348,7 +195,7 @@ class PodmanService:
             if (await ping(url)).ok:
                 # Someone else's service on our path: use it, but it is not ours to stop.
                 log.warning("a Podman service not started by NanoClaw already answers at %s; using it", sock)
-                rootless = _rootless_from(await engine_info(url), os.geteuid() != 0)
+                rootless = rootless_from(await engine_info(url), os.geteuid() != 0)
                 return PodmanEndpoint(url=url, rootless=rootless, started_service=False)
             sock.unlink()
         log_path = self._run_dir / _LOG_FILE
@@ -381,7 +228,7 @@ class PodmanService:
             if standard_problem:
                 problem += f" (the standard socket: {standard_problem})"
             raise PodmanUnavailable(problem, "run `podman info` to see what is wrong with Podman, fix it, then retry")
-        rootless = _rootless_from(await engine_info(url), os.geteuid() != 0)
+        rootless = rootless_from(await engine_info(url), os.geteuid() != 0)
         return PodmanEndpoint(url=url, rootless=rootless, started_service=True)
 
     async def _wait_until_answering(self, proc: asyncio.subprocess.Process, url: str) -> Ping:
@@ -468,7 +315,7 @@ class PodmanService:
                                     f"{result.error}", f"run `podman machine stop {name}` and `podman machine start "
                                     f"{name}`, then retry")
         rootful = machine.get("Rootful")
-        rootless = _rootless_from(await engine_info(url), not rootful if isinstance(rootful, bool) else True)
+        rootless = rootless_from(await engine_info(url), not rootful if isinstance(rootful, bool) else True)
         return PodmanEndpoint(url=url, rootless=rootless, started_service=False, machine=name)
 
     async def _boot_machine(self, exe: str, name: str, state: str) -> None:
@@ -631,52 +478,3 @@ def _tail(path: Path, limit: int = 400) -> str:
         return ""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return " | ".join(lines[-3:])[-limit:]
-
-
-@dataclass(frozen=True, slots=True)
-class PodmanProbe:
-    """What ``nanoclaw doctor`` reports about Podman."""
-
-    installed: bool
-    client_version: str = ""
-    """``podman --version`` output, empty when not installed."""
-    endpoint: PodmanEndpoint | None = None
-    engine_version: str = ""
-    problem: str = ""
-    fix: str = ""
-
-
-async def probe(*, configured_url: str, run_dir: Path, podman_exe: str | None = None,
-                platform: str = sys.platform) -> PodmanProbe:
-    """Check Podman the way the host would use it, stopping any service started for the check; never raises."""
-    exe = shutil.which(podman_exe or "podman")
-    client_version = ""
-    if exe is not None:
-        try:
-            code, out, err = await run_cli([exe, "--version"], limit=10)
-            client_version = out.strip() if code == 0 else ""
-            if code != 0:
-                log.warning("`%s --version` failed: %s", exe, err.strip())
-        except (OSError, TimeoutError) as err:
-            log.warning("`%s --version` failed: %s", exe, err)
-    service = PodmanService(configured_url=configured_url, run_dir=run_dir, podman_exe=podman_exe, platform=platform,
-                            wait_for_machine=True)
-    try:
-        endpoint = await service.ensure()
-        engine = await ping(endpoint.url)
-        from nanoclaw_app.runtime.engine_info import rootless_refusal  # it imports this module
-
-        info = await engine_info(endpoint.url) if endpoint.rootless and endpoint.machine is None else None
-        refusal = rootless_refusal(info) if info is not None else None
-        if refusal is not None:
-            raise refusal
-    except PodmanUnavailable as err:
-        return PodmanProbe(installed=exe is not None, client_version=client_version, problem=err.problem, fix=err.fix)
-    except Exception as err:  # the doctor reports every failure instead of crashing
-        log.exception("probing Podman failed")
-        return PodmanProbe(installed=exe is not None, client_version=client_version, problem=f"{err}",
-                           fix="run `podman info` to see what is wrong")
-    finally:
-        await service.close()
-    return PodmanProbe(installed=exe is not None, client_version=client_version, endpoint=endpoint,
-                       engine_version=engine.version)

@@ -156,7 +156,7 @@ async def check_engine(services: AppServices) -> EngineReport:
                             detail=f"Agents run with the development runtime “{runtime.name}”, without containers, "
                                    "so there is no container engine to check and no agent image to build.")
     report = EngineReport(runtime="podman", ok=False, base_image=services.settings.agent_base_image)
-    from nanoclaw_app.runtime.podman_socket import MachineStarting, PodmanUnavailable
+    from nanoclaw_app.runtime.podman_endpoint import MachineStarting, PodmanUnavailable
 
     try:
         if podman.api is None:

@@ -18,7 +18,9 @@ from aiohttp import web
 from nanoclaw_app.engine.relay import unix_socket
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.runtime import podman_socket
-from nanoclaw_app.runtime.podman_socket import MachineStarting, PodmanService, PodmanUnavailable, ping, probe
+from nanoclaw_app.runtime.podman_endpoint import MachineStarting, PodmanEndpoint, PodmanUnavailable, ping
+from nanoclaw_app.runtime.podman_probe import probe
+from nanoclaw_app.runtime.podman_socket import PodmanService
 from tests.waiting import until
 
 _real_standard_socket_path = podman_socket.standard_socket_path
@@ -253,7 +255,7 @@ async def test_configured_url_that_answers_is_used_as_is(fake_engine: Path, shor
     service = PodmanService(configured_url=f"unix://{fake_engine}", run_dir=short_dir / "run",
                             podman_exe="/nonexistent/podman")
     endpoint = await service.ensure()
-    assert endpoint == podman_socket.PodmanEndpoint(url=f"unix://{fake_engine}", rootless=True,
+    assert endpoint == PodmanEndpoint(url=f"unix://{fake_engine}", rootless=True,
                                                     started_service=False)
     await service.close()
 
@@ -374,7 +376,7 @@ async def test_stopped_machine_is_started_in_the_background_and_its_socket_used(
     assert "is starting" in starting.value.problem
     await service.machine_ready()
     endpoint = await service.ensure()
-    assert endpoint == podman_socket.PodmanEndpoint(url=f"unix://{fake_engine}", rootless=True,
+    assert endpoint == PodmanEndpoint(url=f"unix://{fake_engine}", rootless=True,
                                                     started_service=False, machine="podman-machine-default")
     assert _calls(exe) == ["machine inspect", "machine start podman-machine-default", "machine inspect"]
     await service.close()
