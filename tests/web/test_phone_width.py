@@ -173,3 +173,16 @@ async def test_a_wide_window_keeps_the_sidebar(page: Any, base_url: str, web_hos
     web_host._component("channel:whatsapp", "failed: no network")
     await expect(page.locator("#nc-health")).to_contain_text(re.compile("whatsapp", re.IGNORECASE))
     await shot(page, "desktop-settings-health-problem")
+
+
+async def test_on_a_phone_a_toast_shows_at_the_top_and_a_tap_clears_it(page: Any, base_url: str) -> None:
+    await page.set_viewport_size(PHONE)
+    await open_page(page, base_url, "settings")
+    await page.evaluate("NC.toast('Saved')")
+    toast = page.locator("#nc-toasts .toast").last
+    await expect(toast).to_be_visible()
+    where = await toast.bounding_box()
+    assert where is not None
+    assert where["y"] + where["height"] < PHONE["height"] / 3  # the buttons and the message box at the bottom stay free
+    await toast.click()
+    await expect(page.locator("#nc-toasts .toast")).to_have_count(0)

@@ -51,6 +51,7 @@
     const box = document.getElementById("nc-toasts");
     if (!box) return;
     const item = el("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" }, message);
+    item.addEventListener("click", () => item.remove());  // a tap clears one that covers something
     box.append(item);
     setTimeout(() => item.remove(), ms);
   }
