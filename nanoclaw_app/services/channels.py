@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from nanoclaw_app.channels import pairing
 from nanoclaw_app.channels import registry as channel_registry
 from nanoclaw_app.channels.base import ChannelAdapter
+from nanoclaw_app.channels.whatsapp.state_keys import DEDICATED_MODE, MODE_KEY, NUMBER_KEY, SELF_MODE
 from nanoclaw_app.db import agents as agents_db
 from nanoclaw_app.db import app_state, delivery_attempts, messaging
 from nanoclaw_app.errors import ConfigError, NanoClawError, NotFound, UserError
@@ -30,12 +31,8 @@ log = logging.getLogger(__name__)
 
 WHATSAPP = "whatsapp"
 TELEGRAM = "telegram"
-NUMBER_KEY = "whatsapp.number"
-"""The linked WhatsApp account's number (digits), kept by the adapter while a device is linked."""
-MODE_KEY = "whatsapp.mode"
-"""``self`` (the owner's own number, chatting in "Message yourself") or ``dedicated`` (a number for the assistant)."""
-MODES = ("self", "dedicated")
-DEFAULT_MODE = "dedicated"
+MODES = (SELF_MODE, DEDICATED_MODE)
+DEFAULT_MODE = DEDICATED_MODE
 BOT_KEY = "telegram.bot"
 """The bot the saved token belongs to (JSON), so the page can name it while Telegram is off."""
 TOKEN_SECRET = "telegram.bot_token"  # noqa: S105 - the secret's name, not its value

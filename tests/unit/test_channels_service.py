@@ -11,6 +11,7 @@ import pytest
 
 from nanoclaw_app.channels import pairing
 from nanoclaw_app.channels import registry as channel_registry
+from nanoclaw_app.channels.whatsapp import state_keys
 from nanoclaw_app.db import agents as agents_db
 from nanoclaw_app.db import app_state, delivery_attempts, messaging
 from nanoclaw_app.errors import ConfigError, NotFound, TransientError, UserError
@@ -71,7 +72,7 @@ async def test_the_listing_shows_each_channel_with_its_mode_chats_and_waiting_re
         await delivery_attempts.begin(db, "sess-1", f"out-{n}")
         await delivery_attempts.wait_for_channel(db, "sess-1", f"out-{n}", "telegram", "Telegram is down",
                                                  "2030-01-01T00:00:00Z")
-    await app_state.put(db, channels.MODE_KEY, "self")
+    await app_state.put(db, state_keys.MODE_KEY, "self")
     await channel_registry.set_enabled(db, "telegram", True)
 
     whatsapp, telegram = await channels.list_channels(services)
@@ -139,7 +140,7 @@ async def test_turning_off_keeps_the_setup_unless_it_is_forgotten(
     device = services.settings.paths.channels / "whatsapp" / "device.db"
     device.parent.mkdir(parents=True, exist_ok=True)
     device.write_bytes(b"linked")
-    await app_state.put(db, channels.NUMBER_KEY, "491701234567")  # as the adapter keeps it while linked
+    await app_state.put(db, state_keys.NUMBER_KEY, "491701234567")  # as the adapter keeps it while linked
     await channel_registry.set_enabled(db, "whatsapp", True)
 
     telegram = await channels.disable_channel(services, "telegram")

@@ -31,12 +31,13 @@ from nanoclaw_app.channels.whatsapp.decisions import (
     pair_error_words,
     unreachable_words,
 )
-from nanoclaw_app.channels.whatsapp.inbound import MODE_KEY, SELF_MODE, Inbound
+from nanoclaw_app.channels.whatsapp.inbound import Inbound
 from nanoclaw_app.channels.whatsapp.jids import Me, format_number, phone_digits
 from nanoclaw_app.channels.whatsapp.memory import MessageMemory
 from nanoclaw_app.channels.whatsapp.outbound import Outbound
 from nanoclaw_app.channels.whatsapp.qr import QrCode, render_svg
 from nanoclaw_app.channels.whatsapp.ratelimit import TokenBucket
+from nanoclaw_app.channels.whatsapp.state_keys import MODE_KEY, NUMBER_KEY, SELF_MODE
 from nanoclaw_app.core.messages import OutboundMessage
 from nanoclaw_app.db import app_state
 from nanoclaw_app.errors import TransientError, UserError
@@ -45,8 +46,6 @@ from nanoclaw_app.timeutil import now_iso
 log = logging.getLogger(__name__)
 
 CHANNEL = "whatsapp"
-NUMBER_KEY = "whatsapp.number"
-"""``app_state``: the linked account's phone number (digits), so the app knows it before the link is up again."""
 DEVICE_DB = "device.db"
 
 

@@ -35,6 +35,7 @@ from nanoclaw_app.channels.whatsapp import contacts, native
 from nanoclaw_app.channels.whatsapp.connection import Connection
 from nanoclaw_app.channels.whatsapp.jids import Me, bare, bare_text, is_chat, is_group, to_jid
 from nanoclaw_app.channels.whatsapp.memory import MessageMemory
+from nanoclaw_app.channels.whatsapp.state_keys import MODE_KEY, SELF_MODE
 from nanoclaw_app.core.messages import InboundMessage, IncomingAttachment, Quoted
 from nanoclaw_app.db import app_state
 from nanoclaw_app.timeutil import iso
@@ -42,8 +43,6 @@ from nanoclaw_app.timeutil import iso
 log = logging.getLogger(__name__)
 
 CHANNEL = "whatsapp"
-MODE_KEY = "whatsapp.mode"
-SELF_MODE = "self"
 _NUMBER = re.compile(r"^\s*\d{1,2}\s*[.)]?\s*$")
 _EXTENSIONS = {
     "image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif",
