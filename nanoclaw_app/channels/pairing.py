@@ -19,9 +19,10 @@ from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.messages import InboundMessage, OutboundMessage
 from nanoclaw_app.core.projection import reproject_agent
 from nanoclaw_app.db import agents as agents_db
-from nanoclaw_app.db import messaging
+from nanoclaw_app.db import messaging, pairing_codes
 from nanoclaw_app.db import users as users_db
 from nanoclaw_app.db.database import Database
+from nanoclaw_app.db.pairing_codes import PairingCode
 from nanoclaw_app.errors import NotFound, UserError
 from nanoclaw_app.ids import short_code
 from nanoclaw_app.timeutil import now_iso
@@ -32,16 +33,6 @@ OWNER_INTENT = "owner"
 WIRE_PREFIX = "wire:"
 _BARE = re.compile(r"^\s*(\d{4})\s*$")
 _MENTIONED = re.compile(r"^\s*@\S+\s+(\d{4})\s*$")
-
-
-@dataclass(frozen=True, slots=True)
-class PairingCode:
-    """A code the app shows, and what sending it does."""
-
-    code: str
-    channel_type: str
-    intent: str
-    created_at: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,34 +58,18 @@ async def create_code(db: Database, channel_type: str, intent: str = OWNER_INTEN
     while code in taken:
         code = f"{secrets.randbelow(10_000):04d}"
     now = now_iso()
-    async with db.transaction() as conn:
-        await conn.execute(
-            "UPDATE pairing_codes SET state = 'invalidated'"
-            " WHERE channel_type = ? AND intent = ? AND state = 'pending'",
-            (channel_type, intent),
-        )
-        await conn.execute(
-            "INSERT INTO pairing_codes (code, channel_type, intent, state, created_at) VALUES (?, ?, ?, 'pending', ?)",
-            (code, channel_type, intent, now),
-        )
+    await pairing_codes.replace_pending(db, code, channel_type, intent, now)
     return PairingCode(code, channel_type, intent, now)
 
 
 async def pending(db: Database, channel_type: str) -> list[PairingCode]:
     """Codes of a channel still waiting to be sent."""
-    rows = await db.fetchall(
-        "SELECT code, channel_type, intent, created_at FROM pairing_codes WHERE channel_type = ? AND state = 'pending'"
-        " ORDER BY created_at",
-        (channel_type,),
-    )
-    return [PairingCode(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+    return await pairing_codes.pending(db, channel_type)
 
 
 async def cancel(db: Database, channel_type: str) -> None:
     """Withdraw every pending code of a channel (the user closed the pairing screen)."""
-    await db.execute(
-        "UPDATE pairing_codes SET state = 'invalidated' WHERE channel_type = ? AND state = 'pending'", (channel_type,)
-    )
+    await pairing_codes.invalidate_pending(db, channel_type)
 
 
 def attempted_code(message: InboundMessage) -> str | None:
@@ -139,26 +114,18 @@ async def intercept(ctx: CoreContext, message: InboundMessage) -> bool:
 
 async def main_agent(db: Database) -> str | None:
     """The agent a newly paired owner chat talks to: the one answering the in-app chat, else the first agent."""
-    row = await db.fetchone(
-        "SELECT mga.agent_group_id FROM messaging_group_agents mga JOIN messaging_groups mg"
-        " ON mg.id = mga.messaging_group_id WHERE mg.channel_type = 'webchat' ORDER BY mga.created_at LIMIT 1"
-    )
-    if row is not None:
-        return str(row[0])
+    in_app = await messaging.first_agent_on(db, "webchat")
+    if in_app is not None:
+        return in_app
     agents = await agents_db.list_all(db)
     return agents[0].id if agents else None
 
 
 async def _bind(ctx: CoreContext, message: InboundMessage, code: PairingCode) -> Paired:
     user_id = users_db.namespaced(message.channel_type, message.sender_id)
-    async with ctx.db.transaction() as conn:
-        cursor = await conn.execute(
-            "UPDATE pairing_codes SET state = 'used', used_by = ?, platform_id = ? WHERE channel_type = ? AND code = ?"
-            " AND created_at = ? AND state = 'pending'",
-            (user_id, message.platform_id, code.channel_type, code.code, code.created_at),
-        )
-        if cursor.rowcount == 0:  # pragma: no cover - two messages with the same code at the same instant
-            raise UserError("this pairing code was already used")
+    spent = await pairing_codes.mark_used(ctx.db, code, user_id, message.platform_id)
+    if not spent:  # pragma: no cover - two messages with the same code at the same instant
+        raise UserError("this pairing code was already used")
     agent_id = code.intent[len(WIRE_PREFIX):] if code.intent.startswith(WIRE_PREFIX) else None
     return await bind_chat(
         ctx, message.channel_type, message.platform_id, message.sender_id,

@@ -189,3 +189,43 @@ async def update_wiring(db: Database, wiring_id: str, **changes: object) -> None
 async def unwire(db: Database, wiring_id: str) -> None:
     """Remove a wiring (its destination stays, so the agent can still be told about the chat)."""
     await db.execute("DELETE FROM messaging_group_agents WHERE id = ?", (wiring_id,))
+
+
+async def first_agent_on(db: Database, channel_type: str) -> str | None:
+    """The agent of the oldest wiring in any chat of a channel (for ``webchat``: the one the in-app chat talks to)."""
+    value = await db.fetchval(
+        "SELECT mga.agent_group_id FROM messaging_group_agents mga JOIN messaging_groups mg"
+        " ON mg.id = mga.messaging_group_id WHERE mg.channel_type = ? ORDER BY mga.created_at LIMIT 1",
+        (channel_type,),
+    )
+    return None if value is None else str(value)
+
+
+async def all_wirings(db: Database) -> list[Wiring]:
+    """Every wiring, highest priority first (the Chats page groups them by chat)."""
+    rows = await db.fetchall("SELECT * FROM messaging_group_agents ORDER BY priority DESC, created_at")
+    return [from_row(Wiring, r) for r in rows]
+
+
+async def wiring_by_id(db: Database, wiring_id: str) -> Wiring | None:
+    """One wiring by its id."""
+    return maybe(Wiring, await db.fetchone("SELECT * FROM messaging_group_agents WHERE id = ?", (wiring_id,)))
+
+
+async def unwired_paired_chats(db: Database, channel_types: tuple[str, ...]) -> list[str]:
+    """Phone chats bound before any agent existed and wired to none: paired by a code, or the owner's own DM."""
+    if not channel_types:
+        return []
+    marks = ",".join("?" * len(channel_types))
+    rows = await db.fetchall(
+        f"SELECT mg.id FROM messaging_groups mg WHERE mg.channel_type IN ({marks})"
+        " AND NOT EXISTS (SELECT 1 FROM messaging_group_agents mga WHERE mga.messaging_group_id = mg.id)"
+        " AND (EXISTS (SELECT 1 FROM pairing_codes pc WHERE pc.state = 'used' AND pc.channel_type = mg.channel_type"
+        "              AND pc.platform_id = mg.platform_id)"
+        "      OR mg.id IN (SELECT ud.messaging_group_id FROM user_dms ud JOIN user_roles ur ON ur.user_id = ud.user_id"
+        "                   WHERE ur.role = 'owner'))"
+        " ORDER BY mg.created_at",
+        channel_types,
+    )
+    return [str(row["id"]) for row in rows]
+

@@ -83,6 +83,16 @@ class Role:
 
 
 @dataclass(frozen=True, slots=True)
+class Membership:
+    """An ``agent_group_members`` row: a person who may talk to one agent."""
+
+    user_id: str
+    agent_group_id: str
+    added_by: str | None
+    added_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class Session:
     """Lifecycle metadata of one session (one folder, one container while running)."""
 

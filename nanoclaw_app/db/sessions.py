@@ -99,3 +99,10 @@ async def touch(db: Database, session_id: str) -> None:
 async def close(db: Database, session_id: str) -> None:
     """Close a session; a new message in the same scope opens a fresh one."""
     await db.execute("UPDATE sessions SET status = 'closed', container_status = 'stopped' WHERE id = ?", (session_id,))
+
+
+async def ids_for_agent(db: Database, agent_group_id: str) -> set[str]:
+    """Every session id of one agent, active or not."""
+    rows = await db.fetchall("SELECT id FROM sessions WHERE agent_group_id = ?", (agent_group_id,))
+    return {str(row["id"]) for row in rows}
+

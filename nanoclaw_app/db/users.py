@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 from nanoclaw_app.db.database import Database
-from nanoclaw_app.db.rows import Role, User, from_row, maybe
+from nanoclaw_app.db.rows import Membership, Role, User, from_row, maybe
 from nanoclaw_app.errors import UserError
 from nanoclaw_app.timeutil import now_iso
 
@@ -58,10 +61,40 @@ async def revoke(db: Database, user_id: str, role: str, agent_group_id: str | No
     )
 
 
+async def revoke_unless_last_owner(
+    db: Database, user_id: str, role: str, agent_group_id: str | None = None
+) -> Literal["revoked", "not_granted", "last_owner"]:
+    """Revoke a grant, but never the last owner's: approvals and alerts go to owners.
+
+    Check and delete are one transaction, so two tabs revoking at once cannot remove the last two owners.
+    """
+    key = (user_id, role, agent_group_id or "")
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "SELECT 1 FROM user_roles WHERE user_id = ? AND role = ? AND COALESCE(agent_group_id, '') = ?", key
+        )
+        if await cursor.fetchone() is None:
+            return "not_granted"
+        if role == "owner":
+            cursor = await conn.execute("SELECT COUNT(*) FROM user_roles WHERE role = 'owner'")
+            row = await cursor.fetchone()
+            if row is not None and row[0] <= 1:
+                return "last_owner"
+        await conn.execute(
+            "DELETE FROM user_roles WHERE user_id = ? AND role = ? AND COALESCE(agent_group_id, '') = ?", key
+        )
+    return "revoked"
+
+
 async def roles_of(db: Database, user_id: str) -> list[Role]:
     """All grants of one user."""
     rows = await db.fetchall("SELECT * FROM user_roles WHERE user_id = ?", (user_id,))
     return [from_row(Role, r) for r in rows]
+
+
+async def all_roles(db: Database) -> list[Role]:
+    """Every grant of everyone, oldest first (one read for the people page)."""
+    return [from_row(Role, r) for r in await db.fetchall("SELECT * FROM user_roles ORDER BY granted_at")]
 
 
 async def owners(db: Database) -> list[str]:
@@ -119,6 +152,12 @@ async def members_of(db: Database, agent_group_id: str) -> list[str]:
     return [r["user_id"] for r in rows]
 
 
+async def all_memberships(db: Database) -> list[Membership]:
+    """Every membership of everyone, oldest first (one read for the people page)."""
+    rows = await db.fetchall("SELECT * FROM agent_group_members ORDER BY added_at")
+    return [from_row(Membership, r) for r in rows]
+
+
 async def cached_dm(db: Database, user_id: str, channel_type: str) -> str | None:
     """Messaging-group id of the cached DM with this user on this channel."""
     row = await db.fetchone(
@@ -135,3 +174,55 @@ async def cache_dm(db: Database, user_id: str, channel_type: str, messaging_grou
         " resolved_at = excluded.resolved_at",
         (user_id, channel_type, messaging_group_id, now_iso()),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessFacts:
+    """Everything an access check needs about one user and one agent, read at once."""
+
+    known: bool
+    owner: bool
+    global_admin: bool
+    scoped_admin: bool
+    member: bool
+
+
+_ACCESS_FACTS = (
+    "SELECT"
+    " EXISTS (SELECT 1 FROM users WHERE id = :u) AS known,"
+    # Owners are global only (the schema enforces it too); a scoped owner row would never count.
+    " EXISTS (SELECT 1 FROM user_roles WHERE user_id = :u AND role = 'owner' AND agent_group_id IS NULL) AS owner,"
+    " EXISTS (SELECT 1 FROM user_roles WHERE user_id = :u AND role = 'admin' AND agent_group_id IS NULL)"
+    " AS global_admin,"
+    " EXISTS (SELECT 1 FROM user_roles WHERE user_id = :u AND role = 'admin' AND agent_group_id = :a)"
+    " AS scoped_admin,"
+    " EXISTS (SELECT 1 FROM agent_group_members WHERE user_id = :u AND agent_group_id = :a) AS member"
+)
+
+
+async def access_facts(db: Database, user_id: str, agent_group_id: str) -> AccessFacts:
+    """One read for the router's per-message access check (it runs for every message of a non-public chat)."""
+    row = await db.fetchone(_ACCESS_FACTS, {"u": user_id, "a": agent_group_id})
+    assert row is not None
+    return AccessFacts(
+        known=bool(row["known"]), owner=bool(row["owner"]), global_admin=bool(row["global_admin"]),
+        scoped_admin=bool(row["scoped_admin"]), member=bool(row["member"]),
+    )
+
+
+async def is_admin(db: Database, user_id: str, agent_group_id: str | None) -> bool:
+    """Owner, global admin, or admin scoped to this agent; with no agent, only owner or global admin count."""
+    if agent_group_id is None:
+        value = await db.fetchval(
+            "SELECT 1 FROM user_roles WHERE user_id = ? AND agent_group_id IS NULL AND role IN ('owner', 'admin')"
+            " LIMIT 1",
+            (user_id,),
+        )
+        return value is not None
+    value = await db.fetchval(
+        "SELECT 1 FROM user_roles WHERE user_id = ? AND ("
+        " (agent_group_id IS NULL AND role IN ('owner', 'admin')) OR (role = 'admin' AND agent_group_id = ?)"
+        ") LIMIT 1",
+        (user_id, agent_group_id),
+    )
+    return value is not None

@@ -25,7 +25,7 @@ from nanoclaw_app.db.messaging import (
     SESSION_MODES,
     WiringSpec,
 )
-from nanoclaw_app.db.rows import MessagingGroup, Wiring, from_row
+from nanoclaw_app.db.rows import MessagingGroup, Wiring
 from nanoclaw_app.errors import NotFound, UserError
 from nanoclaw_app.services.agents.lookup import agent_by_ref
 from nanoclaw_app.services.context import AppServices
@@ -147,10 +147,8 @@ async def list_chats(services: AppServices) -> list[ChatView]:
     db = services.ctx.db
     names = {a.id: a.name for a in await agents_db.list_all(db)}
     pending = {p.messaging_group_id: p.id for p in await approvals_db.list_channel_approvals(db)}
-    rows = await db.fetchall("SELECT * FROM messaging_group_agents ORDER BY priority DESC, created_at")
     by_chat: dict[str, list[Wiring]] = {}
-    for row in rows:
-        wiring = from_row(Wiring, row)
+    for wiring in await messaging.all_wirings(db):
         by_chat.setdefault(wiring.messaging_group_id, []).append(wiring)
     return [_view(c, by_chat.get(c.id, []), names, pending.get(c.id)) for c in await messaging.list_all(db)]
 
@@ -256,10 +254,10 @@ async def wiring_of_chat(services: AppServices, chat_id: str, wiring_id: str) ->
 
 
 async def _wiring(db: Database, wiring_id: str) -> Wiring:
-    row = await db.fetchone("SELECT * FROM messaging_group_agents WHERE id = ?", (wiring_id,))
-    if row is None:
+    found = await messaging.wiring_by_id(db, wiring_id)
+    if found is None:
         raise NotFound(f"no wiring {wiring_id}; it may have been removed meanwhile")
-    return from_row(Wiring, row)
+    return found
 
 
 def _merge(base: WiringSpec, changes: WiringChanges) -> WiringSpec:

@@ -10,6 +10,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
+from nanoclaw_app.db import agents as agents_db
 from nanoclaw_app.db import users as users_db
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.rows import User
@@ -79,18 +80,17 @@ async def user_by_ref(db: Database, ref: str) -> User:
 async def list_people(services: AppServices) -> list[PersonView]:
     """Everyone with their roles and memberships (owners first, then admins, then by name)."""
     db = services.ctx.db
-    names = {r["id"]: r["name"] for r in await db.fetchall("SELECT id, name FROM agent_groups")}
+    names = {a.id: a.name for a in await agents_db.list_all(db)}
     roles: dict[str, list[RoleView]] = {}
-    for r in await db.fetchall("SELECT * FROM user_roles ORDER BY granted_at"):
-        agent = r["agent_group_id"]
-        roles.setdefault(r["user_id"], []).append(
-            RoleView(r["role"], agent, names.get(agent, agent) if agent else None, r["granted_by"], r["granted_at"])
+    for g in await users_db.all_roles(db):
+        agent = g.agent_group_id
+        roles.setdefault(g.user_id, []).append(
+            RoleView(g.role, agent, names.get(agent, agent) if agent else None, g.granted_by, g.granted_at)
         )
     members: dict[str, list[MembershipView]] = {}
-    for r in await db.fetchall("SELECT * FROM agent_group_members ORDER BY added_at"):
-        agent = r["agent_group_id"]
-        members.setdefault(r["user_id"], []).append(
-            MembershipView(agent, names.get(agent, agent), r["added_by"], r["added_at"])
+    for m in await users_db.all_memberships(db):
+        members.setdefault(m.user_id, []).append(
+            MembershipView(m.agent_group_id, names.get(m.agent_group_id, m.agent_group_id), m.added_by, m.added_at)
         )
     people = [_view(u, roles.get(u.id, []), members.get(u.id, [])) for u in await users_db.list_all(db)]
     return sorted(people, key=_rank)
@@ -143,24 +143,13 @@ async def revoke(services: AppServices, user_ref: str, role: str, agent_ref: str
     _check_role(role)
     user = await user_by_ref(db, user_ref)
     agent_id = (await agent_by_ref(db, agent_ref)).id if agent_ref else None
-    async with db.transaction() as conn:  # count and delete together: two tabs cannot remove the last two owners
-        cursor = await conn.execute(
-            "SELECT 1 FROM user_roles WHERE user_id = ? AND role = ? AND COALESCE(agent_group_id, '') = ?",
-            (user.id, role, agent_id or ""),
-        )
-        if await cursor.fetchone() is None:
-            scope = " of that agent" if agent_id else (" of every agent" if role == "admin" else "")
-            raise NotFound(f"{user.display_name or user.id} is not {role}{scope}")
-        if role == "owner":
-            cursor = await conn.execute("SELECT COUNT(*) FROM user_roles WHERE role = 'owner'")
-            row = await cursor.fetchone()
-            if row is not None and row[0] <= 1:
-                raise UserError(f"{user.display_name or user.id} is the only owner; make someone else owner first, "
-                                "so approvals and alerts still reach somebody")
-        await conn.execute(
-            "DELETE FROM user_roles WHERE user_id = ? AND role = ? AND COALESCE(agent_group_id, '') = ?",
-            (user.id, role, agent_id or ""),
-        )
+    outcome = await users_db.revoke_unless_last_owner(db, user.id, role, agent_id)
+    if outcome == "not_granted":
+        scope = " of that agent" if agent_id else (" of every agent" if role == "admin" else "")
+        raise NotFound(f"{user.display_name or user.id} is not {role}{scope}")
+    if outcome == "last_owner":
+        raise UserError(f"{user.display_name or user.id} is the only owner; make someone else owner first, "
+                        "so approvals and alerts still reach somebody")
     log.info("revoked %s%s from %s", role, f" of {agent_id}" if agent_id else "", user.id)
     services.ctx.events.publish("people.changed", user_id=user.id, change="revoked", role=role,
                                 agent_group_id=agent_id)

@@ -26,6 +26,7 @@ from nanoclaw_app.core.events import Event
 from nanoclaw_app.core.projection import reproject_agent
 from nanoclaw_app.db import agents as agents_db
 from nanoclaw_app.db import app_state, messaging
+from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db import users as users_db
 from nanoclaw_app.db.rows import AgentGroup
 from nanoclaw_app.errors import ConfigError, UserError
@@ -379,21 +380,10 @@ async def _wire_paired_chats(services: AppServices, agent_id: str) -> list[str]:
     DM answers every message (pattern "."), a group answers when the agent is mentioned, as pairing does.
     """
     db = services.ctx.db
-    phone = tuple(k.name for k in channel_registry.PHONE_CHANNELS)
-    marks = ",".join("?" * len(phone))
-    rows = await db.fetchall(
-        f"SELECT mg.id FROM messaging_groups mg WHERE mg.channel_type IN ({marks})"
-        " AND NOT EXISTS (SELECT 1 FROM messaging_group_agents mga WHERE mga.messaging_group_id = mg.id)"
-        " AND (EXISTS (SELECT 1 FROM pairing_codes pc WHERE pc.state = 'used' AND pc.channel_type = mg.channel_type"
-        "              AND pc.platform_id = mg.platform_id)"
-        "      OR mg.id IN (SELECT ud.messaging_group_id FROM user_dms ud JOIN user_roles ur ON ur.user_id = ud.user_id"
-        "                   WHERE ur.role = 'owner'))"
-        " ORDER BY mg.created_at",
-        phone,
-    )
+    chat_ids = await messaging.unwired_paired_chats(db, tuple(k.name for k in channel_registry.PHONE_CHANNELS))
     wired: list[str] = []
-    for row in rows:
-        chat = await messaging.get(db, str(row[0]))
+    for chat_id in chat_ids:
+        chat = await messaging.get(db, chat_id)
         if chat is None:  # pragma: no cover - deleted between the two reads
             continue
         spec = (messaging.WiringSpec(engage_mode="mention") if chat.is_group
@@ -524,8 +514,7 @@ async def _wait_reply(services: AppServices, queue: asyncio.Queue[Event], agent_
     """
     failed_model: str | None = None
     good_model_call = False
-    sessions = {row["id"] for row in await services.ctx.db.fetchall(
-        "SELECT id FROM sessions WHERE agent_group_id = ?", (agent_id,))}
+    sessions = await sessions_db.ids_for_agent(services.ctx.db, agent_id)
     while True:
         event = await queue.get()
         data = event.data

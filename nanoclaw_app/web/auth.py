@@ -20,6 +20,7 @@ import time
 from datetime import timedelta
 
 from nanoclaw_app.db import app_state
+from nanoclaw_app.db import web_sessions as sessions_db
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.errors import UserError
 from nanoclaw_app.timeutil import iso, now_iso, utcnow
@@ -46,10 +47,7 @@ async def issue_login_token(db: Database, *, seconds: float = LINK_SECONDS) -> s
     """A one-time token for ``/login?token=…``, valid for ``seconds``; used by the window and ``nanoclaw open``."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    await db.execute(
-        "INSERT INTO login_tokens (token_hash, created_at, expires_at) VALUES (?, ?, ?)",
-        (_hash(token), iso(now), iso(now + timedelta(seconds=seconds))),
-    )
+    await sessions_db.add_login_token(db, _hash(token), iso(now), iso(now + timedelta(seconds=seconds)))
     return token
 
 
@@ -156,24 +154,12 @@ class WebAuth:
     async def _new_session(self, origin: str) -> str:
         value = secrets.token_urlsafe(32)
         now = utcnow()
-        async with self._db.transaction() as conn:
-            await conn.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (iso(now),))
-            await conn.execute(
-                "INSERT INTO web_sessions (token_hash, origin, created_at, last_seen_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (_hash(value), origin, iso(now), iso(now), iso(now + timedelta(days=SESSION_DAYS))),
-            )
+        await sessions_db.start(self._db, _hash(value), origin, iso(now), iso(now + timedelta(days=SESSION_DAYS)))
         return value
 
     async def redeem_link(self, token: str) -> str | None:
         """Exchange a one-time link token for a session cookie value; None when unknown, used or expired."""
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "DELETE FROM login_tokens WHERE token_hash = ? AND expires_at > ?", (_hash(token), now_iso())
-            )
-            redeemed = cursor.rowcount == 1
-            await conn.execute("DELETE FROM login_tokens WHERE expires_at <= ?", (now_iso(),))
-        if not redeemed:
+        if not await sessions_db.take_login_token(self._db, _hash(token), now_iso()):
             log.warning("a login link was refused (unknown, used or expired)")
             return None
         return await self._new_session("link")
@@ -217,37 +203,31 @@ class WebAuth:
             return False
         key = _hash(value)
         now = utcnow()
-        row = await self._db.fetchone(
-            "SELECT last_seen_at FROM web_sessions WHERE token_hash = ? AND expires_at > ?", (key, iso(now))
-        )
-        if row is None:
+        seen = await sessions_db.last_seen(self._db, key, iso(now))
+        if seen is None:
             return False
-        if str(row["last_seen_at"]) < iso(now - _SEEN_EVERY):
-            await self._db.execute("UPDATE web_sessions SET last_seen_at = ? WHERE token_hash = ?", (iso(now), key))
+        if seen < iso(now - _SEEN_EVERY):
+            await sessions_db.touch(self._db, key, iso(now))
         return True
 
     async def other_sessions(self, value: str | None) -> int:
         """How many live sessions there are besides this one (other browsers and devices)."""
-        count = await self._db.fetchval(
-            "SELECT COUNT(*) FROM web_sessions WHERE token_hash != ? AND expires_at > ?",
-            (_hash(value or ""), now_iso()),
-        )
-        return int(count or 0)
+        return await sessions_db.count_others(self._db, _hash(value or ""), now_iso())
 
     async def sign_out(self, value: str | None) -> None:
         """End one session."""
         if value:
-            await self._db.execute("DELETE FROM web_sessions WHERE token_hash = ?", (_hash(value),))
+            await sessions_db.end(self._db, _hash(value))
             self._revoke()
 
     async def sign_out_others(self, value: str) -> int:
         """End every session but this one (a lost phone, a borrowed computer); returns how many ended."""
-        ended = await self._db.execute("DELETE FROM web_sessions WHERE token_hash != ?", (_hash(value),))
+        ended = await sessions_db.end_others(self._db, _hash(value))
         self._revoke()
         log.info("signed out %d other browsers and devices", ended)
         return ended
 
     async def sign_out_password_sessions(self) -> None:
         """End every session signed in with the LAN password (LAN access was turned off, the password changed)."""
-        await self._db.execute("DELETE FROM web_sessions WHERE origin = 'password'")
+        await sessions_db.end_by_origin(self._db, "password")
         self._revoke()
