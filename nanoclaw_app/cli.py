@@ -179,8 +179,8 @@ async def _image_build() -> int:
 async def _open_link() -> int:
     from nanoclaw_app.db.database import Database
     from nanoclaw_app.db.migrate import migrate
-    from nanoclaw_app.web.auth import issue_login_token
-    from nanoclaw_app.web.runfile import read_run_file
+    from nanoclaw_app.runfile import read_run_file
+    from nanoclaw_app.services.auth import issue_login_token
 
     paths = Paths.from_env()
     running = read_run_file(paths)
@@ -238,7 +238,7 @@ async def _check_bind(settings: Settings) -> None:
         )
     from nanoclaw_app.db.database import Database
     from nanoclaw_app.db.migrate import migrate
-    from nanoclaw_app.web.auth import WebAuth
+    from nanoclaw_app.services.auth import WebAuth
 
     settings.paths.ensure()
     async with Database(settings.paths.central_db) as db:

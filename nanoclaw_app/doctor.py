@@ -14,9 +14,9 @@ from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.migrate import applied_versions, discover
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.paths import Paths
+from nanoclaw_app.runfile import read_run_file
 from nanoclaw_app.runtime.podman_probe import probe
 from nanoclaw_app.settings import Settings, load_settings
-from nanoclaw_app.web.runfile import read_run_file
 
 
 @dataclass(frozen=True, slots=True)

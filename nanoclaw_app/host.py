@@ -40,21 +40,21 @@ from nanoclaw_app.db.rows import Session
 from nanoclaw_app.errors import ConfigError, NanoClawError
 from nanoclaw_app.gateway.server import ModelGateway
 from nanoclaw_app.gateway.upstream import build_upstreams
+from nanoclaw_app.host_state import HostState
+from nanoclaw_app.runfile import remove_run_file, write_run_file
 from nanoclaw_app.runtime.base import ContainerRuntime, ExtraMount, SessionSpec
 from nanoclaw_app.runtime.mounts import MountRequest, load_allowlist, resolve_mounts
 from nanoclaw_app.runtime.wake import WakeManager
 from nanoclaw_app.secrets.backend import PASSPHRASE_ENV, choose_backend
 from nanoclaw_app.secrets.store import SecretStore, SecretsUnavailable
+from nanoclaw_app.services.auth import WebAuth
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.services.engine_check import stop_image_build
 from nanoclaw_app.services.key_gate import KeyGate
+from nanoclaw_app.serving import WebServer
 from nanoclaw_app.sessions.store import SessionStore
 from nanoclaw_app.settings import Settings
 from nanoclaw_app.web.app import web_servers
-from nanoclaw_app.web.auth import WebAuth
-from nanoclaw_app.web.runfile import remove_run_file, write_run_file
-from nanoclaw_app.web.server import WebServer
-from nanoclaw_app.web.state import HostState
 
 log = logging.getLogger(__name__)
 

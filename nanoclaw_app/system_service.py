@@ -139,7 +139,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def _running_elsewhere(paths: Paths, service_pid: int | None) -> int | None:
     """The pid of a NanoClaw already serving this home that is not the service (the window, a terminal)."""
-    from nanoclaw_app.web.runfile import read_run_file
+    from nanoclaw_app.runfile import read_run_file
 
     record = read_run_file(paths)
     pid = record.get("pid") if record else None

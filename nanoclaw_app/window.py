@@ -393,7 +393,7 @@ def _show_window(host: HostThread, closer: _Closer, life: DesktopLife, log_file:
             opened.set()
             log.info("window opened on %s", path.path or "/")
 
-    from nanoclaw_app.web.auth import issue_login_token
+    from nanoclaw_app.services.auth import issue_login_token
 
     def open_app() -> None:
         """Wait for the host, then sign the window in (on pywebview's worker thread, once the GUI loop runs)."""

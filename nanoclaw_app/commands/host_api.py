@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from nanoclaw_app.errors import NotFound, TransientError, UserError
+from nanoclaw_app.runfile import read_run_file
 from nanoclaw_app.services.context import AppServices
-from nanoclaw_app.web.runfile import read_run_file
 
 TIMEOUT_SECONDS = 120.0
 
@@ -21,8 +21,8 @@ async def call_running_host(
     """
     import httpx
 
+    from nanoclaw_app.services.auth import COOKIE
     from nanoclaw_app.web.app import CSRF_COOKIE, CSRF_HEADER
-    from nanoclaw_app.web.auth import COOKIE
 
     record = read_run_file(services.settings.paths)
     url = str(record.get("url") or "") if record else ""

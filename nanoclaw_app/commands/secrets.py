@@ -11,11 +11,11 @@ import sys
 
 from nanoclaw_app.commands.output import json_flag, print_json, print_table
 from nanoclaw_app.errors import ConfigError
+from nanoclaw_app.runfile import read_run_file
 from nanoclaw_app.secrets.backend import PASSPHRASE_ENV
 from nanoclaw_app.services import secrets
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.services.offline import open_secrets
-from nanoclaw_app.web.runfile import read_run_file
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

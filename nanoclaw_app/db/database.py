@@ -47,6 +47,8 @@ class Database:
         opened: list[aiosqlite.Connection] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Tried with plain sqlite3 first: aiosqlite leaves its worker thread behind when its own connect fails.
+            await asyncio.to_thread(_probe, self.path)
             for _ in range(2):
                 conn = await aiosqlite.connect(self.path, isolation_level=None)
                 opened.append(conn)
@@ -132,3 +134,12 @@ class Database:
         """Read the first column of the first row, or None."""
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
+
+
+def _probe(path: Path) -> None:
+    """Open the file and read its header, so that a folder or a file that is not a database fails here."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    finally:
+        conn.close()

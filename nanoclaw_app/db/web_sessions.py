@@ -1,7 +1,7 @@
 """Queries for ``web_sessions`` and ``login_tokens``: browser sign-ins and the one-time links that start them.
 
-Only hashes are passed in and stored (hashing stays in ``web/auth.py``); times are ISO strings from the caller, so a
-check and the write it decides on use the same moment.
+Only hashes are passed in and stored (hashing stays in ``services/auth.py``); times are ISO strings from the caller,
+so a check and the write it decides on use the same moment.
 """
 
 from __future__ import annotations

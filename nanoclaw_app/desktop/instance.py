@@ -23,7 +23,7 @@ from typing import Literal
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.paths import Paths
 from nanoclaw_app.processes import pid_alive
-from nanoclaw_app.web.runfile import read_run_file
+from nanoclaw_app.runfile import read_run_file
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ from nanoclaw_app.gateway.tokens import TokenRegistry
 from nanoclaw_app.gateway.upstream import build_upstreams, new_client
 from nanoclaw_app.gateway.usage_log import UsageLog
 from nanoclaw_app.secrets.store import SecretStore
+from nanoclaw_app.serving import WebServer, bind_loopback, bind_unix
 from nanoclaw_app.settings import Settings
-from nanoclaw_app.web.server import WebServer, bind_loopback, bind_unix
 
 log = logging.getLogger(__name__)
 

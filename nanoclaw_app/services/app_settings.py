@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 from nanoclaw_app.db import app_state
 from nanoclaw_app.errors import UserError
+from nanoclaw_app.runfile import read_run_file
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.settings import ANTHROPIC_API, ENV_PREFIX, Settings, load_settings, save_settings
-from nanoclaw_app.web.runfile import read_run_file
-from nanoclaw_app.web.tls import ensure_certificate, lan_address, read_certificate
+from nanoclaw_app.tls import ensure_certificate, lan_address, read_certificate
 
 EDITABLE = ("timezone", "lan_access", "lan_https", "host", "port", "https_port", "daily_spend_cap_usd",
             "agent_base_image", "agent_ca_certificates", "telegram_api_base_url", "whatsapp_reply_only",

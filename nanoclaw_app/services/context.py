@@ -11,11 +11,11 @@ if TYPE_CHECKING:
     from nanoclaw_app.core.approvals.service import ApprovalService
     from nanoclaw_app.core.context import CoreContext
     from nanoclaw_app.gateway.server import ModelGateway
+    from nanoclaw_app.host_state import HostState
     from nanoclaw_app.runtime.base import ContainerRuntime
     from nanoclaw_app.secrets.store import SecretStore
+    from nanoclaw_app.services.auth import WebAuth
     from nanoclaw_app.settings import Settings
-    from nanoclaw_app.web.auth import WebAuth
-    from nanoclaw_app.web.state import HostState
 
 
 class ChannelControl(Protocol):

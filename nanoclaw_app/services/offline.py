@@ -20,13 +20,13 @@ from nanoclaw_app.core.system_actions import register_approval_handlers
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.migrate import migrate
 from nanoclaw_app.db.rows import Session
+from nanoclaw_app.host_state import HostState
 from nanoclaw_app.secrets.backend import PASSPHRASE_ENV, choose_backend
 from nanoclaw_app.secrets.store import SecretStore
+from nanoclaw_app.services.auth import WebAuth
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.sessions.store import SessionStore
 from nanoclaw_app.settings import Settings
-from nanoclaw_app.web.auth import WebAuth
-from nanoclaw_app.web.state import HostState
 
 log = logging.getLogger(__name__)
 

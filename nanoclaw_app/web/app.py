@@ -17,8 +17,10 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
 from nanoclaw_app import __version__
+from nanoclaw_app.host_state import HostState
 from nanoclaw_app.paths import resource
 from nanoclaw_app.services.context import AppServices
+from nanoclaw_app.serving import WebServer
 from nanoclaw_app.web import errors
 from nanoclaw_app.web.controllers import (
     activity,
@@ -45,8 +47,6 @@ from nanoclaw_app.web.security import (
     PathGuardMiddleware,
     SessionAuthMiddleware,
 )
-from nanoclaw_app.web.server import WebServer
-from nanoclaw_app.web.state import HostState
 from nanoclaw_app.web.strings import Strings
 
 CSRF_COOKIE = "nanoclaw_csrf"

@@ -8,7 +8,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 
 from nanoclaw_app import __version__
-from nanoclaw_app.web.state import HostState
+from nanoclaw_app.host_state import HostState
 
 
 class HealthController(Controller):

@@ -20,8 +20,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.types.empty import Empty
 from litestar.utils.scope.state import ScopeState
 
+from nanoclaw_app.services.auth import COOKIE, WebAuth
 from nanoclaw_app.text_safety import has_unsafe
-from nanoclaw_app.web.auth import COOKIE, WebAuth
 
 if TYPE_CHECKING:
     from litestar.config.csrf import CSRFConfig

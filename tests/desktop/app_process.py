@@ -21,14 +21,14 @@ from nanoclaw_app.db.database import Database
 from nanoclaw_app.desktop.control import send_command
 from nanoclaw_app.desktop.instance import InstanceRecord, read_record
 from nanoclaw_app.paths import Paths
+from nanoclaw_app.runfile import read_run_file
 from nanoclaw_app.secrets.backend import PASSPHRASE_ENV
 from nanoclaw_app.secrets.encrypted_file import EncryptedFileKeyring, secrets_file
 from nanoclaw_app.services import chat
+from nanoclaw_app.services.auth import issue_login_token
 from nanoclaw_app.services.offline import offline_services
 from nanoclaw_app.settings import load_settings
-from nanoclaw_app.web.auth import issue_login_token
 from nanoclaw_app.web.controllers.session import WIZARD_DONE
-from nanoclaw_app.web.runfile import read_run_file
 from tests.fakes.anthropic_server import FakeAnthropic, Text
 
 WAIT_SECONDS = 60.0

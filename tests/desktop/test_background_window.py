@@ -14,7 +14,7 @@ import pytest
 from nanoclaw_app.desktop.instance import read_record
 from nanoclaw_app.desktop.life import HIDDEN_ALERT
 from nanoclaw_app.paths import Paths
-from nanoclaw_app.web.runfile import read_run_file
+from nanoclaw_app.runfile import read_run_file
 from tests.desktop import xdesktop
 from tests.desktop.app_process import (
     REPLY,

@@ -13,10 +13,10 @@ import time
 
 import httpx
 
+from nanoclaw_app.runfile import read_run_file
 from nanoclaw_app.services import app_settings
+from nanoclaw_app.services.auth import issue_login_token
 from nanoclaw_app.settings import Settings, load_settings
-from nanoclaw_app.web.auth import issue_login_token
-from nanoclaw_app.web.runfile import read_run_file
 from nanoclaw_app.window import HostThread
 
 WAIT = 60.0

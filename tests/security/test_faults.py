@@ -23,8 +23,8 @@ from nanoclaw_app.db import agents, drops
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.host import Host
 from nanoclaw_app.services import chat
+from nanoclaw_app.services.auth import issue_login_token
 from nanoclaw_app.sessions.store import INBOUND
-from nanoclaw_app.web.auth import issue_login_token
 from tests import waiting
 from tests.web.conftest import base_url, browser, client, keyring_backend, page, shot, web_host, web_settings
 

@@ -21,11 +21,11 @@ import pytest
 from nanoclaw_app.cli import main
 from nanoclaw_app.host import Host
 from nanoclaw_app.secrets.store import SecretStore
+from nanoclaw_app.services import auth as auth_module
+from nanoclaw_app.services.auth import COOKIE, issue_login_token
 from nanoclaw_app.settings import Settings, load_settings
-from nanoclaw_app.web import auth as auth_module
+from nanoclaw_app.tls import read_certificate
 from nanoclaw_app.web.app import create_app
-from nanoclaw_app.web.auth import COOKIE, issue_login_token
-from nanoclaw_app.web.tls import read_certificate
 from tests.fakes.keyring import MemoryKeyring
 from tests.fakes.runtime import InProcessRuntime
 from tests.web.conftest import (

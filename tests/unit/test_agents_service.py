@@ -16,12 +16,12 @@ from nanoclaw_app.db import agents as agents_db
 from nanoclaw_app.db import destinations, messaging
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.errors import NotFound, UserError
+from nanoclaw_app.host_state import HostState
+from nanoclaw_app.runfile import remove_run_file, write_run_file
 from nanoclaw_app.secrets.store import SecretStore
 from nanoclaw_app.services import agents as svc
+from nanoclaw_app.services.auth import WebAuth
 from nanoclaw_app.services.context import AppServices
-from nanoclaw_app.web.auth import WebAuth
-from nanoclaw_app.web.runfile import remove_run_file, write_run_file
-from nanoclaw_app.web.state import HostState
 from tests.fakes.waker import RecordingWaker
 
 

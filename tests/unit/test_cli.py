@@ -16,9 +16,9 @@ from nanoclaw_app.cli import _check_bind, _needs_areas, build_parser, main
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.paths import Paths
+from nanoclaw_app.runfile import run_file, write_run_file
+from nanoclaw_app.services.auth import WebAuth
 from nanoclaw_app.settings import Settings, load_settings
-from nanoclaw_app.web.auth import WebAuth
-from nanoclaw_app.web.runfile import run_file, write_run_file
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,8 +19,8 @@ import pytest
 
 from nanoclaw_app.cli import main
 from nanoclaw_app.paths import Paths
+from nanoclaw_app.runfile import write_run_file
 from nanoclaw_app.system_service import AGENT_LABEL, service_command, service_main
-from nanoclaw_app.web.runfile import write_run_file
 from tests.fakes.service_tools import calls, install_fakes, set_state, state
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from nanoclaw_app.host import Host
 from nanoclaw_app.secrets.store import SecretStore
+from nanoclaw_app.services.auth import issue_login_token
 from nanoclaw_app.settings import Settings, load_settings
-from nanoclaw_app.web.auth import issue_login_token
 from tests.fakes.keyring import MemoryKeyring
 from tests.fakes.runtime import InProcessRuntime
 

@@ -12,8 +12,8 @@ from typing import Any
 from playwright.async_api import expect
 
 from nanoclaw_app.host import Host
+from nanoclaw_app.services.auth import issue_login_token
 from nanoclaw_app.settings import Settings
-from nanoclaw_app.web.auth import issue_login_token
 from tests.fakes.anthropic_server import FakeAnthropic, Hang, Text, last_user_content
 from tests.fakes.telegram_api import ANN, TOKEN, FakeBotApi
 from tests.web.conftest import shot

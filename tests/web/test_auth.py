@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from nanoclaw_app.host import Host
-from nanoclaw_app.web.auth import issue_login_token
+from nanoclaw_app.services.auth import issue_login_token
 from tests.web.conftest import shot
 
 

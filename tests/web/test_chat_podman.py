@@ -18,7 +18,7 @@ from nanoclaw_app.core.events import Event
 from nanoclaw_app.db import agents
 from nanoclaw_app.host import Host
 from nanoclaw_app.services import chat
-from nanoclaw_app.web.auth import issue_login_token
+from nanoclaw_app.services.auth import issue_login_token
 from tests.fakes.anthropic_server import FakeAnthropic, Text, ToolUse, last_user_content
 from tests.podman.conftest import agent_image, podman_settings, podman_url, secrets_with_keys
 from tests.web.conftest import shot

@@ -12,7 +12,7 @@ import httpx
 from litestar.middleware.csrf import generate_csrf_token
 
 from nanoclaw_app.host import Host
-from nanoclaw_app.web.auth import issue_login_token
+from nanoclaw_app.services.auth import issue_login_token
 from tests.web.conftest import shot
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from nanoclaw_app.services.auth import issue_login_token
 from nanoclaw_app.settings import Settings, load_settings
-from nanoclaw_app.web.auth import issue_login_token
 from nanoclaw_app.window import HostThread
 from tests.web.conftest import shot
 

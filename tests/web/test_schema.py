@@ -22,7 +22,7 @@ from schemathesis.core.result import Err
 from schemathesis.generation import GenerationMode
 
 from nanoclaw_app.host import Host
-from nanoclaw_app.web.auth import COOKIE, issue_login_token
+from nanoclaw_app.services.auth import COOKIE, issue_login_token
 
 PUBLIC = {("POST", "/api/login"), ("GET", "/health")}
 STREAMS = {"/api/events"}  # never ends: checked on its own below

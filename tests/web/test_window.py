@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from nanoclaw_app.paths import Paths
-from nanoclaw_app.web.runfile import read_run_file
+from nanoclaw_app.runfile import read_run_file
 from tests.web.conftest import REPO, screenshot_dir
 
 # Xvfb and GTK exist only on Linux; CI runs Linux, so this smoke test always runs there (macOS/Windows windows are

@@ -19,12 +19,12 @@ from nanoclaw_app.db import agents as agents_db
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.rows import AgentGroup, Session
 from nanoclaw_app.errors import UserError
+from nanoclaw_app.runfile import read_run_file
 from nanoclaw_app.services.agents import lookup
 from nanoclaw_app.services.agents.memory import atomic_write
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.text_safety import clean_name
 from nanoclaw_app.timeutil import utcnow
-from nanoclaw_app.web.runfile import read_run_file
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from litestar.di import NamedDependency
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from nanoclaw_app.core.events import Event
+from nanoclaw_app.services.auth import COOKIE
 from nanoclaw_app.services.context import AppServices
-from nanoclaw_app.web.auth import COOKIE
 
 KEEPALIVE_SECONDS = 15.0
 

@@ -12,8 +12,8 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_401_UNAUTHORIZED
 
 from nanoclaw_app.db import app_state
+from nanoclaw_app.services.auth import COOKIE, SESSION_DAYS
 from nanoclaw_app.services.context import AppServices
-from nanoclaw_app.web.auth import COOKIE, SESSION_DAYS
 from nanoclaw_app.web.pages import page
 from nanoclaw_app.web.schemas import Ok, PasswordLogin
 

@@ -1,4 +1,7 @@
-"""Serve the ASGI app with uvicorn inside the host's own event loop (no second loop, no signal handlers)."""
+"""Serve an ASGI app (the web app, the model gateway) with uvicorn inside the host's own event loop.
+
+No second loop and no signal handlers: the host owns both.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import uvicorn
 from litestar import Litestar
 
 from nanoclaw_app.errors import ConfigError
-from nanoclaw_app.web.tls import ensure_certificate
+from nanoclaw_app.tls import ensure_certificate
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""What the web layer may read of the running host (a narrow view, injected as a Litestar dependency)."""
+"""What the services and the web layer may read of the running host: readiness, component status, its run."""
 
 from __future__ import annotations
 
