@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,22 +100,30 @@ async def browser() -> AsyncIterator[Any]:
             await b.close()
 
 
-@pytest.fixture
-async def page(browser: Any, web_host: Host, base_url: str) -> AsyncIterator[Any]:
-    """A signed-in Chromium tab (1280×800); console errors fail the test."""
+@asynccontextmanager
+async def signed_in_tab(browser: Any, host: Host) -> AsyncIterator[Any]:
+    """A Chromium tab (1280×800) signed in to ``host`` with a one-time link; console errors fail the test."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     tab = await context.new_page()
     errors: list[str] = []
     tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    token = await issue_login_token(web_host.db)
-    await tab.goto(f"{base_url}/login?token={token}")
+    assert host.url is not None
+    token = await issue_login_token(host.db)
+    await tab.goto(f"{host.url.rstrip('/')}/login?token={token}")
     try:
         yield tab
     finally:
         await context.close()
     real = [e for e in errors if "Failed to load resource" not in e and "net::ERR" not in e]
     assert not real, f"JavaScript errors on the page: {real}"
+
+
+@pytest.fixture
+async def page(browser: Any, web_host: Host) -> AsyncIterator[Any]:
+    """A signed-in Chromium tab (1280×800); console errors fail the test."""
+    async with signed_in_tab(browser, web_host) as tab:
+        yield tab
 
 
 async def shot(page: Any, name: str) -> Path:

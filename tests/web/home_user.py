@@ -6,17 +6,16 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from playwright.async_api import expect
 
 from nanoclaw_app.host import Host
-from nanoclaw_app.services.auth import issue_login_token
 from nanoclaw_app.settings import Settings
 from tests.fakes.anthropic_server import FakeAnthropic, Hang, Text, last_user_content
 from tests.fakes.telegram_api import ANN, TOKEN, FakeBotApi
-from tests.web.conftest import shot
+from tests.web.conftest import shot, signed_in_tab
 
 KEY = "sk-ant-api03-home-user-journey-0123456789abcdef"
 AGENT = "Ada"
@@ -47,26 +46,9 @@ async def running(settings: Settings) -> AsyncIterator[Host]:
         await host.stop()
 
 
-@asynccontextmanager
-async def app_tab(browser: Any, host: Host) -> AsyncIterator[Any]:
-    """A Chromium tab signed in to ``host`` (the window signs itself in; the one-time link stands in for that).
-
-    JavaScript errors on any page fail the test.
-    """
-    context = await browser.new_context(viewport=WIDE)
-    tab = await context.new_page()
-    errors: list[str] = []
-    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    assert host.url is not None
-    token = await issue_login_token(host.db)
-    await tab.goto(f"{host.url.rstrip('/')}/login?token={token}")
-    try:
-        yield tab
-    finally:
-        await context.close()
-    real = [e for e in errors if "Failed to load resource" not in e and "net::ERR" not in e]
-    assert not real, f"JavaScript errors on the page: {real}"
+def app_tab(browser: Any, host: Host) -> AbstractAsyncContextManager[Any]:
+    """A Chromium tab signed in to ``host`` (the window signs itself in; the one-time link stands in for that)."""
+    return signed_in_tab(browser, host)
 
 
 async def shots(page: Any, name: str) -> None:

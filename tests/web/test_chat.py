@@ -199,7 +199,7 @@ async def open_chat(page: Any, base_url: str) -> None:
 async def test_the_owner_types_and_the_reply_streams_in(
     web_host: Host, page: Any, base_url: str, agent_id: str
 ) -> None:
-    web_host.runtime.delay = 1.0  # type: ignore[attr-defined] - long enough to see the agent at work
+    web_host.runtime.delay = 1.0  # type: ignore[attr-defined]  # long enough to see the agent at work
     await open_chat(page, base_url)
     await expect(page.locator("#chat-empty")).to_be_visible()
     await expect(page.locator("#chat-empty")).to_contain_text("Say hello to Nano")

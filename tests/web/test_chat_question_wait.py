@@ -4,6 +4,7 @@ note that it is read after the answer, and a message that is one of the card's o
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,17 +33,23 @@ async def say(page: Any, text: str) -> None:
     await page.locator("#chat-text").press("Enter")
 
 
-async def test_a_waiting_question_is_said_in_the_chat_and_a_typed_option_answers_it(
-    web_host: Host, page: Any, base_url: str, agent_id: str
-) -> None:
+async def ask_about_lunch(web_host: Host, page: Any, base_url: str, agent_id: str, question_id: str,
+                          pizza: str) -> tuple[Path, Any]:
+    """The owner asks in the chat; the agent answers with a question card (Pizza or Soup). Returns its folder, card."""
     await open_chat(page, base_url)
     await say(page, "plan lunch")
     await expect(page.locator("li.msg.theirs")).to_have_count(1)
     _, folder = await owner_session(web_host, agent_id)
-    card = AskQuestionOut(question_id="q-lunch", title="Lunch", question="Pizza or soup today?",
-                          options=[{"label": "🍕 Pizza", "value": "0"}, {"label": "Soup", "value": "1"}])
+    card = AskQuestionOut(question_id=question_id, title="Lunch", question="Pizza or soup today?",
+                          options=[{"label": pizza, "value": "0"}, {"label": "Soup", "value": "1"}])
     write_out(folder, card.to_json(), channel_type="webchat", platform_id="owner")
-    bubble = page.locator("li.msg.has-card")
+    return folder, page.locator("li.msg.has-card")
+
+
+async def test_a_waiting_question_is_said_in_the_chat_and_a_typed_option_answers_it(
+    web_host: Host, page: Any, base_url: str, agent_id: str
+) -> None:
+    folder, bubble = await ask_about_lunch(web_host, page, base_url, agent_id, "q-lunch", "🍕 Pizza")
     await expect(bubble.locator(".card-title")).to_have_text("Lunch")
 
     webchat = web_host.channels.get("webchat")
@@ -78,14 +85,7 @@ async def test_a_waiting_question_is_said_in_the_chat_and_a_typed_option_answers
 async def test_without_an_open_question_a_typed_option_word_is_an_ordinary_message(
     web_host: Host, page: Any, base_url: str, agent_id: str
 ) -> None:
-    await open_chat(page, base_url)
-    await say(page, "plan lunch")
-    await expect(page.locator("li.msg.theirs")).to_have_count(1)
-    _, folder = await owner_session(web_host, agent_id)
-    card = AskQuestionOut(question_id="q-done", title="Lunch", question="Pizza or soup today?",
-                          options=[{"label": "Pizza", "value": "0"}, {"label": "Soup", "value": "1"}])
-    write_out(folder, card.to_json(), channel_type="webchat", platform_id="owner")
-    bubble = page.locator("li.msg.has-card")
+    _, bubble = await ask_about_lunch(web_host, page, base_url, agent_id, "q-done", "Pizza")
     await bubble.get_by_role("button", name="Pizza").click()
     await expect(bubble.locator(".card-option.chosen")).to_have_text("✓ Pizza")
 
