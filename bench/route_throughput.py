@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from nanoclaw_app.channels.base import ChannelRegistry  # noqa: E402
+from nanoclaw_app.core.adapter_contract import ChannelRegistry  # noqa: E402
 from nanoclaw_app.core.context import CoreContext  # noqa: E402
 from nanoclaw_app.core.events import EventBus  # noqa: E402
 from nanoclaw_app.core.messages import InboundMessage  # noqa: E402

@@ -30,9 +30,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(n: int) -> dict[str, object]:
-    from nanoclaw_app.channels import pairing
     from nanoclaw_app.channels import registry as channel_registry
     from nanoclaw_app.channels.telegram.setup import TOKEN_SECRET
+    from nanoclaw_app.core import pairing
     from nanoclaw_app.db import agents
     from nanoclaw_app.host import Host
     from nanoclaw_app.paths import Paths

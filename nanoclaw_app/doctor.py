@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import importlib.metadata
 import shutil
 import sqlite3
 import sys
 from dataclasses import dataclass
 
+from nanoclaw_app.channels import registry
+from nanoclaw_app.channels.manifest import ChannelManifest
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.migrate import applied_versions, discover
 from nanoclaw_app.errors import ConfigError
@@ -54,22 +53,23 @@ async def run_checks(paths: Paths) -> list[Check]:
         return checks
     checks.append(await _database(paths))
     checks.append(await _podman(paths))
-    checks.append(await _whatsapp_library())
+    for manifest in registry.CHANNELS:
+        check = await _channel_library(manifest)
+        if check is not None:
+            checks.append(check)
     return checks
 
 
-async def _whatsapp_library() -> Check:
-    """Whether WhatsApp's native library loads (a frozen build must carry it; musl Linux has no wheel)."""
+async def _channel_library(manifest: ChannelManifest) -> Check | None:
+    """A channel's own check (WhatsApp: whether its native library loads; a frozen build must carry it)."""
+    if manifest.self_check is None:
+        return None
     try:
-        await asyncio.to_thread(importlib.import_module, "nanoclaw_app.channels.whatsapp.native")
-    except Exception as err:  # an ImportError, or OSError from loading the Go library
-        return Check("whatsapp", False, f"the WhatsApp library does not load: {err}",
-                     "reinstall NanoClaw; WhatsApp needs a glibc Linux, macOS or Windows", required=False)
-    try:
-        version = importlib.metadata.version("neonize")
-    except importlib.metadata.PackageNotFoundError:  # frozen: no distribution metadata
-        version = "bundled"
-    return Check("whatsapp", True, f"neonize {version}, native library loads", required=False)
+        found = await manifest.self_check()
+    except Exception as err:  # the check itself broke: say so rather than crash the doctor
+        return Check(manifest.name, False, f"the {manifest.title} check failed: {err}", "reinstall NanoClaw",
+                     required=False)
+    return Check(manifest.name, found.ok, found.detail, found.fix, required=False)
 
 
 def _web(paths: Paths, settings: Settings) -> str:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
+from functools import partial
 from types import TracebackType
 
 from nanoclaw_app.channels import registry as channel_registry
-from nanoclaw_app.channels.base import ChannelAdapter, ChannelRegistry, ChannelStatus
-from nanoclaw_app.channels.registry import BuildFn, ChannelDeps
-from nanoclaw_app.channels.webchat import WebchatAdapter
+from nanoclaw_app.channels.manifest import BuildFn, ChannelDeps
+from nanoclaw_app.channels.webchat.adapter import WebchatAdapter
+from nanoclaw_app.core import pairing
+from nanoclaw_app.core.adapter_contract import ChannelAdapter, ChannelRegistry, ChannelStatus
 from nanoclaw_app.core.approvals.service import ApprovalService
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.delivery import Delivery
@@ -58,7 +59,6 @@ from nanoclaw_app.web.app import web_servers
 
 log = logging.getLogger(__name__)
 
-_SETTING_NAMES = tuple(f.name for f in dataclasses.fields(Settings))
 HOUSEKEEPING_SECONDS = 30.0
 ENGINE_RETRY_SECONDS = (2.0, 5.0, 10.0, 20.0, *(30.0,) * 118)
 """Pauses between attempts to reach an unavailable container engine: about an hour, then the next start's turn."""
@@ -118,7 +118,9 @@ class Host:
         # Every wake of the core passes the turn budget, which pauses a session that runs away (any loop, any cause).
         self.ctx.waker = TurnBudget(self.ctx, self.waker, is_queued=self.waker.is_queued)
         self.approvals = ApprovalService(self.ctx)
-        self.router = Router(self.ctx, self.approvals)
+        # Inbound interceptors, in order: a pairing code binds a chat first; then a reply naming a new agent.
+        self.router = Router(self.ctx, self.approvals,
+                             interceptors=(partial(pairing.intercept, self.ctx), self.approvals.intercept))
         self.ctx.route = self._route
         self.actions = SystemActions(self.ctx, request_approval=self.approvals.request_approval)
         register_approval_handlers(self.approvals)
@@ -138,7 +140,7 @@ class Host:
         self.watcher = OutboundWatcher(settings.paths.sessions, self._on_outbound_change)
         self.callbacks = HostEvents(self.ctx, self.router, self.approvals,
                                     on_channel_up=self.delivery.resume_channel, on_component=self._component)
-        self._builders: dict[str, BuildFn] = {k.name: k.build for k in channel_registry.PHONE_CHANNELS}
+        self._builders: dict[str, BuildFn] = {m.name: m.build for m in channel_registry.CHANNELS}
         self._builders.update(channel_builders or {})
         self._channel_lock = asyncio.Lock()
         self.auth = WebAuth(self.db)
@@ -425,14 +427,15 @@ class Host:
     async def _reload_settings(self, settings: Settings) -> None:
         """Settings changed on disk: swap them in for the parts that read them per use (timezone, spend cap, ...).
 
-        A running phone channel whose own settings changed (``telegram_*``, ``whatsapp_*``) is reconnected with them.
+        A running channel whose own settings changed (its settings object) is reconnected with them.
         """
         previous, self.settings = self.settings, settings
         self.ctx.settings = settings
         self.gateway.apply_settings(settings)
         for name in [a.channel_type for a in self.channels.all()]:
-            prefix = f"{name}_"
-            if any(getattr(previous, f) != getattr(settings, f) for f in _SETTING_NAMES if f.startswith(prefix)):
+            manifest = channel_registry.manifest(name)
+            kind = manifest.settings if manifest is not None else None
+            if kind is not None and previous.channel(kind) != settings.channel(kind):
                 log.info("%s settings changed; reconnecting it", name)
                 await self.stop_channel(name)
                 try:

@@ -1,6 +1,9 @@
 """Frozen, typed settings loaded once from ``settings.json`` in the config dir, with ``NANOCLAW_*`` overrides.
 
-Secrets never live here: settings only name keyring entries.
+Secrets never live here: settings only name keyring entries. A channel's own settings are declared in its folder (a
+``ChannelSettings`` object, ``channels/<name>/settings.py``) and stored beside these as ``<channel>_<field>``; they are
+kept here as given and typed and checked by :meth:`Settings.channel`, so this module knows no channel and a channel is
+added without touching it.
 """
 
 from __future__ import annotations
@@ -8,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import zoneinfo
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.paths import Paths
@@ -29,6 +34,26 @@ def detect_timezone() -> str:
     except Exception:  # tzlocal raises several kinds on odd systems; UTC is a safe answer
         return "UTC"
     return name or "UTC"
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """Base of a channel's settings object (``channels/<name>/settings.py``).
+
+    Each field, with its default, is stored in ``settings.json`` as ``<channel>_<field>`` and can be overridden with
+    ``NANOCLAW_<CHANNEL>_<FIELD>``; the app reads it with ``settings.channel(TheSettings)``. A field with
+    ``metadata={"page": True}`` is shown on the Settings page (``min``/``max`` bound a number there), labelled by the
+    channel's strings ``setting_<field>`` and ``setting_<field>_hint``; every field can be set with ``nanoclaw
+    settings set``.
+    """
+
+    channel: ClassVar[str] = ""
+
+    def check(self) -> None:
+        """Raise ``ConfigError`` (saying how to fix it) for a value the channel cannot work with."""
+
+
+C = TypeVar("C", bound=ChannelSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,25 +142,42 @@ class Settings:
     """Upstream the gateway forwards OpenAI-compatible requests to (e.g. ``http://localhost:11434/v1`` for Ollama)."""
     daily_spend_cap_usd: float = 0.0
     """Model spending allowed per day (midnight to midnight in ``timezone``), over all agents; 0 turns the cap off."""
-    telegram_api_base_url: str = "https://api.telegram.org"
-    """Telegram Bot API server (a self-hosted ``telegram-bot-api`` server works too); ``/bot<token>`` is added."""
-    whatsapp_reply_only: bool = True
-    """WhatsApp guardrail against bans: only send to chats that wrote to this number first (no cold messages)."""
-    whatsapp_sends_per_minute: int = 20
-    """WhatsApp guardrail against bans: most messages sent per minute over all chats; more wait their turn."""
+    channel_values: Mapping[str, Any] = field(default_factory=dict)
+    """Settings this module does not declare, as given (``telegram_api_base_url``): the channels' own, read through
+    :meth:`channel`, which types and checks them."""
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         """The configured timezone as a ``ZoneInfo``."""
         return zoneinfo.ZoneInfo(self.timezone)
 
+    def channel(self, kind: type[C]) -> C:
+        """A channel's settings object (``settings.channel(TelegramSettings).api_base_url``), typed and checked.
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "paths"}
+        Raises ``ConfigError`` saying how to fix a value the channel cannot use.
+        """
+        prefix = f"{kind.channel}_"
+        values = {f.name: _coerce(prefix + f.name, self.channel_values[prefix + f.name], f.type)
+                  for f in dataclasses.fields(kind) if prefix + f.name in self.channel_values}
+        found = kind(**values)
+        found.check()
+        return found
+
+    def replaced(self, changes: Mapping[str, Any]) -> Settings:
+        """These settings with ``changes`` (stored names, a channel's too) swapped in."""
+        own = {k: v for k, v in changes.items() if k in _FIELDS}
+        theirs = {k: v for k, v in changes.items() if k not in _FIELDS}
+        return dataclasses.replace(self, **own, channel_values={**self.channel_values, **theirs})
 
 
-def _coerce(name: str, raw: Any) -> Any:
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("paths", "channel_values")}
+_THEIRS = re.compile(r"[a-z][a-z0-9]*_[a-z0-9_]+")
+"""The shape of a channel's setting (``<channel>_<field>``); which ones exist is the channels' business."""
+
+
+def _coerce(name: str, raw: Any, kind: object = None) -> Any:
     """Turn a JSON or environment value into the field's type, with a fix-it message on failure."""
-    kind = _FIELDS[name].type
+    kind = kind or _FIELDS[name].type
     try:
         if kind == "int":
             return int(raw)
@@ -150,13 +192,15 @@ def _coerce(name: str, raw: Any) -> Any:
             return text in ("1", "true", "yes", "on")
         return str(raw)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"setting {name!r} must be a {kind}, got {raw!r}: fix it in settings.json") from err
+        words = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(str(kind), f"a {kind}")
+        raise ConfigError(f"setting {name!r} must be {words}, got {raw!r}: fix it in settings.json") from err
 
 
 def load_settings(paths: Paths | None = None, **overrides: Any) -> Settings:
     """Build settings from ``settings.json``, then ``NANOCLAW_<NAME>`` env vars, then keyword overrides."""
     paths = paths or Paths.from_env()
     values: dict[str, Any] = {}
+    theirs: dict[str, Any] = {}
     file = paths.settings_file
     if file.exists():
         try:
@@ -168,15 +212,24 @@ def load_settings(paths: Paths | None = None, **overrides: Any) -> Settings:
         for key, value in stored.items():
             if key in _FIELDS:
                 values[key] = _coerce(key, value)
-    for name in _FIELDS:
-        env = os.environ.get(ENV_PREFIX + name.upper())
-        if env is not None:
+            elif _THEIRS.fullmatch(key):
+                theirs[key] = value
+    for env_name, env in os.environ.items():
+        if not env_name.startswith(ENV_PREFIX):
+            continue
+        name = env_name.removeprefix(ENV_PREFIX).lower()
+        if name in _FIELDS:
             values[name] = _coerce(name, env)
+        elif _THEIRS.fullmatch(name):
+            theirs[name] = env
     for key, value in overrides.items():
-        if key not in _FIELDS:
+        if key in _FIELDS:
+            values[key] = value
+        elif _THEIRS.fullmatch(key):
+            theirs[key] = value
+        else:
             raise ConfigError(f"unknown setting {key!r}")
-        values[key] = value
-    settings = Settings(paths=paths, **values)
+    settings = Settings(paths=paths, **values, channel_values=theirs)
     _validate(settings)
     return settings
 
@@ -204,9 +257,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("settings 'turn_window_seconds' and 'turn_pause_seconds' must be more than 0")
     if settings.daily_spend_cap_usd < 0:
         raise ConfigError("setting 'daily_spend_cap_usd' must be 0 (off) or more")
-    if settings.whatsapp_sends_per_minute < 1:
-        raise ConfigError("setting 'whatsapp_sends_per_minute' must be 1 or more")
-    for name in ("telegram_api_base_url", "anthropic_base_url", "openai_base_url"):
+    for name in ("anthropic_base_url", "openai_base_url"):
         if not getattr(settings, name).startswith(("http://", "https://")):
             raise ConfigError(f"setting {name!r} must start with http:// or https://")
     choices = {"runtime": ("podman", "local"), "gateway_transport": ("auto", "unix", "tcp")}
@@ -215,10 +266,14 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"setting {name!r} must be one of {', '.join(allowed)}; got {getattr(settings, name)!r}")
 
 
-def save_settings(paths: Paths, changes: dict[str, Any]) -> None:
-    """Merge ``changes`` into ``settings.json`` atomically (write a temp file, then rename)."""
+def save_settings(paths: Paths, changes: Mapping[str, Any], *, theirs: Collection[str] = ()) -> None:
+    """Merge ``changes`` into ``settings.json`` atomically (write a temp file, then rename).
+
+    ``theirs`` names the channels' settings that may be written too (``channels.registry.setting_fields``); any other
+    name is refused, so nothing unknown (a key pasted in the wrong place) ends up in the file.
+    """
     for key in changes:
-        if key not in _FIELDS:
+        if key not in _FIELDS and key not in theirs:
             raise ConfigError(f"unknown setting {key!r}")
     file = paths.settings_file
     current: dict[str, Any] = {}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nanoclaw_app.channels.base import ChannelRegistry
+from nanoclaw_app.core.adapter_contract import ChannelRegistry
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.events import EventBus
 from nanoclaw_app.db.database import Database

@@ -1,10 +1,10 @@
-"""``nanoclaw channels list|telegram-token|pair|on|off``: the phone channels from a terminal.
+"""``nanoclaw channels list|token|pair|on|off``: the channels from a terminal, generic over their manifests.
 
 Channels run inside NanoClaw, so while it runs every command goes to it (signed in with a one-time session, like
 ``nanoclaw approvals``) and its open pages update. Without it, the listing and turning a channel off work on the
-database, a Telegram token is checked and saved so Telegram starts with NanoClaw, and what needs a live link (a pairing
-code, turning a channel on) asks to start NanoClaw first. The token is read from stdin or a hidden prompt, never from
-the command line (argv is visible to every user and kept in shell history).
+database, a token is checked and saved so its channel starts with NanoClaw, and what needs a live link (a pairing
+code, turning a channel on) asks to start NanoClaw first. Tokens are read from stdin or a hidden prompt, never from the
+command line (argv is visible to every user and kept in shell history).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import getpass
 import sys
 from typing import Any
 
-from nanoclaw_app.channels.registry import PHONE_CHANNELS
+from nanoclaw_app.channels import registry
+from nanoclaw_app.channels.manifest import ChannelManifest
 from nanoclaw_app.commands.host_api import call_running_host
 from nanoclaw_app.commands.output import json_flag, jsonable, print_json, print_table
 from nanoclaw_app.errors import ConfigError
@@ -22,22 +23,23 @@ from nanoclaw_app.services import channels
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.services.offline import open_secrets
 
-_NAMES = tuple(k.name for k in PHONE_CHANNELS)
+_NAMES = tuple(m.name for m in registry.CHANNELS)
+_WITH_TOKENS = tuple(m.name for m in registry.CHANNELS if m.token_action)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``channels`` subcommands."""
-    parser = sub.add_parser("channels", help="WhatsApp and Telegram: health, token, pairing codes")
+    parser = sub.add_parser("channels", help="the chat channels: health, tokens, pairing codes")
     verbs = parser.add_subparsers(dest="channels_command", required=True)
 
-    listing = verbs.add_parser("list", help="each phone channel with its health and paired chats")
+    listing = verbs.add_parser("list", help="each channel with its health and paired chats")
     json_flag(listing)
     listing.set_defaults(run=_list)
 
-    token = verbs.add_parser("telegram-token",
-                             help="check and save the bot token from @BotFather (read from stdin or a hidden prompt)")
+    token = verbs.add_parser("token", help="check and save a channel's token (read from stdin or a hidden prompt)")
+    token.add_argument("channel", choices=_WITH_TOKENS)
     json_flag(token)
-    token.set_defaults(run=_telegram_token)
+    token.set_defaults(run=_token)
 
     pair = verbs.add_parser("pair", help="a 4-digit code to send from your phone chat to pair it")
     pair.add_argument("channel", choices=_NAMES)
@@ -52,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     off = verbs.add_parser("off", help="turn a channel off (it stays off after a restart)")
     off.add_argument("channel", choices=_NAMES)
     off.add_argument("--forget", action="store_true",
-                     help="also delete the Telegram token, or unlink the WhatsApp device")
+                     help="also remove its setup (delete its token, unlink the device)")
     json_flag(off)
     off.set_defaults(run=_off)
 
@@ -65,8 +67,8 @@ def _row(view: dict[str, Any]) -> dict[str, Any]:
     status = view["status"]
     chats = ", ".join(f"{c['title']} ({', '.join(c['agents']) or 'no agent'})" for c in view["chats"])
     detail = status.get("detail") or ""
-    if view.get("mode"):
-        detail = f"{view['mode']} number" + (f"; {detail}" if detail else "")
+    if view.get("details", {}).get("mode"):
+        detail = f"{view['details']['mode']} number" + (f"; {detail}" if detail else "")
     return {"channel": view["name"], "state": _words(status["state"]), "account": status.get("account") or "",
             "waiting": view["waiting"] or "", "chats": chats, "detail": detail}
 
@@ -85,31 +87,37 @@ async def _list(args: argparse.Namespace, services: AppServices) -> int:
     return 0
 
 
-def _read_token() -> str:
-    """A hidden prompt on a terminal; otherwise the whole of stdin (a pipe, a file)."""
+def _read_values(manifest: ChannelManifest) -> dict[str, str]:
+    """Each of the token action's values: a hidden prompt on a terminal; otherwise one line each from stdin."""
+    action = manifest.actions[manifest.token_action or ""]
     if sys.stdin.isatty():
-        return getpass.getpass("Bot token from @BotFather (hidden): ")
-    return sys.stdin.read()
+        return {f.name: getpass.getpass(f"{f.label} (hidden): ") for f in action.fields}
+    if len(action.fields) == 1:
+        return {action.fields[0].name: sys.stdin.read()}
+    lines = sys.stdin.read().splitlines()
+    return {f.name: (lines[i] if i < len(lines) else "") for i, f in enumerate(action.fields)}
 
 
-async def _telegram_token(args: argparse.Namespace, services: AppServices) -> int:
-    token = channels.clean_token(_read_token())
-    answer = await call_running_host(services, "POST", "/api/channels/telegram/token", json={"token": token})
+async def _token(args: argparse.Namespace, services: AppServices) -> int:
+    manifest = registry.manifest(args.channel)
+    if manifest is None or manifest.token_action is None:
+        raise ConfigError(f"{args.channel} takes no token")
+    values = _read_values(manifest)
+    path = f"/api/channels/{manifest.name}/{manifest.token_action}"
+    answer = await call_running_host(services, "POST", path, json=values)
     if answer is None:
         await open_secrets(services)
-        result = await channels.set_telegram_token(services, token)
-        answer = jsonable(result)
+        answer = jsonable(await channels.run_action(services, manifest.name, manifest.token_action, "POST", values))
     if args.json:
         print_json(answer)
         return 0
-    bot = answer["bot"]
-    print(f"Telegram bot @{bot['username']} ({bot['name']}) checked and saved")
+    print(answer["message"])
     if answer["started"]:
-        print("Telegram is connected; pair your chat with `nanoclaw channels pair telegram`")
+        print(f"{manifest.title} is connected; pair your chat with `nanoclaw channels pair {manifest.name}`")
     else:
-        print("NanoClaw is not running: Telegram connects when it starts")
-    if answer.get("privacy_note"):
-        print(f"note: {answer['privacy_note']}")
+        print(f"NanoClaw is not running: {manifest.title} connects when it starts")
+    if answer.get("note"):
+        print(f"note: {answer['note']}")
     return 0
 
 
@@ -120,13 +128,10 @@ async def _pair(args: argparse.Namespace, services: AppServices) -> int:
     if args.json:
         print_json(answer)
         return 0
-    code, to = answer["code"], answer.get("send_to")
-    if args.channel == "telegram":
-        where = f"to {to}" if to else "to your bot"
-        print(f"Send {code} {where} from your Telegram account (in a group: {to or '@yourbot'} {code}).")
-    else:
-        where = f"to {to}" if to else "to the assistant's number"
-        print(f"Send {code} {where} from your own WhatsApp.")
+    manifest = registry.manifest(args.channel)
+    if manifest is None:
+        raise ConfigError(f"there is no channel called {args.channel!r}")
+    print(manifest.pair_hint(answer["code"], answer.get("send_to")))
     print("A wrong code makes every pending code stop working; then ask for a new one.", file=sys.stderr)
     return 0
 
@@ -142,7 +147,8 @@ async def _off(args: argparse.Namespace, services: AppServices) -> int:
     answer = await call_running_host(services, "POST", f"/api/channels/{args.channel}/off",
                                       json={"forget": args.forget})
     if answer is None:
-        if args.forget and args.channel == "telegram":
+        found = registry.manifest(args.channel)
+        if args.forget and found is not None and found.token_action:
             await open_secrets(services)
         answer = jsonable(await channels.disable_channel(services, args.channel, forget=args.forget))
     return _print_view(args, answer)

@@ -10,7 +10,7 @@ from nanoclaw_app.commands.host_api import call_running_host
 from nanoclaw_app.commands.output import json_flag, print_json, print_table
 from nanoclaw_app.errors import UserError
 from nanoclaw_app.services import app_settings
-from nanoclaw_app.services.app_settings import EDITABLE, NEEDS_RESTART, AppSettings
+from nanoclaw_app.services.app_settings import APP_EDITABLE, NEEDS_RESTART, AppSettings, editable
 from nanoclaw_app.services.context import AppServices
 
 
@@ -23,9 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     json_flag(show)
     show.set_defaults(run=_show)
     setter = commands.add_parser("set", help="change one setting", description=(
-        "Names: " + ", ".join(EDITABLE) + ". Turning lan_access on asks for the LAN password when none is set "
+        "Names: " + ", ".join(editable()) + ". Turning lan_access on asks for the LAN password when none is set "
         "(hidden prompt, or stdin when piped)."))
-    setter.add_argument("name", choices=EDITABLE, metavar="name")
+    setter.add_argument("name", choices=editable(), metavar="name")
     setter.add_argument("value")
     json_flag(setter)
     setter.set_defaults(run=_set)
@@ -35,8 +35,10 @@ def _print(view: AppSettings, *, as_json: bool) -> None:
     if as_json:
         print_json(view)
         return
-    rows = [{"setting": name, "value": getattr(view, name),
-             "note": "from the environment" if name in view.fixed_by_environment else ""} for name in EDITABLE]
+    values = {**{name: getattr(view, name) for name in editable() if hasattr(view, name)}, **view.channel_settings}
+    fixed = set(view.fixed_by_environment)
+    rows = [{"setting": name, "value": value, "note": "from the environment" if name in fixed else ""}
+            for name, value in values.items()]
     rows.append({"setting": "lan_password", "value": "set" if view.lan_password_set else "not set", "note": ""})
     print_table(rows, ["setting", "value", "note"])
     if view.restart_needed:
@@ -61,7 +63,8 @@ async def _set(args: argparse.Namespace, services: AppServices) -> int:
             services, value, password)
     elif args.name not in NEEDS_RESTART:
         # A running app takes it at once (its gateway, its channels); written here, it would wait for a restart.
-        answer = await call_running_host(services, "PUT", "/api/settings", json={args.name: value})
+        body = {args.name: value} if args.name in APP_EDITABLE else {"channel_settings": {args.name: value}}
+        answer = await call_running_host(services, "PUT", "/api/settings", json=body)
         view = AppSettings(**answer) if answer is not None else await app_settings.update_settings(
             services, {args.name: value})
     else:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from nanoclaw_app.channels.base import ChannelRegistry
+    from nanoclaw_app.core.adapter_contract import ChannelRegistry
     from nanoclaw_app.core.events import EventBus
     from nanoclaw_app.core.messages import InboundMessage
     from nanoclaw_app.db.database import Database

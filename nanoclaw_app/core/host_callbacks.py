@@ -9,8 +9,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from nanoclaw_app.channels import pairing
-from nanoclaw_app.channels.base import ChannelStatus
+from nanoclaw_app.core import pairing
+from nanoclaw_app.core.adapter_contract import ChannelStatus
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.messages import InboundMessage
 from nanoclaw_app.core.notify import notify_owner
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class HostEvents:
-    """Implements ``channels.base.HostCallbacks`` over the router and the approval service."""
+    """Implements ``core.adapter_contract.HostCallbacks`` over the router and the approval service."""
 
     def __init__(
         self,
@@ -44,10 +44,8 @@ class HostEvents:
         """The last status each channel reported (the app's channel page reads it)."""
 
     async def on_inbound(self, message: InboundMessage) -> None:
-        """Route a message (after pairing codes had their look); errors are logged and re-raised for a retry."""
+        """Route a message; errors are logged and re-raised for a retry."""
         try:
-            if await pairing.intercept(self._ctx, message):
-                return
             await self._router.route(message)
         except Exception:
             log.exception(

@@ -1,8 +1,9 @@
 """The inbound router: which agents get a message from a chat, in which session, and whether it wakes them.
 
 Path of one message (reference §2.1–2.2, DESIGN §4 steps 1–3): check the channel → strip threads the adapter cannot
-keep → let the approval flows intercept it → find or (only when the bot was addressed) create the chat → resolve the
-sender → for every wiring by priority: engage test, access gate, sender scope, command gate, session, write, wake.
+keep → offer it to the interceptors in order (pairing codes, a new agent's name) → find or (only when the bot was
+addressed) create the chat → resolve the sender → for every wiring by priority: engage test, access gate, sender
+scope, command gate, session, write, wake.
 
 Every message that reaches no agent is recorded in ``dropped_messages`` with its reason and published as a
 ``message.dropped`` event; routing never raises into an adapter. A session database that cannot take a message for
@@ -13,15 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
-from nanoclaw_app.channels.base import ChannelAdapter
 from nanoclaw_app.core import command_gate, engage, inbox
 from nanoclaw_app.core.access import can_access, is_admin_of
+from nanoclaw_app.core.adapter_contract import ChannelAdapter
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.held import HeldMessages, classify, describe
 from nanoclaw_app.core.messages import InboundMessage, OutboundMessage
@@ -49,11 +50,12 @@ Outcome = Literal["delivered", "accumulated", "held", "dropped"]
 """``held``: the session could not take it yet; it is kept and handed over later (see :mod:`.held`)."""
 
 
-class ApprovalHooks(Protocol):
-    """What the approval flows (sender approval, channel registration, create-agent prompt) offer the router."""
+Interceptor = Callable[[InboundMessage], Awaitable[bool]]
+"""Looks at a message before routing; True means it consumed it (a pairing code, the name typed for a new agent)."""
 
-    async def intercept(self, msg: InboundMessage) -> bool:
-        """Consume a message before routing (e.g. the name typed for a new agent); True means it was consumed."""
+
+class ApprovalHooks(Protocol):
+    """What the approval flows (sender approval, channel registration) offer the router."""
 
     async def request_sender_approval(
         self, msg: InboundMessage, chat: MessagingGroup, wiring: Wiring, user_id: str
@@ -65,11 +67,7 @@ class ApprovalHooks(Protocol):
 
 
 class NoApprovals:
-    """Hooks for a host without approval flows (benchmarks, tests): nothing intercepted, requests only logged."""
-
-    async def intercept(self, msg: InboundMessage) -> bool:
-        """Never consume."""
-        return False
+    """Hooks for a host without approval flows (benchmarks, tests): requests only logged."""
 
     async def request_sender_approval(
         self, msg: InboundMessage, chat: MessagingGroup, wiring: Wiring, user_id: str
@@ -178,9 +176,11 @@ class _ChatLocks:
 class Router:
     """Routes inbound messages from every adapter; one per host, built by the composition root."""
 
-    def __init__(self, ctx: CoreContext, hooks: ApprovalHooks) -> None:
+    def __init__(self, ctx: CoreContext, hooks: ApprovalHooks, interceptors: Sequence[Interceptor] = ()) -> None:
         self._ctx = ctx
         self._hooks = hooks
+        self._interceptors = tuple(interceptors)
+        """Asked in this order; the first that consumes a message ends its routing."""
         self._patterns = engage.PatternCache()
         self._locks = _ChatLocks()
         self._known_senders: set[tuple[str, str]] = set()
@@ -251,12 +251,15 @@ class Router:
         return msg
 
     async def _intercepted(self, msg: InboundMessage) -> bool:
-        try:
-            return await self._hooks.intercept(msg)
-        except Exception:
-            # The message may have been meant for the interceptor, but losing it would be worse: route it.
-            log.exception("approval interceptor failed on message %s; routing it normally", msg.message_id)
-            return False
+        for interceptor in self._interceptors:
+            try:
+                if await interceptor(msg):
+                    return True
+            except Exception:
+                # The message may have been meant for this interceptor, but losing it would be worse: go on.
+                log.exception("interceptor %s failed on message %s; going on with routing",
+                              getattr(interceptor, "__qualname__", interceptor), msg.message_id)
+        return False
 
     async def _route_in_chat(self, msg: InboundMessage, adapter: ChannelAdapter) -> RouteResult:
         db = self._ctx.db

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from nanoclaw_app.channels import registry
 from nanoclaw_app.core.events import Event
 from nanoclaw_app.core.turn_budget import RESUME_ACTION
 from nanoclaw_app.db import app_state
@@ -30,7 +31,13 @@ State = Literal["starting", "running", "attention", "paused"]
 REFRESH_SECONDS = 60.0
 """A status also changes with the clock (a pause ends, the spend cap resets at midnight)."""
 
-CHANNEL_NAMES = {"whatsapp": "WhatsApp", "telegram": "Telegram"}
+
+
+def channel_title(name: str) -> str:
+    """A channel's name as the app shows it (``WhatsApp``)."""
+    found = registry.manifest(name)
+    return found.title if found is not None else name.title()
+
 CHANNEL_TROUBLE = {
     "logged_out": "{name} is unlinked: link it again on the Channels page",
     "banned": "{name} refuses the account for now",
@@ -87,7 +94,7 @@ async def read_status(services: AppServices) -> Status:
             channel = name.split(":", 1)[1]
             words = CHANNEL_TROUBLE.get(status.split(":", 1)[0])
             if words:
-                trouble.append(words.format(name=CHANNEL_NAMES.get(channel, channel.title())))
+                trouble.append(words.format(name=channel_title(channel)))
     if not services.secrets.available:
         secrets = await secret_status(services)
         if secrets.locked:
@@ -132,7 +139,7 @@ def alert_for(event: Event) -> Alert | None:
         channel = str(data.get("channel_type", ""))
         state = str(data.get("state", ""))
         if state in CHANNEL_TROUBLE:
-            name = CHANNEL_NAMES.get(channel, channel.title())
+            name = channel_title(channel)
             detail = str(data.get("detail") or "")
             return Alert(f"channel:{channel}:{state}", f"{name} needs attention",
                          detail or CHANNEL_TROUBLE[state].format(name=name) + ".")

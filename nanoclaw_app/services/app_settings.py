@@ -14,21 +14,22 @@ import math
 import os
 import re
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from nanoclaw_app.channels import registry
 from nanoclaw_app.db import app_state
-from nanoclaw_app.errors import UserError
+from nanoclaw_app.errors import ConfigError, UserError
 from nanoclaw_app.runfile import read_run_file
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.settings import ANTHROPIC_API, ENV_PREFIX, Settings, load_settings, save_settings
 from nanoclaw_app.tls import ensure_certificate, lan_address, read_certificate
 
-EDITABLE = ("timezone", "lan_access", "lan_https", "host", "port", "https_port", "daily_spend_cap_usd",
-            "agent_base_image", "agent_ca_certificates", "telegram_api_base_url", "whatsapp_reply_only",
-            "whatsapp_sends_per_minute", "anthropic_base_url")
+APP_EDITABLE = ("timezone", "lan_access", "lan_https", "host", "port", "https_port", "daily_spend_cap_usd",
+                "agent_base_image", "agent_ca_certificates", "anthropic_base_url")
+"""The app's own editable settings; each channel's settings object adds its fields (``registry.setting_fields``)."""
 NEEDS_RESTART = frozenset({"lan_access", "lan_https", "host", "port", "https_port", "timezone", "agent_base_image",
                            "agent_ca_certificates"})
 APPLIED_BY_HOST = frozenset({"agent_base_image", "agent_ca_certificates"})
@@ -51,9 +52,6 @@ class AppSettings:
     daily_spend_cap_usd: float
     agent_base_image: str
     agent_ca_certificates: str
-    telegram_api_base_url: str
-    whatsapp_reply_only: bool
-    whatsapp_sends_per_minute: int
     anthropic_base_url: str
     """Where Anthropic calls go: Anthropic itself, a proxy or a compatible server (applies at once)."""
     can_restart: bool
@@ -67,21 +65,72 @@ class AppSettings:
     """Saved settings the running NanoClaw does not use until it restarts."""
     fixed_by_environment: list[str]
     """Settings a ``NANOCLAW_<NAME>`` variable overrides: editing them here would change nothing."""
+    channel_settings: dict[str, Any] = field(default_factory=dict)
+    """The channels' own settings in force, by stored name (``whatsapp_reply_only``)."""
+
+
+@dataclass
+class ChannelField:
+    """A channel's setting as the Settings page shows it."""
+
+    key: str
+    """Its stored name (``whatsapp_sends_per_minute``), the form field's name."""
+    name: str
+    kind: str
+    """``bool``, ``int``, ``float`` or ``str``."""
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass
+class ChannelSection:
+    """A channel's settings on the Settings page (labels come from the channel's strings)."""
+
+    channel: str
+    fields: list[ChannelField]
+
+
+def value_of(settings: Settings, name: str) -> Any:
+    """One setting by its stored name, a channel's (``whatsapp_reply_only``) as well as the app's."""
+    theirs = registry.setting_fields().get(name)
+    if theirs is None:
+        return getattr(settings, name)
+    return getattr(settings.channel(theirs[0]), theirs[1].name)
+
+
+def editable() -> tuple[str, ...]:
+    """Every setting that can be changed from the app and ``nanoclaw settings set``."""
+    return (*APP_EDITABLE, *registry.setting_fields())
+
+
+def page_sections() -> list[ChannelSection]:
+    """The channels' settings the Settings page shows, per channel in the listed order."""
+    sections = []
+    for manifest in registry.CHANNELS:
+        kind = manifest.settings
+        shown = [f for f in dataclasses.fields(kind) if f.metadata.get("page")] if kind is not None else []
+        if kind is not None and shown:
+            sections.append(ChannelSection(manifest.name, [
+                ChannelField(f"{kind.channel}_{f.name}", f.name, str(f.type), f.metadata.get("min"),
+                             f.metadata.get("max")) for f in shown]))
+    return sections
 
 
 def parse_value(name: str, text: str) -> Any:
     """A setting's value from text (the CLI), typed like the setting; a clear error for an unknown name or value."""
-    if name not in EDITABLE:
-        raise UserError(f"{name!r} cannot be changed here; choose one of {', '.join(EDITABLE)}")
+    if name not in editable():
+        raise UserError(f"{name!r} cannot be changed here; choose one of {', '.join(editable())}")
     text = text.strip()
+    theirs = registry.setting_fields().get(name)
+    kind = str(theirs[1].type) if theirs is not None else None
     try:
-        if name in ("lan_access", "lan_https", "whatsapp_reply_only"):
+        if name in ("lan_access", "lan_https") or kind == "bool":
             if text.lower() not in (*_TRUE, *_FALSE):
                 raise ValueError(text)
             return text.lower() in _TRUE
-        if name in ("port", "https_port", "whatsapp_sends_per_minute"):
+        if name in ("port", "https_port") or kind == "int":
             return int(text)
-        if name == "daily_spend_cap_usd":
+        if name == "daily_spend_cap_usd" or kind == "float":
             return float(text)
     except ValueError as err:
         raise UserError(f"{text!r} is not a valid value for {name}") from err
@@ -94,13 +143,14 @@ async def read_settings(services: AppServices) -> AppSettings:
     cert = read_certificate(current.paths.home) if current.lan_https else None
     scheme, port = ("https", current.https_port) if current.lan_https else ("http", current.port)
     return AppSettings(
-        **{name: getattr(current, name) for name in EDITABLE},
+        **{name: getattr(current, name) for name in APP_EDITABLE},
+        channel_settings={name: value_of(current, name) for name in registry.setting_fields()},
         lan_password_set=await services.auth.has_password(),
         lan_url=f"{scheme}://{address}:{port}/" if (address := lan_address()) else None,
         lan_certificate_fingerprint=cert.fingerprint if cert else None,
         restart_needed=await _restart_needed(services, current),
         can_restart=services.restart is not None,
-        fixed_by_environment=[name for name in EDITABLE if ENV_PREFIX + name.upper() in os.environ],
+        fixed_by_environment=[name for name in editable() if ENV_PREFIX + name.upper() in os.environ],
     )
 
 
@@ -146,8 +196,8 @@ def _certificate(services: AppServices) -> None:
 async def _validated(services: AppServices, changes: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for name, value in changes.items():
-        if name not in EDITABLE:
-            raise UserError(f"{name!r} cannot be changed here; choose one of {', '.join(EDITABLE)}")
+        if name not in editable():
+            raise UserError(f"{name!r} cannot be changed here; choose one of {', '.join(editable())}")
         if ENV_PREFIX + name.upper() in os.environ:
             raise UserError(f"{ENV_PREFIX}{name.upper()} is set in NanoClaw's environment and overrides this "
                             "setting; change or remove the variable instead")
@@ -187,22 +237,31 @@ def _check(name: str, value: Any, current: Settings) -> Any:
             if text != "localhost":
                 raise UserError(f"{text!r} is not an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0") from err
         return text
-    if name in ("lan_access", "lan_https", "whatsapp_reply_only"):
+    if name in ("lan_access", "lan_https"):
         if not isinstance(value, bool):
             raise UserError(f"{name} must be true or false")
         return value
-    if name == "whatsapp_sends_per_minute":
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 120:
-            raise UserError("WhatsApp sends per minute must be a whole number from 1 to 120")
-        return value
     if name == "anthropic_base_url":
         return _anthropic_address(str(value))
-    if name == "telegram_api_base_url":
-        text = str(value).strip().rstrip("/")
-        if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", text):
-            raise UserError(f"{text!r} is not a web address such as https://api.telegram.org")
-        return text
-    return value  # pragma: no cover - every editable name is handled above
+    return _check_channel(name, value, current)
+
+
+def _check_channel(name: str, value: Any, current: Settings) -> Any:
+    """A channel's setting: typed like its field, then checked by the channel's settings object."""
+    kind, found = registry.setting_fields()[name]
+    wanted = str(found.type)
+    if wanted == "bool" and not isinstance(value, bool):
+        raise UserError(f"{name} must be true or false")
+    if wanted in ("int", "float") and (isinstance(value, bool) or not isinstance(value, int | float)
+                                       or (wanted == "int" and not isinstance(value, int))):
+        raise UserError(f"{name} must be a {'whole ' if wanted == 'int' else ''}number")
+    if wanted == "str":
+        value = str(value).strip().rstrip("/") if found.metadata.get("url") else str(value).strip()
+    try:
+        dataclasses.replace(current.channel(kind), **{found.name: value}).check()
+    except ConfigError as err:
+        raise UserError(str(err)) from err
+    return value
 
 
 def _anthropic_address(text: str) -> str:
@@ -257,9 +316,9 @@ async def _save(services: AppServices, changes: dict[str, Any]) -> None:
     before = services.settings
     paths = before.paths
     load_settings(paths, **changes)  # the whole file must still be valid with these changes
-    save_settings(paths, changes)
+    save_settings(paths, changes, theirs=registry.setting_fields())
     fresh = load_settings(paths)
-    after = dataclasses.replace(before, **{name: getattr(fresh, name) for name in changes})
+    after = before.replaced({name: value_of(fresh, name) for name in changes})
     if services.reload_settings is not None:
         await services.reload_settings(after)
     else:

@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from nanoclaw_app.channels.webchat import CHANNEL as WEBCHAT
-from nanoclaw_app.channels.webchat import OWNER_HANDLE
+from nanoclaw_app.channels.webchat.adapter import CHANNEL as WEBCHAT
+from nanoclaw_app.channels.webchat.adapter import OWNER_HANDLE
 from nanoclaw_app.core.approvals import channel as channel_cards
 from nanoclaw_app.core.approvals import sender as sender_cards
 from nanoclaw_app.core.approvals.cards import APPROVE, REJECT, stored_options

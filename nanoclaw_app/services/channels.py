@@ -1,52 +1,36 @@
-"""Setting up the phone channels (WhatsApp, Telegram) from the app, the wizard and ``nanoclaw channels``.
+"""The channels from the app, the wizard and ``nanoclaw channels``: generic over the channels' manifests.
 
-Every function here is shared by the JSON API and the CLI. What needs a live link (a QR code, a phone-number code,
-starting or stopping a channel) needs the running host: in a CLI process without one (``services.channels`` is None)
-those actions say to start NanoClaw first instead of pretending. Platform libraries are never imported here: the
-WhatsApp adapter is reached through the small protocol below, Telegram's token check is imported when it is called.
+What is common to every channel lives here: listing with health, waiting sends and paired chats; turning on and off;
+pairing codes; running a channel's setup actions. What differs (a token check, a QR code) is in the channel's own
+``setup`` module, reached through its manifest, so this module names no channel. What needs a live link needs the
+running host: in a CLI process without one (``services.channels`` is None) those actions say to start NanoClaw first.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from nanoclaw_app.channels import pairing
-from nanoclaw_app.channels import registry as channel_registry
-from nanoclaw_app.channels.base import ChannelAdapter
-from nanoclaw_app.channels.whatsapp.state_keys import DEDICATED_MODE, MODE_KEY, NUMBER_KEY, SELF_MODE
+from nanoclaw_app.channels import registry
+from nanoclaw_app.channels.manifest import ChannelManifest
+from nanoclaw_app.core import pairing
+from nanoclaw_app.core.adapter_contract import ChannelAdapter
+from nanoclaw_app.core.events import EventBus
 from nanoclaw_app.db import agents as agents_db
-from nanoclaw_app.db import app_state, delivery_attempts, messaging
+from nanoclaw_app.db import delivery_attempts, messaging
+from nanoclaw_app.db.database import Database
 from nanoclaw_app.errors import ConfigError, NanoClawError, NotFound, UserError
+from nanoclaw_app.secrets.store import SecretStore
 from nanoclaw_app.services.context import AppServices, ChannelControl
 from nanoclaw_app.services.secrets import delete_secret, put_secret
-from nanoclaw_app.settings import ENV_PREFIX, load_settings, save_settings
+from nanoclaw_app.settings import ENV_PREFIX, Settings, load_settings, save_settings
 
 log = logging.getLogger(__name__)
 
-WHATSAPP = "whatsapp"
-TELEGRAM = "telegram"
-MODES = (SELF_MODE, DEDICATED_MODE)
-DEFAULT_MODE = DEDICATED_MODE
-BOT_KEY = "telegram.bot"
-"""The bot the saved token belongs to (JSON), so the page can name it while Telegram is off."""
-TOKEN_SECRET = "telegram.bot_token"  # noqa: S105 - the secret's name, not its value
-"""Same name as ``channels.telegram.setup.TOKEN_SECRET`` (not imported: that module loads the Telegram library)."""
-TOKEN_LABEL = "Telegram bot token"  # noqa: S105 - a label shown next to the name
-DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 START_FIRST = "NanoClaw is not running: start it (`nanoclaw`, or `nanoclaw serve` on a server), then try again"
-_TOKEN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
-_PHONE_CHARS = re.compile(r"[\s()./-]")
-PRIVACY_NOTE = (
-    "Group privacy mode is on: in groups, the bot only sees commands, messages that mention it and replies to its "
-    "messages (your direct chat with the bot is not affected). To let it read every group message, send /setprivacy to "
-    "@BotFather, choose @{username}, then Disable, and add the bot to the group again."
-)
 
 
 # ---------------------------------------------------------------------------------------------------- shapes
@@ -54,7 +38,7 @@ PRIVACY_NOTE = (
 
 @dataclass
 class LinkStatus:
-    """Where a channel's link stands, in the adapter's own words (see ``channels.base.ChannelStatus``)."""
+    """Where a channel's link stands, in the adapter's own words (see ``core.adapter_contract.ChannelStatus``)."""
 
     state: str
     detail: str = ""
@@ -75,27 +59,8 @@ class PairedChat:
 
 
 @dataclass
-class QrView:
-    """The WhatsApp QR code to scan now (``svg`` is None while there is none)."""
-
-    svg: str | None = None
-    issued_at: str | None = None
-
-
-@dataclass
-class BotView:
-    """The Telegram bot a token belongs to (from ``getMe``)."""
-
-    id: int
-    username: str
-    name: str
-    can_join_groups: bool
-    can_read_all_group_messages: bool
-
-
-@dataclass
 class PairingCodeView:
-    """A code to send from a phone chat to bind it, and whom to send it to."""
+    """A code to send from a chat to bind it, and whom to send it to."""
 
     code: str
     channel_type: str
@@ -107,7 +72,7 @@ class PairingCodeView:
 
 @dataclass
 class ChannelView:
-    """One phone channel as the channels page, the wizard and ``nanoclaw channels list`` show it."""
+    """One channel as the channels page, the wizard and ``nanoclaw channels list`` show it."""
 
     name: str
     title: str
@@ -115,78 +80,107 @@ class ChannelView:
     """Turned on by the user: it starts with NanoClaw."""
     running: bool
     set_up: bool
-    """WhatsApp: a device is linked; Telegram: a bot token is saved."""
+    """It can start without more setup (a token saved, a device linked)."""
     status: LinkStatus
     waiting: int
     """Replies waiting for this channel's link to come back."""
+    page_module: str
+    """The ES module that renders this channel's setup."""
+    in_wizard: bool
     chats: list[PairedChat] = field(default_factory=list)
     pairing_code: PairingCodeView | None = None
-    mode: str | None = None
-    qr: QrView | None = None
-    bot: BotView | None = None
-    privacy_note: str | None = None
-    api_base_url: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    """What the channel's page module shows beyond this (its own shape: the bot, the QR code, the mode)."""
 
 
-@dataclass
-class TelegramSetup:
-    """A checked and saved Telegram token: the bot it belongs to, and the channel now."""
-
-    bot: BotView
-    privacy_mode: bool
-    """True when the bot only sees commands, mentions and replies in groups."""
-    privacy_note: str | None
-    started: bool
-    """False in a CLI process without a running NanoClaw: Telegram starts with it."""
-    channel: ChannelView
+# ---------------------------------------------------------------------------------------------------- the context
 
 
-@dataclass
-class PhoneCode:
-    """WhatsApp's 8-character code for linking by phone number."""
+class _Setup:
+    """The setup context a channel's actions run in (``channels.manifest.SetupContext``), over the app's services."""
 
-    code: str
-    phone: str
-
-
-@runtime_checkable
-class WhatsAppControls(Protocol):
-    """What the app uses of the WhatsApp adapter beyond ``ChannelAdapter``.
-
-    Duck-typed: importing the adapter's module may load the platform library.
-    """
+    def __init__(self, services: AppServices, manifest: ChannelManifest) -> None:
+        self._services = services
+        self.manifest = manifest
+        self.name = manifest.name
+        self.title = manifest.title
+        self.db: Database = services.ctx.db
+        self.secrets: SecretStore = services.secrets
+        self.events: EventBus = services.ctx.events
 
     @property
-    def qr(self) -> Any:
-        """The QR code now (``.svg``, ``.issued_at``), or None."""
+    def settings(self) -> Settings:
+        return self._services.settings
 
-    async def pair_with_phone(self, phone: str) -> str:
-        """Ask WhatsApp for a code to type on the phone."""
+    @property
+    def adapter(self) -> ChannelAdapter | None:
+        return self._services.ctx.channels.get(self.name) if self._services.channels is not None else None
 
-    async def logout(self) -> None:
-        """Unlink, forget the device and start a fresh pairing."""
+    @property
+    def host_running(self) -> bool:
+        return self._services.channels is not None
 
-    async def reconnect(self) -> None:
-        """Connect again now, without waiting for the backoff."""
+    @property
+    def component(self) -> str:
+        """What the host last reported about this channel starting (``failed: …``), or empty."""
+        return self._services.state.components.get(f"channel:{self.name}", "")
+
+    def require_host(self) -> None:
+        _host(self._services)
+
+    async def start(self, *, restart: bool = False) -> None:
+        host = _host(self._services)
+        if restart and self.adapter is not None:
+            await host.stop_channel(self.name)
+        try:
+            await host.start_channel(self.name)
+        except NanoClawError:
+            await registry.set_enabled(self.db, self.name, False)
+            self.changed()
+            raise
+
+    async def stop(self) -> None:
+        if self._services.channels is not None:
+            await self._services.channels.stop_channel(self.name)
+
+    async def set_enabled(self, enabled: bool) -> None:
+        await registry.set_enabled(self.db, self.name, enabled)
+
+    async def put_secret(self, name: str, value: str, label: str) -> None:
+        await put_secret(self._services, name, value, label)
+
+    async def delete_secret(self, name: str) -> None:
+        await delete_secret(self._services, name)
+
+    async def save_settings(self, changes: Mapping[str, Any]) -> None:
+        for key in changes:
+            if ENV_PREFIX + key.upper() in os.environ:
+                raise UserError(f"{ENV_PREFIX}{key.upper()} is set in NanoClaw's environment and overrides this "
+                                "setting; change or remove the variable instead")
+        services = self._services
+        paths = services.settings.paths
+        load_settings(paths, **changes)  # the whole file must stay valid
+        save_settings(paths, changes, theirs=registry.setting_fields())
+        after = services.settings.replaced(changes)
+        if services.reload_settings is not None:
+            await services.reload_settings(after)
+        else:
+            services.ctx.settings = after
+        services.ctx.events.publish("settings.changed", changed=sorted(changes), restart_needed=[])
+
+    def changed(self) -> None:
+        self.events.publish("channels.changed", channel_type=self.name)
+
+    async def view(self) -> ChannelView:
+        return await get_channel(self._services, self.name)
 
 
-# ---------------------------------------------------------------------------------------------------- reading
-
-
-def _kind(name: str) -> channel_registry.ChannelKind:
-    found = channel_registry.kind(name)
+def _manifest(name: str) -> ChannelManifest:
+    found = registry.manifest(name)
     if found is None:
-        known = ", ".join(k.name for k in channel_registry.PHONE_CHANNELS)
+        known = ", ".join(m.name for m in registry.CHANNELS)
         raise NotFound(f"there is no channel called {name!r}; choose one of {known}")
     return found
-
-
-def _adapter(services: AppServices, name: str) -> ChannelAdapter | None:
-    return services.ctx.channels.get(name) if services.channels is not None else None
-
-
-def _controls(adapter: object) -> WhatsAppControls | None:
-    return adapter if isinstance(adapter, WhatsAppControls) else None
 
 
 def _host(services: AppServices) -> ChannelControl:
@@ -195,70 +189,51 @@ def _host(services: AppServices) -> ChannelControl:
     return services.channels
 
 
+def _context(services: AppServices, name: str) -> _Setup:
+    return _Setup(services, _manifest(name))
+
+
+# ---------------------------------------------------------------------------------------------------- reading
+
+
 async def list_channels(services: AppServices) -> list[ChannelView]:
-    """Every phone channel with its health, waiting sends and paired chats."""
+    """Every channel with its health, waiting sends and paired chats."""
     waiting = await delivery_attempts.waiting_counts(services.ctx.db)
     chats = await _chats_by_channel(services)
-    return [await _view(services, k.name, waiting, chats) for k in channel_registry.PHONE_CHANNELS]
+    return [await _view(_Setup(services, m), waiting, chats) for m in registry.CHANNELS]
 
 
 async def get_channel(services: AppServices, name: str) -> ChannelView:
-    """One phone channel."""
-    _kind(name)
+    """One channel."""
+    ctx = _context(services, name)
     waiting = await delivery_attempts.waiting_counts(services.ctx.db)
-    return await _view(services, name, waiting, await _chats_by_channel(services))
+    return await _view(ctx, waiting, await _chats_by_channel(services))
 
 
-async def _view(services: AppServices, name: str, waiting: dict[str, int],
-                chats: dict[str, list[PairedChat]]) -> ChannelView:
-    db = services.ctx.db
-    adapter = _adapter(services, name)
-    set_up = await _is_set_up(services, name)
-    enabled = await channel_registry.is_enabled(db, name)
-    view = ChannelView(
-        name=name, title=_kind(name).title, enabled=enabled, running=adapter is not None, set_up=set_up,
-        status=_status(services, name, adapter, enabled=enabled, set_up=set_up), waiting=waiting.get(name, 0),
-        chats=chats.get(name, []), pairing_code=await _pending_code(services, name, adapter),
+async def _view(ctx: _Setup, waiting: dict[str, int], chats: dict[str, list[PairedChat]]) -> ChannelView:
+    manifest = ctx.manifest
+    adapter = ctx.adapter
+    set_up = await manifest.setup.is_set_up(ctx)
+    enabled = await registry.is_enabled(ctx.db, ctx.name)
+    return ChannelView(
+        name=ctx.name, title=ctx.title, enabled=enabled, running=adapter is not None, set_up=set_up,
+        status=_status(ctx, enabled=enabled, set_up=set_up), waiting=waiting.get(ctx.name, 0),
+        page_module=manifest.page_module, in_wizard=manifest.in_wizard, chats=chats.get(ctx.name, []),
+        pairing_code=await _pending_code(ctx), details=await manifest.setup.details(ctx),
     )
-    if name == WHATSAPP:
-        view.mode = await whatsapp_mode(services)
-        controls = _controls(adapter)
-        if controls is not None:
-            view.qr = _qr_view(controls.qr)
-    else:
-        view.bot = await _saved_bot(services)
-        view.privacy_note = _privacy_note(view.bot)
-        view.api_base_url = services.settings.telegram_api_base_url
-    return view
 
 
-def _status(services: AppServices, name: str, adapter: ChannelAdapter | None, *, enabled: bool,
-            set_up: bool) -> LinkStatus:
+def _status(ctx: _Setup, *, enabled: bool, set_up: bool) -> LinkStatus:
+    adapter = ctx.adapter
     if adapter is not None:
         status = adapter.status()
         return LinkStatus(status.state, status.detail, status.account, status.retry_at, dict(status.extra))
-    component = services.state.components.get(f"channel:{name}", "")
+    component = ctx.component
     if enabled and component.startswith("failed"):
         return LinkStatus("failed", component.removeprefix("failed").lstrip(": ") or "it could not start")
-    if enabled and services.channels is None:
+    if enabled and not ctx.host_running:
         return LinkStatus("stopped", "NanoClaw is not running; it starts with NanoClaw")
     return LinkStatus("stopped" if set_up or enabled else "not_paired", "turned off" if set_up else "")
-
-
-def _qr_view(qr: Any) -> QrView | None:
-    svg = getattr(qr, "svg", None) if qr is not None else None
-    return QrView(svg=str(svg), issued_at=str(getattr(qr, "issued_at", "") or "")) if svg else None
-
-
-async def _is_set_up(services: AppServices, name: str) -> bool:
-    if name == WHATSAPP:
-        return await app_state.get(services.ctx.db, NUMBER_KEY) is not None
-    if services.secrets.available:
-        try:
-            return await services.secrets.get(TOKEN_SECRET) is not None
-        except NanoClawError as err:
-            log.warning("channels: cannot tell whether a Telegram token is saved: %s", err)
-    return await app_state.get(services.ctx.db, BOT_KEY) is not None
 
 
 async def _chats_by_channel(services: AppServices) -> dict[str, list[PairedChat]]:
@@ -266,7 +241,7 @@ async def _chats_by_channel(services: AppServices) -> dict[str, list[PairedChat]
     names = {a.id: a.name for a in await agents_db.list_all(db)}
     found: dict[str, list[PairedChat]] = {}
     for chat in await messaging.list_all(db):
-        if channel_registry.kind(chat.channel_type) is None:
+        if registry.manifest(chat.channel_type) is None:
             continue
         agents = [names.get(w.agent_group_id, w.agent_group_id) for w in await messaging.wirings_for(db, chat.id)]
         found.setdefault(chat.channel_type, []).append(PairedChat(
@@ -275,296 +250,80 @@ async def _chats_by_channel(services: AppServices) -> dict[str, list[PairedChat]
     return found
 
 
-async def _pending_code(services: AppServices, name: str, adapter: ChannelAdapter | None) -> PairingCodeView | None:
-    codes = [c for c in await pairing.pending(services.ctx.db, name) if c.intent == pairing.OWNER_INTENT]
+async def _pending_code(ctx: _Setup) -> PairingCodeView | None:
+    codes = [c for c in await pairing.pending(ctx.db, ctx.name) if c.intent == pairing.OWNER_INTENT]
     if not codes:
         return None
     code = codes[-1]
-    return PairingCodeView(code.code, code.channel_type, code.intent, code.created_at,
-                           await _send_to(services, name, adapter))
+    return PairingCodeView(code.code, code.channel_type, code.intent, code.created_at, await _send_to(ctx))
 
 
-async def _send_to(services: AppServices, name: str, adapter: ChannelAdapter | None) -> str | None:
+async def _send_to(ctx: _Setup) -> str | None:
+    adapter = ctx.adapter
     if adapter is not None and adapter.status().account:
         return adapter.status().account
-    if name == TELEGRAM:
-        bot = await _saved_bot(services)
-        return f"@{bot.username}" if bot is not None else None
-    number = await app_state.get(services.ctx.db, NUMBER_KEY)
-    return f"+{number}" if number else None
+    return await ctx.manifest.setup.send_to(ctx)
 
 
-async def whatsapp_mode(services: AppServices) -> str:
-    """The saved WhatsApp mode (``self`` or ``dedicated``)."""
-    mode = await app_state.get(services.ctx.db, MODE_KEY)
-    return mode if mode in MODES else DEFAULT_MODE
+async def not_working(services: AppServices, name: str) -> str | None:
+    """Why the channel does not work yet, in words (the wizard's step is not done), or None when it does."""
+    ctx = _context(services, name)
+    return await ctx.manifest.setup.not_working(ctx)
 
 
-async def _saved_bot(services: AppServices) -> BotView | None:
-    raw = await app_state.get(services.ctx.db, BOT_KEY)
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-        return BotView(id=int(data["id"]), username=str(data["username"]), name=str(data["name"]),
-                       can_join_groups=bool(data["can_join_groups"]),
-                       can_read_all_group_messages=bool(data["can_read_all_group_messages"]))
-    except (ValueError, KeyError, TypeError):
-        log.warning("channels: ignoring an unreadable saved Telegram bot %r", raw[:200])
-        return None
+# ---------------------------------------------------------------------------------------------------- changing
 
 
-def _privacy_note(bot: BotView | None) -> str | None:
-    if bot is None or bot.can_read_all_group_messages:
-        return None
-    return PRIVACY_NOTE.format(username=bot.username)
-
-
-def _changed(services: AppServices, name: str) -> None:
-    """Open pages refresh the channel (link changes arrive as ``channel.status`` from the adapter itself)."""
-    services.ctx.events.publish("channels.changed", channel_type=name)
-
-
-# ---------------------------------------------------------------------------------------------------- starting
-
-
-async def _start(services: AppServices, name: str, *, restart: bool = False) -> None:
-    """Start the channel in the running host (again when ``restart``); a failure turns it back off."""
-    host = _host(services)
-    if restart and _adapter(services, name) is not None:
-        await host.stop_channel(name)
-    try:
-        await host.start_channel(name)
-    except NanoClawError:
-        await channel_registry.set_enabled(services.ctx.db, name, False)
-        _changed(services, name)
-        raise
+async def run_action(services: AppServices, name: str, action: str, method: str,
+                     body: Mapping[str, Any] | None = None) -> object:
+    """Run one of a channel's setup actions (``POST /api/channels/whatsapp/logout``); its answer, else the view."""
+    manifest = _manifest(name)
+    found = manifest.actions.get(action)
+    if found is None or found.method != method:
+        offered = ", ".join(f"{a.method} {key}" for key, a in manifest.actions.items()) or "none"
+        raise NotFound(f"{manifest.title} has no {method} action {action!r} (it offers: {offered})")
+    ctx = _Setup(services, manifest)
+    answer = await found.run(ctx, body or {})
+    return answer if answer is not None else await get_channel(services, name)
 
 
 async def enable_channel(services: AppServices, name: str) -> ChannelView:
-    """Turn a channel that was set up before back on (WhatsApp in its saved mode)."""
-    _kind(name)
-    if name == WHATSAPP:
-        return await enable_whatsapp(services, await whatsapp_mode(services))
-    _host(services)
-    if not await _is_set_up(services, name):
-        raise UserError("Telegram has no bot token yet: paste the token from @BotFather first")
-    await channel_registry.set_enabled(services.ctx.db, name, True)
-    await _start(services, name)
-    _changed(services, name)
+    """Turn a channel that was set up before back on."""
+    ctx = _context(services, name)
+    ctx.require_host()
+    await _manifest(name).setup.enable(ctx)
+    ctx.changed()
     return await get_channel(services, name)
-
-
-async def enable_whatsapp(services: AppServices, mode: str) -> ChannelView:
-    """Keep the mode, turn WhatsApp on and start it: a QR code to scan follows (``channel.qr`` events).
-
-    A different mode on a running channel restarts it, so the adapter binds (or stops binding) the self chat.
-    """
-    if mode not in MODES:
-        raise UserError(f"choose how WhatsApp is used: {' or '.join(MODES)}")
-    _host(services)
-    db = services.ctx.db
-    before = await app_state.get(db, MODE_KEY)
-    await app_state.put(db, MODE_KEY, mode)
-    await channel_registry.set_enabled(db, WHATSAPP, True)
-    await _start(services, WHATSAPP, restart=before != mode)
-    log.info("channels: WhatsApp turned on (%s number)", mode)
-    _changed(services, WHATSAPP)
-    return await get_channel(services, WHATSAPP)
-
-
-def _whatsapp(services: AppServices) -> WhatsAppControls:
-    _host(services)
-    adapter = services.ctx.channels.get(WHATSAPP)
-    if adapter is None:
-        raise ConfigError("WhatsApp is turned off: turn it on first")
-    controls = _controls(adapter)
-    if controls is None:
-        raise ConfigError("this WhatsApp connection cannot be paired from the app")
-    return controls
-
-
-async def whatsapp_qr(services: AppServices) -> QrView:
-    """The QR code to scan now; ``svg`` is None while WhatsApp has not sent one (or the device is linked)."""
-    return _qr_view(_whatsapp(services).qr) or QrView()
-
-
-def clean_phone(phone: str) -> str:
-    """A phone number as WhatsApp wants it: country code and number, digits only (``+49 170 1234567`` works)."""
-    digits = _PHONE_CHARS.sub("", phone.strip())
-    if digits.startswith("00"):
-        digits = digits[2:]
-    digits = digits.removeprefix("+")
-    if not digits.isdigit() or not 7 <= len(digits) <= 15:
-        raise UserError("type the phone number with its country code, for example +49 170 1234567")
-    if digits.startswith("0"):
-        raise UserError("start the number with its country code (for example +49 for Germany), not with 0")
-    return digits
-
-
-async def whatsapp_pair_phone(services: AppServices, phone: str) -> PhoneCode:
-    """Ask WhatsApp for an 8-character code to type on the phone, instead of scanning the QR code."""
-    digits = clean_phone(phone)
-    code = await _whatsapp(services).pair_with_phone(digits)
-    log.info("channels: WhatsApp phone-number code requested")
-    return PhoneCode(code=code, phone=f"+{digits}")
-
-
-async def whatsapp_logout(services: AppServices) -> ChannelView:
-    """Unlink NanoClaw from the WhatsApp account; a fresh QR code follows to link again (or turn it off)."""
-    await _whatsapp(services).logout()
-    log.info("channels: WhatsApp logged out")
-    _changed(services, WHATSAPP)
-    return await get_channel(services, WHATSAPP)
-
-
-async def whatsapp_reconnect(services: AppServices) -> ChannelView:
-    """Connect again now (after another program took over, or once a block or an update is over)."""
-    await _whatsapp(services).reconnect()
-    log.info("channels: WhatsApp reconnecting on request")
-    return await get_channel(services, WHATSAPP)
-
-
-async def whatsapp_repair(services: AppServices) -> ChannelView:
-    """Link again after a logout, a ban or a takeover: unlink what is left and show a new QR code."""
-    _host(services)
-    if services.ctx.channels.get(WHATSAPP) is None:
-        return await enable_whatsapp(services, await whatsapp_mode(services))
-    return await whatsapp_logout(services)
-
-
-# ---------------------------------------------------------------------------------------------------- Telegram
-
-
-def clean_token(token: str) -> str:
-    """The token as BotFather gave it; a clear error for something else pasted."""
-    clean = token.strip()
-    if not clean:
-        raise UserError("paste the token @BotFather sent you (it looks like 123456789:AAE…)")
-    if not _TOKEN.fullmatch(clean):
-        raise UserError("this does not look like a bot token: it looks like 123456789:AAE… — copy the whole token "
-                        "from @BotFather's message, without spaces")
-    return clean
-
-
-async def set_telegram_token(services: AppServices, token: str) -> TelegramSetup:
-    """Check the token with Telegram (``getMe``), keep it in the secret store, turn Telegram on and (re)start it.
-
-    Nothing is kept when Telegram refuses the token. Without a running host the token is kept and Telegram starts
-    with NanoClaw.
-    """
-    from nanoclaw_app.channels.telegram.setup import check_token
-
-    clean = clean_token(token)
-    if not services.secrets.available:
-        raise ConfigError(f"NanoClaw cannot keep the token safely yet: {services.secrets.unavailable_reason}. Set a "
-                          "passphrase for the secret store in Settings, then try again")
-    info = await check_token(clean, services.settings.telegram_api_base_url)
-    bot = BotView(id=int(info.id), username=str(info.username), name=str(info.name),
-                  can_join_groups=bool(info.can_join_groups),
-                  can_read_all_group_messages=bool(info.can_read_all_group_messages))
-    previous = await services.secrets.get(TOKEN_SECRET)
-    await put_secret(services, TOKEN_SECRET, clean, TOKEN_LABEL)
-    db = services.ctx.db
-    await app_state.put(db, BOT_KEY, json.dumps(dataclasses.asdict(bot)))
-    await channel_registry.set_enabled(db, TELEGRAM, True)
-    started = False
-    if services.channels is not None:
-        await _start(services, TELEGRAM, restart=previous != clean)
-        started = True
-    log.info("channels: Telegram token for @%s saved%s", bot.username, "" if started else " (starts with NanoClaw)")
-    _changed(services, TELEGRAM)
-    note = _privacy_note(bot)
-    return TelegramSetup(bot=bot, privacy_mode=note is not None, privacy_note=note, started=started,
-                         channel=await get_channel(services, TELEGRAM))
-
-
-async def set_telegram_api_base_url(services: AppServices, url: str) -> ChannelView:
-    """Use another Bot API server (a self-hosted ``telegram-bot-api``); empty means Telegram's own.
-
-    A saved token is checked against the new server first, so a wrong address changes nothing; a running Telegram
-    restarts on the new server.
-    """
-    from nanoclaw_app.channels.telegram.setup import check_token
-
-    clean = url.strip().rstrip("/") or DEFAULT_TELEGRAM_API
-    if not clean.startswith(("http://", "https://")) or " " in clean:
-        raise UserError("the Bot API server address must start with http:// or https://, "
-                        "for example http://localhost:8081")
-    if ENV_PREFIX + "TELEGRAM_API_BASE_URL" in os.environ:
-        raise UserError(f"{ENV_PREFIX}TELEGRAM_API_BASE_URL is set in NanoClaw's environment and overrides this "
-                        "setting; change or remove the variable instead")
-    if clean == services.settings.telegram_api_base_url:
-        return await get_channel(services, TELEGRAM)
-    token = await services.secrets.get(TOKEN_SECRET) if services.secrets.available else None
-    if token is not None:
-        await check_token(token, clean)
-    paths = services.settings.paths
-    load_settings(paths, telegram_api_base_url=clean)  # the whole file must stay valid
-    save_settings(paths, {"telegram_api_base_url": clean})
-    after = dataclasses.replace(services.settings, telegram_api_base_url=clean)
-    if services.reload_settings is not None:
-        await services.reload_settings(after)
-    else:
-        services.ctx.settings = after
-    services.ctx.events.publish("settings.changed", changed=["telegram_api_base_url"], restart_needed=[])
-    log.info("channels: Telegram Bot API server is now %s", clean)
-    if _adapter(services, TELEGRAM) is not None:
-        await _start(services, TELEGRAM, restart=True)
-    _changed(services, TELEGRAM)
-    return await get_channel(services, TELEGRAM)
-
-
-# ---------------------------------------------------------------------------------------------------- both
 
 
 async def new_pairing_code(services: AppServices, channel: str, intent: str = pairing.OWNER_INTENT
                            ) -> PairingCodeView:
-    """A fresh 4-digit code to send from the phone chat to bind it (an older pending one stops working)."""
-    _kind(channel)
-    _host(services)
-    if not await channel_registry.is_enabled(services.ctx.db, channel):
-        raise UserError(f"{_kind(channel).title} is turned off: set it up first")
-    code = await pairing.create_code(services.ctx.db, channel, intent)
+    """A fresh 4-digit code to send from the chat to bind it (an older pending one stops working)."""
+    ctx = _context(services, channel)
+    ctx.require_host()
+    if not await registry.is_enabled(ctx.db, channel):
+        raise UserError(f"{ctx.title} is turned off: set it up first")
+    code = await pairing.create_code(ctx.db, channel, intent)
     log.info("channels: new %s pairing code (%s)", channel, intent)
-    services.ctx.events.publish("pairing.code", channel_type=channel)
-    return PairingCodeView(code.code, code.channel_type, code.intent, code.created_at,
-                           await _send_to(services, channel, _adapter(services, channel)))
+    ctx.events.publish("pairing.code", channel_type=channel)
+    return PairingCodeView(code.code, code.channel_type, code.intent, code.created_at, await _send_to(ctx))
 
 
 async def disable_channel(services: AppServices, name: str, *, forget: bool = False) -> ChannelView:
     """Turn a channel off: it disconnects now and stays off after a restart.
 
-    Its setup stays (the Telegram token, the linked WhatsApp device) unless ``forget``: then the token is deleted, or
-    WhatsApp is unlinked. Pending pairing codes are withdrawn.
+    Its setup stays (a token, a linked device) unless ``forget``: then the channel removes it. Pending pairing codes
+    are withdrawn.
     """
-    _kind(name)
-    db = services.ctx.db
-    adapter = _adapter(services, name)
-    controls = _controls(adapter) if name == WHATSAPP else None
-    if forget and controls is not None:
-        await controls.logout()
-    if services.channels is not None:
-        await services.channels.stop_channel(name)
-    await channel_registry.set_enabled(db, name, False)
-    await pairing.cancel(db, name)
-    if forget and name == TELEGRAM:
-        if services.secrets.available and await services.secrets.get(TOKEN_SECRET) is not None:
-            await delete_secret(services, TOKEN_SECRET)
-        await app_state.delete(db, BOT_KEY)
-    if forget and name == WHATSAPP and adapter is None:
-        await _remove_device(services)
+    ctx = _context(services, name)
+    if forget:
+        await _manifest(name).setup.forget(ctx)
+    await ctx.stop()
+    await ctx.set_enabled(False)
+    await pairing.cancel(ctx.db, name)
     log.info("channels: %s turned off%s", name, " and forgotten" if forget else "")
-    _changed(services, name)
+    ctx.changed()
     return await get_channel(services, name)
-
-
-async def _remove_device(services: AppServices) -> None:
-    """Forget a linked WhatsApp device while WhatsApp is not running (the phone lists it until WhatsApp drops it)."""
-    folder = services.settings.paths.channels / WHATSAPP
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        (folder / f"device.db{suffix}").unlink(missing_ok=True)
-    await app_state.delete(services.ctx.db, NUMBER_KEY)
 
 
 STATE_WORDS = {

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nanoclaw_app.channels.webchat import CHANNEL, OWNER_HANDLE, WebchatAdapter
+from nanoclaw_app.channels.webchat.adapter import CHANNEL, OWNER_HANDLE, WebchatAdapter
 from nanoclaw_app.channels.webchat.conversation import ChatLog, HistoryPage, NewFile
 from nanoclaw_app.channels.webchat.files import clean_name, inline_ok
 from nanoclaw_app.channels.webchat.model import ChatMessage

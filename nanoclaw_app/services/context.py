@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from nanoclaw_app.channels.base import ChannelAdapter
+    from nanoclaw_app.core.adapter_contract import ChannelAdapter
     from nanoclaw_app.core.approvals.service import ApprovalService
     from nanoclaw_app.core.context import CoreContext
     from nanoclaw_app.gateway.server import ModelGateway

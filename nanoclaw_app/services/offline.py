@@ -12,7 +12,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from nanoclaw_app.channels.base import ChannelRegistry
+from nanoclaw_app.core.adapter_contract import ChannelRegistry
 from nanoclaw_app.core.approvals.service import ApprovalService
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.events import EventBus

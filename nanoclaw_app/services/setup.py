@@ -57,9 +57,20 @@ COMPLETED = "wizard.completed"
 MODEL = "wizard.model"
 AGENT = "wizard.agent_id"
 TESTED = "wizard.tested"
-CHANNEL_STEPS = ("whatsapp", "telegram")
-"""The phone channel steps; ``wizard.<name>`` holds ``done`` or ``skipped`` once the person moved past one."""
-STEPS = ("model", "engine", "whatsapp", "telegram", "agent", "test")
+
+
+def channel_steps() -> tuple[str, ...]:
+    """The channel steps (the channels whose manifest asks for one), in the order the app lists channels.
+
+    ``wizard.<name>`` holds ``done`` or ``skipped`` once the person moved past one.
+    """
+    return tuple(m.name for m in channel_registry.CHANNELS if m.in_wizard)
+
+
+def steps_in_order() -> tuple[str, ...]:
+    """Every wizard step, in order."""
+    return ("model", "engine", *channel_steps(), "agent", "test")
+
 OUTCOMES = ("done", "skipped")
 TEST_TIMEOUT = 120.0
 """A first container start (and a first model call) can take a while; longer than this means something is wrong."""
@@ -135,7 +146,7 @@ async def wizard_state(services: AppServices) -> WizardState:
         configured = services.settings.openai_base_url  # set up earlier by hand: offer it; OpenAI's default: not
         model.base_url = "" if configured == OPENAI_DEFAULT_URL else configured
     agent = await _wizard_agent(services)
-    channels = {name: await _channel_step(services, name) for name in CHANNEL_STEPS}
+    channels = {name: await _channel_step(services, name) for name in channel_steps()}
     steps = {
         "model": saved is not None,
         "engine": await app_state.get(db, ENGINE_DONE) is not None,
@@ -143,7 +154,7 @@ async def wizard_state(services: AppServices) -> WizardState:
         "agent": agent is not None and await app_state.get(db, AGENT) == agent.id,
         "test": await app_state.get(db, COMPLETED) is not None,
     }
-    current = 1 if steps["test"] else next((i + 1 for i, name in enumerate(STEPS) if not steps[name]), 1)
+    current = 1 if steps["test"] else next((i + 1 for i, name in enumerate(steps_in_order()) if not steps[name]), 1)
     return WizardState(
         completed=steps["test"], steps=steps,
         skipped=[name for name, outcome in channels.items() if outcome == "skipped"], current=current, model=model,
@@ -277,7 +288,7 @@ async def _apply_settings(services: AppServices, changes: dict[str, Any]) -> Non
 async def _swap_in(services: AppServices, changes: dict[str, Any]) -> None:
     """The running settings with ``changes`` as the file now has them (start-time overrides stay)."""
     fresh = load_settings(services.settings.paths)
-    await _put_in(services, dataclasses.replace(services.settings, **{name: getattr(fresh, name) for name in changes}))
+    await _put_in(services, services.settings.replaced({name: getattr(fresh, name) for name in changes}))
 
 
 async def _put_in(services: AppServices, after: Settings) -> None:
@@ -312,7 +323,7 @@ async def _restore(services: AppServices, name: str, previous: str | None, key: 
             tmp = file.with_name(file.name + ".tmp")
             tmp.write_bytes(settings_file)
             tmp.replace(file)
-        await _put_in(services, dataclasses.replace(services.settings, **old_values))
+        await _put_in(services, services.settings.replaced(old_values))
     except Exception:
         log.exception("setup: could not put back %s after a failed check", file)
 
@@ -351,22 +362,20 @@ class ChannelStepResult:
 
 
 async def finish_channel_step(services: AppServices, channel: str, outcome: str) -> ChannelStepResult:
-    """Move past the WhatsApp or Telegram step; ``done`` only when the channel really works, ``skipped`` always.
+    """Move past a channel's step; ``done`` only when the channel really works, ``skipped`` always.
 
     Skipping changes nothing about the channel: it can be set up on the channels page any time.
     """
-    from nanoclaw_app.services.channels import get_channel
+    from nanoclaw_app.services.channels import not_working
 
-    if channel not in CHANNEL_STEPS:
+    if channel not in channel_steps():
         raise StepFailed(f"there is no setup step for {channel!r}")
     if outcome not in OUTCOMES:
         raise StepFailed(f"a step ends as {' or '.join(OUTCOMES)}, not {outcome!r}")
     if outcome == "done":
-        view = await get_channel(services, channel)
-        if channel == "whatsapp" and view.status.state != "connected":
-            raise StepFailed("WhatsApp is not linked yet: scan the QR code with your phone, or skip this step.")
-        if channel == "telegram" and not (view.set_up and view.running):
-            raise StepFailed("Telegram is not connected yet: paste your bot's token, or skip this step.")
+        problem = await not_working(services, channel)
+        if problem is not None:
+            raise StepFailed(f"{problem}, or skip this step.")
     await app_state.put(services.ctx.db, f"wizard.{channel}", outcome)
     log.info("setup: the %s step is %s", channel, outcome)
     services.ctx.events.publish("setup.step", step=channel, outcome=outcome)
@@ -380,7 +389,7 @@ async def _wire_paired_chats(services: AppServices, agent_id: str) -> list[str]:
     DM answers every message (pattern "."), a group answers when the agent is mentioned, as pairing does.
     """
     db = services.ctx.db
-    chat_ids = await messaging.unwired_paired_chats(db, tuple(k.name for k in channel_registry.PHONE_CHANNELS))
+    chat_ids = await messaging.unwired_paired_chats(db, tuple(m.name for m in channel_registry.CHANNELS))
     wired: list[str] = []
     for chat_id in chat_ids:
         chat = await messaging.get(db, chat_id)

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 from dataclasses import dataclass, field
 
-from nanoclaw_app.channels.base import ChannelAdapter, HostCallbacks
+from nanoclaw_app.core.adapter_contract import ChannelAdapter, HostCallbacks
 from nanoclaw_app.core.messages import InboundMessage, OutboundMessage
 from nanoclaw_app.errors import ChannelDown, TransientError
 

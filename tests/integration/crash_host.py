@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from nanoclaw_app.channels.base import ChannelAdapter, HostCallbacks
+from nanoclaw_app.core.adapter_contract import ChannelAdapter, HostCallbacks
 from nanoclaw_app.core.messages import InboundMessage, OutboundMessage
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.migrate import migrate

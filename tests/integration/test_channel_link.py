@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from nanoclaw_app.channels.base import ChannelAdapter, ChannelStatus
-from nanoclaw_app.channels.registry import ChannelDeps
+from nanoclaw_app.channels.manifest import ChannelDeps
+from nanoclaw_app.core.adapter_contract import ChannelAdapter, ChannelStatus
 from nanoclaw_app.core.messages import InboundMessage
 from nanoclaw_app.db import delivery_attempts as attempts_db
 from nanoclaw_app.db import users

@@ -37,7 +37,7 @@ def test_file_then_env_then_overrides(paths: Paths, monkeypatch: pytest.MonkeyPa
 
 def test_bad_values_get_a_fix_it_message(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NANOCLAW_PORT", "eighty")
-    with pytest.raises(ConfigError, match=r"port.*must be a int"):
+    with pytest.raises(ConfigError, match=r"port.*must be a whole number"):
         load_settings(paths)
     monkeypatch.delenv("NANOCLAW_PORT")
     with pytest.raises(ConfigError, match="IANA"):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agent_runner.protocol import QuestionOption
-from nanoclaw_app.channels.webchat import WebchatAdapter
+from nanoclaw_app.channels.webchat.adapter import WebchatAdapter
 from nanoclaw_app.channels.webchat.files import clean_name, stored_file
 from nanoclaw_app.core.events import Event, EventBus
 from nanoclaw_app.core.messages import InboundMessage, OutboundMessage, OutgoingFile

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from playwright.async_api import expect
 
+from nanoclaw_app.channels.whatsapp.settings import WhatsAppSettings
 from nanoclaw_app.host import Host
 from tests.fakes.certs import ca_pem
 from tests.fakes.keyring import MemoryKeyring
@@ -87,7 +88,9 @@ async def test_settings_are_validated_with_messages_that_say_the_fix(client: htt
         "telegram_api_base_url": ("ftp://bots", "web address"),
     }
     for name, (value, fix) in cases.items():
-        response = await client.put("/api/settings", json={name: value})
+        channel = name.startswith(("whatsapp_", "telegram_"))  # a channel's own setting
+        response = await client.put("/api/settings", json={"channel_settings": {name: value}} if channel
+                                    else {name: value})
         assert response.status_code == 400, name
         assert fix in response.json()["error"], response.json()
     not_pem = tmp_path / "notes.txt"
@@ -263,17 +266,17 @@ async def test_settings_changed_elsewhere_show_up_on_an_open_page(page: Any, bas
 
 async def test_whatsapp_guardrails_are_set_on_the_page_and_apply_at_once(page: Any, base_url: str,
                                                                          web_host: Host) -> None:
-    assert web_host.settings.whatsapp_reply_only is True
+    assert web_host.settings.channel(WhatsAppSettings).reply_only is True
     await page.goto(f"{base_url}/settings")
-    box = page.locator("#phone-form input[name=whatsapp_reply_only]")
+    box = page.locator("#whatsapp-settings-form input[name=whatsapp_reply_only]")
     await expect(box).to_be_checked()
     await box.uncheck()
-    await page.fill("#phone-form input[name=whatsapp_sends_per_minute]", "8")
-    await page.click("#phone-form button[type=submit]")
+    await page.fill("#whatsapp-settings-form input[name=whatsapp_sends_per_minute]", "8")
+    await page.click("#whatsapp-settings-form button[type=submit]")
     await page.locator("#nc-toasts .toast.good").first.wait_for()
-    assert web_host.settings.whatsapp_reply_only is False
-    assert web_host.settings.whatsapp_sends_per_minute == 8
+    assert web_host.settings.channel(WhatsAppSettings).reply_only is False
+    assert web_host.settings.channel(WhatsAppSettings).sends_per_minute == 8
     assert (await page.locator("#restart-banner").is_hidden())
     await page.reload()
-    await expect(page.locator("#phone-form input[name=whatsapp_reply_only]")).not_to_be_checked()
-    await expect(page.locator("#phone-form input[name=whatsapp_sends_per_minute]")).to_have_value("8")
+    await expect(page.locator("#whatsapp-settings-form input[name=whatsapp_reply_only]")).not_to_be_checked()
+    await expect(page.locator("#whatsapp-settings-form input[name=whatsapp_sends_per_minute]")).to_have_value("8")

@@ -136,7 +136,10 @@ document.addEventListener("DOMContentLoaded", () => {
 
   // ---- settings ------------------------------------------------------------------------------------------------
 
-  const NUMBERS = new Set(["port", "daily_spend_cap_usd", "whatsapp_sends_per_minute"]);
+  // The app's settings are top-level fields; each channel's are in ``channel_settings`` (one form per channel).
+  const valueOf = (settings, name) => (name in settings ? settings[name] : (settings.channel_settings || {})[name]);
+  const isChannel = (name) => name in (current.channel_settings || {});
+  const FORMS = [...document.querySelectorAll("#general-form, #containers-form, form.channel-settings, #advanced-form")];
   let restarting = false;
 
   // Restart now: the host stops and starts again (the window stays); this page waits for the new host's /health.
@@ -165,11 +168,11 @@ document.addEventListener("DOMContentLoaded", () => {
 
   function show(settings) {
     current = settings;
-    for (const form of [$("general-form"), $("containers-form"), $("phone-form"), $("advanced-form")]) {
+    for (const form of FORMS) {
       for (const input of form.querySelectorAll("input[name]")) {
         const name = input.name;
-        if (input.type === "checkbox") input.checked = Boolean(settings[name]);
-        else if (document.activeElement !== input) input.value = settings[name] ?? "";
+        if (input.type === "checkbox") input.checked = Boolean(valueOf(settings, name));
+        else if (document.activeElement !== input) input.value = valueOf(settings, name) ?? "";
         const fixed = settings.fixed_by_environment.includes(name);
         input.disabled = fixed;
         const hint = form.querySelector(`[data-hint="${name}"]`);
@@ -214,19 +217,22 @@ document.addEventListener("DOMContentLoaded", () => {
   async function saveForm(event) {
     event.preventDefault();
     const changes = {};
+    const theirs = {};
     for (const input of event.target.querySelectorAll("input[name]:not(:disabled)")) {
       const value = input.type === "checkbox" ? input.checked
-        : NUMBERS.has(input.name) ? Number(input.value) : input.value.trim();
-      if (value !== current[input.name]) changes[input.name] = value;
+        : input.type === "number" ? Number(input.value) : input.value.trim();
+      if (value === valueOf(current, input.name)) continue;
+      if (isChannel(input.name)) theirs[input.name] = value; else changes[input.name] = value;
     }
-    if (!Object.keys(changes).length) { toast(t("settings.nothing_changed")); return; }
+    if (!Object.keys(changes).length && !Object.keys(theirs).length) { toast(t("settings.nothing_changed")); return; }
+    if (Object.keys(theirs).length) changes.channel_settings = theirs;
     show(await api("PUT", "/api/settings", changes));
     toast(t("common.saved"), "good");
   }
 
   $("general-form").addEventListener("submit", guard(saveForm));
   $("containers-form").addEventListener("submit", guard(saveForm));
-  $("phone-form").addEventListener("submit", guard(saveForm));
+  for (const form of document.querySelectorAll("form.channel-settings")) form.addEventListener("submit", guard(saveForm));
   $("advanced-form").addEventListener("submit", guard(saveForm));
 
   $("lan-form").addEventListener("submit", guard(async (event) => {

@@ -1,10 +1,12 @@
-// The setup wizard: one step at a time (model access → containers → WhatsApp → Telegram → name → live test), each
+// The setup wizard: one step at a time (model access → containers → phone channels → name → live test), each
 // checked by the server before it is kept. Live image-build progress arrives over the event stream (image.build_*,
-// setup.image); the channel steps reuse the channels page's widgets (pairing.js) and follow their live events.
+// setup.image); the channel steps mount the channels page's own page modules and follow their live events.
 "use strict";
 (() => {
-  const STEPS = ["model", "engine", "whatsapp", "telegram", "agent", "test"];
-  const LAST = STEPS.length;
+  // The page's steps by key, numbered from 1; at start a step per phone channel listed for the wizard goes in after
+  // "engine" (buildChannelSteps), so nothing here names a channel.
+  const STEPS = ["model", "engine", "agent", "test"];
+  const stepOf = (key) => STEPS.indexOf(key) + 1;
   const DEFAULT_MODEL = "claude-sonnet-4-6";
   const MAX_LOG_LINES = 400;
   const $ = (selector, root = document) => root.querySelector(selector);
@@ -22,16 +24,16 @@
     for (const section of $$(".wz-step")) section.hidden = Number(section.dataset.step) !== step;
     renderProgress();
     const count = $("#wz-count");
-    count.textContent = step <= LAST ? NC.t("wizard.step_count", { n: step }) : "";
+    count.textContent = step <= STEPS.length ? NC.t("wizard.step_count", { n: step, total: STEPS.length }) : "";
     const heading = $(`.wz-step[data-step="${step}"] h2`);
     if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
     window.scrollTo({ top: 0 });
-    if (step === 2) checkEngine();
-    if (step === 3) prepareChannel("whatsapp");
-    if (step === 4) prepareChannel("telegram");
-    if (step === 5) prepareAgent();
-    if (step === 6) prepareTest();
-    if (step === LAST + 1) showStartup().catch(() => {});
+    const key = STEPS[step - 1];
+    if (key === "engine") checkEngine();
+    if (channelViews.has(key)) prepareChannel(key);
+    if (key === "agent") prepareAgent();
+    if (key === "test") prepareTest();
+    if (step === STEPS.length + 1) showStartup().catch(() => {});
   }
 
   function renderProgress() {
@@ -220,7 +222,7 @@
       ok.hidden = false;
       $("#model-keep").hidden = false;
       markDone("model");
-      show(2);
+      show(stepOf("engine"));
     } catch (err) {
       showError(form, err);
     }
@@ -305,7 +307,7 @@
       box.replaceChildren();
       renderTask({ phase: `machine_${report.starting.phase}`, fraction: report.starting.fraction,
                    line: report.starting.line });
-      recheck = setTimeout(() => { if (current === 2) checkEngine(true); }, RECHECK_MS);
+      recheck = setTimeout(() => { if (current === stepOf("engine")) checkEngine(true); }, RECHECK_MS);
     } else if (working) {
       box.replaceChildren();
       renderTask(task);
@@ -393,7 +395,7 @@
 
   // A fix's progress; when it ends, the engine is checked again (which shows what is next).
   function onEngineTask(task) {
-    if (current !== 2) return;
+    if (current !== stepOf("engine")) return;
     if (task.status === "running") {
       $("#engine-fix").hidden = true;
       $("#engine-check").hidden = true;
@@ -541,55 +543,105 @@
     }
   }
 
-  // ------------------------------------------------------------------------------------------ steps 3-4: channels
+  // ------------------------------------------------------------------------------------------ the channel steps
 
-  const CHANNEL_STEP = { whatsapp: 3, telegram: 4 };
-  const widgets = {};
+  // One step per phone channel the server lists for the wizard (in_wizard), in its order, each drawn by the channel's
+  // own page module (see channels/widgets.js): the module says when its step is done (stepDone) and may ask to move
+  // on by itself (the advance option).
+  const channelViews = new Map();  // name → the view listed at start (its title and page_module)
+  const loading = {};  // name → the promise of its mounted part, made on the step's first visit
+  const parts = {};  // name → { module, widget } once mounted
 
-  // WhatsApp counts as working once linked; Telegram once its token is saved and it runs.
-  function works(view) {
+  // The steps from the template, after the containers; then every step and progress dot numbered in order.
+  function buildChannelSteps(views) {
+    const agent = $('.wz-step[data-key="agent"]');
+    for (const view of views) {
+      const name = view.name;
+      channelViews.set(name, view);
+      const section = $("#wz-channel-step").content.firstElementChild.cloneNode(true);
+      section.dataset.key = name;
+      section.setAttribute("aria-labelledby", `${name}-title`);
+      Object.assign($("h2", section), { id: `${name}-title`, textContent: NC.t(`${name}.wizard_title`) });
+      $("p.muted", section).textContent = NC.t(`${name}.wizard_lead`);
+      $(".wz-channel", section).id = `wz-${name}`;
+      $(".wz-error", section).id = `${name}-error`;
+      $(".wz-skip", section).id = `${name}-skip`;
+      $(".wz-next", section).id = `${name}-next`;
+      agent.before(section);
+    }
+    STEPS.splice(stepOf("engine"), 0, ...channelViews.keys());
+    $$(".wz-step").forEach((section, index) => { section.dataset.step = String(index + 1); });
+    $(".wz-progress").replaceChildren(...STEPS.map((key, index) => {
+      const item = $("#wz-progress-item").content.firstElementChild.cloneNode(true);
+      item.dataset.step = String(index + 1);
+      $(".wz-dot", item).textContent = String(index + 1);
+      $(".wz-label", item).textContent = NC.t(channelViews.has(key) ? `${key}.wizard_step` : `wizard.step_${key}`);
+      return item;
+    }));
+  }
+
+  // The first step not passed yet (or the first of all on a re-run). The server counts its own list of steps; the
+  // page's channel steps come from the channel list, so the page finds its place by the steps' names.
+  function firstOpen() {
+    if (state.completed) return 1;
+    const open = STEPS.findIndex((key) => !state.steps[key]);
+    return open < 0 ? 1 : open + 1;
+  }
+
+  function works(name) {
+    const part = parts[name];
+    const view = part && part.widget.view;
     if (!view) return false;
-    return view.name === "whatsapp" ? view.status.state === "connected" : Boolean(view.set_up && view.running);
+    return part.module.stepDone ? part.module.stepDone(view) : Boolean(view.set_up && view.running);
   }
 
   function renderChannelStep(name) {
-    const widget = widgets[name];
-    const working = works(widget && widget.view);
+    const working = works(name);
     $(`#${name}-next`).disabled = !(working || state.steps[name]);
     $(`#${name}-skip`).hidden = working;
   }
 
+  async function mountChannel(name) {
+    try {
+      const module = await import(channelViews.get(name).page_module);
+      const widget = module.mount($(`#wz-${name}`), {
+        title: false, onChange: () => renderChannelStep(name), advance: (message) => advance(name, message),
+      });
+      parts[name] = { module, widget };
+      return parts[name];
+    } catch (err) {
+      console.error(`the ${name} step did not load:`, err);  // for whoever reads the console (and the tests)
+      const reload = NC.el("button", { type: "button", class: "primary", onclick: () => window.location.reload() },
+        NC.t("channels.reload"));
+      $(`#wz-${name}`).replaceChildren(NC.el("div", { class: "notice bad", role: "alert" },
+        NC.el("p", {}, NC.t("channels.module_failed")), reload));
+      return null;
+    }
+  }
+
   async function prepareChannel(name) {
     $(`#${name}-error`).hidden = true;
-    if (!widgets[name]) {
-      const root = $(`#wz-${name}`);
-      const common = { title: false, onChange: () => renderChannelStep(name) };
-      widgets[name] = name === "whatsapp"
-        ? NCPairing.whatsapp(root, { ...common, onConnected: whatsappLinked })
-        : NCPairing.telegram(root, common);
+    const first = !loading[name];
+    if (first) loading[name] = mountChannel(name);
+    const part = await loading[name];
+    if (!part) return;
+    if (first) {
       try {
-        widgets[name].update(await NC.api("GET", `/api/channels/${name}`, undefined, { quiet: true }));
+        part.widget.update(await NC.api("GET", `/api/channels/${name}`, undefined, { quiet: true }));
       } catch (err) {
         channelError(name, err.message);
       }
-      if (name === "whatsapp") {
-        NC.on("channel.paired", (data) => {
-          if (data.channel_type === "whatsapp" && current === CHANNEL_STEP.whatsapp) leaveChannel("whatsapp", "done");
-        });
-      }
     } else {
-      widgets[name].refresh();
+      part.widget.refresh();
     }
     renderChannelStep(name);
   }
 
-  // Linked while the step is open: with the person's own number that is all, so the wizard moves on by itself; a
-  // separate number still needs the owner's phone paired (the code in the widget), after which it moves on too.
-  function whatsappLinked(view) {
-    if (current !== CHANNEL_STEP.whatsapp) return;
-    if (view.mode !== "self") return;  // the widget now asks for the owner's code; pairing moves on
-    NC.toast(NC.t("wizard.whatsapp_linked"), "good");
-    leaveChannel("whatsapp", "done");
+  // The channel's module asks to move on (say, its phone is linked): only while its step is the one shown.
+  function advance(name, message) {
+    if (current !== stepOf(name)) return;
+    if (message) NC.toast(message, "good");
+    leaveChannel(name, "done");
   }
 
   function channelError(name, message) {
@@ -599,9 +651,8 @@
   }
 
   async function leaveChannel(name, outcome) {
-    const widget = widgets[name];
-    const next = CHANNEL_STEP[name] + 1;
-    if (outcome === "done" && !works(widget && widget.view) && state.steps[name]) { show(next); return; }
+    const next = stepOf(name) + 1;
+    if (outcome === "done" && !works(name) && state.steps[name]) { show(next); return; }
     try {
       await NC.api("POST", "/api/setup/channel", { channel: name, outcome }, { quiet: true });
       markDone(name, outcome === "skipped");
@@ -611,7 +662,7 @@
     }
   }
 
-  // ------------------------------------------------------------------------------------------ step 5: agent
+  // ------------------------------------------------------------------------------------------ the agent
 
   function prepareAgent() {
     const input = $("#agent-name");
@@ -629,13 +680,13 @@
       state.agent = agent;
       $("#agent-name").value = agent.name;
       markDone("agent");
-      show(6);
+      show(stepOf("test"));
     } catch (err) {
       showError(form, err);
     }
   }
 
-  // ------------------------------------------------------------------------------------------ step 6: live test
+  // ------------------------------------------------------------------------------------------ live test
 
   function bubble(who, text, extra = "") {
     return NC.el("div", { class: `wz-bubble ${who} ${extra}` },
@@ -672,7 +723,7 @@
     $("#done-text").textContent = NC.t("wizard.done_text", { name: result.agent_name, seconds: result.seconds });
     $("#done-chat").replaceChildren(...$$("#test-chat .wz-bubble").map((node) => node.cloneNode(true)));
     $("#wz-leave").hidden = false;
-    show(LAST + 1);
+    show(STEPS.length + 1);
     $("#go-chat").focus();
   }
 
@@ -718,30 +769,32 @@
     $("#model-form").addEventListener("submit", submitModel);
     clearOnInput($("#model-form"));
     clearOnInput($("#agent-form"));
-    $("#model-keep").addEventListener("click", () => show(2));
+    $("#model-keep").addEventListener("click", () => show(stepOf("engine")));
     $("#engine-check").addEventListener("click", () => checkEngine());
     $("#engine-fix").addEventListener("click", runFix);
     NC.on("engine.task", onEngineTask);
     $("#engine-build").addEventListener("click", startBuild);
     $("#build-ca").addEventListener("submit", useCaFile);
     clearOnInput($("#build-ca"));
-    $("#engine-next").addEventListener("click", () => show(3));
-    for (const name of Object.keys(CHANNEL_STEP)) {
-      $(`#${name}-skip`).addEventListener("click", () => leaveChannel(name, "skipped"));
-      $(`#${name}-next`).addEventListener("click", () => leaveChannel(name, "done"));
-    }
+    $("#engine-next").addEventListener("click", () => show(stepOf("engine") + 1));
     $("#agent-form").addEventListener("submit", submitAgent);
     $("#test-send").addEventListener("click", sendTest);
     $("#startup-toggle").addEventListener("change", changeStartup);
-    for (const back of $$(".wz-back")) back.addEventListener("click", () => show(Math.max(current - 1, 1)));
 
-    state = await NC.api("GET", "/api/setup/state");
+    const [listed, setupState] = await Promise.all([NC.api("GET", "/api/channels"), NC.api("GET", "/api/setup/state")]);
+    buildChannelSteps(listed.channels.filter((view) => view.in_wizard));
+    for (const name of channelViews.keys()) {
+      $(`#${name}-skip`).addEventListener("click", () => leaveChannel(name, "skipped"));
+      $(`#${name}-next`).addEventListener("click", () => leaveChannel(name, "done"));
+    }
+    for (const back of $$(".wz-back")) back.addEventListener("click", () => show(Math.max(current - 1, 1)));
+    state = setupState;
     if (state.completed) {
       $("#wz-heading").textContent = NC.t("wizard.heading_again");
       $("#wz-intro").textContent = NC.t("wizard.intro_again");
       $("#wz-leave").hidden = false;
     }
     fillModel();
-    show(state.current);
+    show(firstOpen());
   });
 })();

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from nanoclaw_app.channels.base import ChannelAdapter, ChannelStatus, HostCallbacks
-from nanoclaw_app.channels.registry import ChannelDeps
+from nanoclaw_app.channels.manifest import ChannelDeps
 from nanoclaw_app.channels.telegram.connection import Connection
 from nanoclaw_app.channels.telegram.inbound import Inbound
 from nanoclaw_app.channels.telegram.link import CHANNEL, Link
 from nanoclaw_app.channels.telegram.outbound import Sender
+from nanoclaw_app.channels.telegram.settings import TelegramSettings
+from nanoclaw_app.core.adapter_contract import ChannelAdapter, ChannelStatus, HostCallbacks
 from nanoclaw_app.core.messages import OutboundMessage
 from nanoclaw_app.errors import ChannelDown
 
@@ -42,7 +43,7 @@ class TelegramAdapter(ChannelAdapter):
             return
         settings = self._deps.settings
         self._link = Link()  # a fresh state for every run (after a refused token, a new token starts clean)
-        connection = Connection(self._token, settings.telegram_api_base_url, self._link)
+        connection = Connection(self._token, settings.channel(TelegramSettings).api_base_url, self._link)
         sender = Sender(connection.app.bot, self._deps.db, self._link, connection.lost)
         Inbound(self._deps.db, host, sender, max_attachment_bytes=settings.max_attachment_bytes).register(
             connection.app)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from nanoclaw_app.channels.base import ChannelAdapter
-from nanoclaw_app.channels.registry import ChannelDeps
+from nanoclaw_app.channels.manifest import ChannelDeps
 from nanoclaw_app.channels.telegram.setup import TOKEN_SECRET
+from nanoclaw_app.core.adapter_contract import ChannelAdapter
 
 
 async def build(deps: ChannelDeps) -> ChannelAdapter | None:

@@ -19,12 +19,12 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
-from nanoclaw_app.channels import cards
-from nanoclaw_app.channels.base import HostCallbacks
 from nanoclaw_app.channels.telegram import formatting
 from nanoclaw_app.channels.telegram.keyboards import parse_callback
 from nanoclaw_app.channels.telegram.link import CHANNEL
 from nanoclaw_app.channels.telegram.outbound import Sender
+from nanoclaw_app.core import cards
+from nanoclaw_app.core.adapter_contract import HostCallbacks
 from nanoclaw_app.core.messages import InboundMessage, IncomingAttachment, Quoted
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.errors import TransientError

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from nanoclaw_app.channels.base import ChannelStatus, HostCallbacks, LinkState
+from nanoclaw_app.core.adapter_contract import ChannelStatus, HostCallbacks, LinkState
 from nanoclaw_app.timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)

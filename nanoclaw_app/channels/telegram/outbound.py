@@ -35,11 +35,11 @@ from telegram.error import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
-from nanoclaw_app.channels import cards
 from nanoclaw_app.channels.telegram import formatting
 from nanoclaw_app.channels.telegram.keyboards import link_keyboard, question_keyboard
 from nanoclaw_app.channels.telegram.link import CHANNEL, REVOKED_NOTICE, Link
 from nanoclaw_app.channels.text import split_text
+from nanoclaw_app.core import cards
 from nanoclaw_app.core.messages import OutboundMessage, OutgoingFile
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.errors import AuthError, ChannelDown, TransientError, UserError

@@ -1,20 +1,36 @@
-"""Setting Telegram up: the token's secret name and checking a token with Telegram (``getMe``).
+"""Setting Telegram up from the app and the CLI: checking a BotFather token (``getMe``), keeping it, the Bot API server.
 
-The Telegram library is imported inside :func:`check_token`, so the app's setup pages can import this module cheaply.
+The Telegram library is imported inside :func:`check_token`, so listing the channels never loads it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from nanoclaw_app.errors import TransientError, UserError
+from nanoclaw_app.channels.manifest import SetupContext
+from nanoclaw_app.channels.telegram.settings import TelegramSettings
+from nanoclaw_app.db import app_state
+from nanoclaw_app.errors import ConfigError, NanoClawError, TransientError, UserError
 
 log = logging.getLogger(__name__)
 
 TOKEN_SECRET = "telegram.bot_token"  # noqa: S105 - the secret's name, not its value
 """The secret store entry holding the bot token."""
+TOKEN_LABEL = "Telegram bot token"  # noqa: S105 - a label shown next to the name
+BOT_KEY = "telegram.bot"
+"""The bot the saved token belongs to (JSON, in ``app_state``), so the page can name it while Telegram is off."""
+DEFAULT_API = TelegramSettings.api_base_url
+PRIVACY_NOTE = (
+    "Group privacy mode is on: in groups, the bot only sees commands, messages that mention it and replies to its "
+    "messages (your direct chat with the bot is not affected). To let it read every group message, send /setprivacy to "
+    "@BotFather, choose @{username}, then Disable, and add the bot to the group again."
+)
 
 _TOKEN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
 CHECK_TIMEOUT_SECONDS = 10.0
@@ -87,3 +103,152 @@ async def check_token(token: str, api_base_url: str) -> BotInfo:
         can_join_groups=bool(me.can_join_groups),
         can_read_all_group_messages=bool(me.can_read_all_group_messages),
     )
+
+
+@dataclass
+class TokenSaved:
+    """A checked and saved token: the bot it belongs to, and the channel now."""
+
+    bot: BotInfo
+    privacy_mode: bool
+    """True when the bot only sees commands, mentions and replies in groups."""
+    privacy_note: str | None
+    started: bool
+    """False in a CLI process without a running NanoClaw: Telegram starts with it."""
+    channel: Any
+    message: str
+    """What happened, in one sentence (the CLI prints it)."""
+    note: str | None
+    """What the owner should still do (the CLI prints it after the message)."""
+
+
+def clean_token(token: str) -> str:
+    """The token as BotFather gave it; a clear error for something else pasted."""
+    clean = token.strip()
+    if not clean:
+        raise UserError("paste the token @BotFather sent you (it looks like 123456789:AAE…)")
+    if not looks_like_token(clean):
+        raise UserError("this does not look like a bot token: it looks like 123456789:AAE… — copy the whole token "
+                        "from @BotFather's message, without spaces")
+    return clean
+
+
+def privacy_note(bot: BotInfo | None) -> str | None:
+    """What to do when privacy mode hides group messages from the bot (None when it sees them)."""
+    if bot is None or bot.can_read_all_group_messages:
+        return None
+    return PRIVACY_NOTE.format(username=bot.username)
+
+
+async def saved_bot(ctx: SetupContext) -> BotInfo | None:
+    """The bot the saved token belongs to, as recorded when it was checked."""
+    raw = await app_state.get(ctx.db, BOT_KEY)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        return BotInfo(id=int(data["id"]), username=str(data["username"]), name=str(data["name"]),
+                       can_join_groups=bool(data["can_join_groups"]),
+                       can_read_all_group_messages=bool(data["can_read_all_group_messages"]))
+    except (ValueError, KeyError, TypeError):
+        log.warning("channels: ignoring an unreadable saved Telegram bot %r", raw[:200])
+        return None
+
+
+async def save_token(ctx: SetupContext, body: Mapping[str, Any]) -> TokenSaved:
+    """Check the token with Telegram (``getMe``), keep it in the secret store, turn Telegram on and (re)start it.
+
+    Nothing is kept when Telegram refuses the token. Without a running host the token is kept and Telegram starts
+    with NanoClaw.
+    """
+    token = body.get("token")
+    clean = clean_token(token if isinstance(token, str) else "")
+    if not ctx.secrets.available:
+        raise ConfigError(f"NanoClaw cannot keep the token safely yet: {ctx.secrets.unavailable_reason}. Set a "
+                          "passphrase for the secret store in Settings, then try again")
+    bot = await check_token(clean, ctx.settings.channel(TelegramSettings).api_base_url)
+    previous = await ctx.secrets.get(TOKEN_SECRET)
+    await ctx.put_secret(TOKEN_SECRET, clean, TOKEN_LABEL)
+    await app_state.put(ctx.db, BOT_KEY, json.dumps(dataclasses.asdict(bot)))
+    await ctx.set_enabled(True)
+    started = False
+    if ctx.host_running:
+        await ctx.start(restart=previous != clean)
+        started = True
+    log.info("channels: Telegram token for @%s saved%s", bot.username, "" if started else " (starts with NanoClaw)")
+    ctx.changed()
+    note = privacy_note(bot)
+    return TokenSaved(bot=bot, privacy_mode=note is not None, privacy_note=note, started=started,
+                      channel=await ctx.view(), message=f"Telegram bot @{bot.username} ({bot.name}) checked and saved",
+                      note=note)
+
+
+async def set_api_server(ctx: SetupContext, body: Mapping[str, Any]) -> None:
+    """Use another Bot API server (a self-hosted ``telegram-bot-api``); empty means Telegram's own.
+
+    A saved token is checked against the new server first, so a wrong address changes nothing; a running Telegram
+    reconnects to the new server.
+    """
+    url = body.get("url", "")
+    clean = (url if isinstance(url, str) else "").strip().rstrip("/") or DEFAULT_API
+    if not clean.startswith(("http://", "https://")) or " " in clean:
+        raise UserError("the Bot API server address must start with http:// or https://, "
+                        "for example http://localhost:8081")
+    if clean == ctx.settings.channel(TelegramSettings).api_base_url:
+        return
+    token = await ctx.secrets.get(TOKEN_SECRET) if ctx.secrets.available else None
+    if token is not None:
+        await check_token(token, clean)
+    await ctx.save_settings({"telegram_api_base_url": clean})
+    log.info("channels: Telegram Bot API server is now %s", clean)
+    ctx.changed()
+
+
+class TelegramSetup:
+    """The Telegram half of the channels service."""
+
+    async def is_set_up(self, ctx: SetupContext) -> bool:
+        """A token is saved (or, while the store is locked, one was checked before)."""
+        if ctx.secrets.available:
+            try:
+                return await ctx.secrets.get(TOKEN_SECRET) is not None
+            except NanoClawError as err:
+                log.warning("channels: cannot tell whether a Telegram token is saved: %s", err)
+        return await app_state.get(ctx.db, BOT_KEY) is not None
+
+    async def details(self, ctx: SetupContext) -> dict[str, Any]:
+        """The bot, what privacy mode hides, and the Bot API server."""
+        bot = await saved_bot(ctx)
+        return {"bot": None if bot is None else dataclasses.asdict(bot), "privacy_note": privacy_note(bot),
+                "api_base_url": ctx.settings.channel(TelegramSettings).api_base_url}
+
+    async def send_to(self, ctx: SetupContext) -> str | None:
+        """The bot's handle."""
+        bot = await saved_bot(ctx)
+        return f"@{bot.username}" if bot is not None else None
+
+    async def not_working(self, ctx: SetupContext) -> str | None:
+        """Working means a token saved and the bot running."""
+        if ctx.adapter is None or not await self.is_set_up(ctx):
+            return "Telegram is not connected yet: paste your bot's token"
+        return None
+
+    async def enable(self, ctx: SetupContext) -> None:
+        """Start with the saved token."""
+        ctx.require_host()
+        if not await self.is_set_up(ctx):
+            raise UserError("Telegram has no bot token yet: paste the token from @BotFather first")
+        await ctx.set_enabled(True)
+        await ctx.start()
+
+    async def forget(self, ctx: SetupContext) -> None:
+        """Delete the token and the bot's record."""
+        if ctx.secrets.available and await ctx.secrets.get(TOKEN_SECRET) is not None:
+            await ctx.delete_secret(TOKEN_SECRET)
+        await app_state.delete(ctx.db, BOT_KEY)
+
+
+def pair_hint(code: str, send_to: str | None) -> str:
+    """Where the owner sends a pairing code (a group needs the mention: privacy mode lets only those through)."""
+    where = f"to {send_to}" if send_to else "to your bot"
+    return f"Send {code} {where} from your Telegram account (in a group: {send_to or '@yourbot'} {code})."

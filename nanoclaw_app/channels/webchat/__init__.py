@@ -1,5 +1,4 @@
-"""The in-app chat channel (``webchat``): the owner's own conversation in the app window; always on, no credentials."""
+"""The in-app chat channel (``webchat``): the owner's own conversation in the app window; always on, no credentials.
 
-from nanoclaw_app.channels.webchat.adapter import CHANNEL, OWNER_HANDLE, WebchatAdapter
-
-__all__ = ["CHANNEL", "OWNER_HANDLE", "WebchatAdapter"]
+It is part of the app rather than a channel the user sets up: the host builds it itself (``webchat.adapter``).
+"""

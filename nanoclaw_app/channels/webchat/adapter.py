@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from nanoclaw_app.channels.base import ChannelAdapter, HostCallbacks
 from nanoclaw_app.channels.webchat.activity import ActivityTracker
 from nanoclaw_app.channels.webchat.conversation import ChatLog, delivery_message_id
+from nanoclaw_app.core.adapter_contract import ChannelAdapter, HostCallbacks
 from nanoclaw_app.core.events import EventBus
 from nanoclaw_app.core.messages import OutboundMessage
 from nanoclaw_app.db.database import Database

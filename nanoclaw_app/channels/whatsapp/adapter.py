@@ -20,8 +20,7 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from nanoclaw_app.channels.base import ChannelAdapter, ChannelStatus, HostCallbacks, LinkState
-from nanoclaw_app.channels.registry import ChannelDeps
+from nanoclaw_app.channels.manifest import ChannelDeps
 from nanoclaw_app.channels.whatsapp import native
 from nanoclaw_app.channels.whatsapp.connection import QR_TIMEOUT, ClientFactory, Connection
 from nanoclaw_app.channels.whatsapp.decisions import (
@@ -37,7 +36,9 @@ from nanoclaw_app.channels.whatsapp.memory import MessageMemory
 from nanoclaw_app.channels.whatsapp.outbound import Outbound
 from nanoclaw_app.channels.whatsapp.qr import QrCode, render_svg
 from nanoclaw_app.channels.whatsapp.ratelimit import TokenBucket
+from nanoclaw_app.channels.whatsapp.settings import WhatsAppSettings
 from nanoclaw_app.channels.whatsapp.state_keys import MODE_KEY, NUMBER_KEY, SELF_MODE
+from nanoclaw_app.core.adapter_contract import ChannelAdapter, ChannelStatus, HostCallbacks, LinkState
 from nanoclaw_app.core.messages import OutboundMessage
 from nanoclaw_app.db import app_state
 from nanoclaw_app.errors import TransientError, UserError
@@ -83,7 +84,7 @@ class WhatsAppAdapter(ChannelAdapter):
             client_factory = new_client
         self._deps = deps
         self.device_db = device_db_path(deps.settings.paths.channels)
-        self.limiter = limiter or TokenBucket(deps.settings.whatsapp_sends_per_minute)
+        self.limiter = limiter or TokenBucket(deps.settings.channel(WhatsAppSettings).sends_per_minute)
         self.memory = MessageMemory()
         self.qr: QrCode | None = None
         """The QR code to show while pairing (None when there is none)."""

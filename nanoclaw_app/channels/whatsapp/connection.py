@@ -26,7 +26,6 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 
-from nanoclaw_app.channels.base import LinkState
 from nanoclaw_app.channels.whatsapp import native
 from nanoclaw_app.channels.whatsapp.decisions import (
     BACKOFF,
@@ -38,6 +37,7 @@ from nanoclaw_app.channels.whatsapp.decisions import (
     outage_alert,
 )
 from nanoclaw_app.channels.whatsapp.jids import Me
+from nanoclaw_app.core.adapter_contract import LinkState
 from nanoclaw_app.timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Literal
 
-from nanoclaw_app.channels.base import LinkState
+from nanoclaw_app.core.adapter_contract import LinkState
 
 BACKOFF: tuple[float, ...] = (2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Seconds before reconnect attempt 1, 2, 3, …; the last value repeats."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from nanoclaw_app.channels.base import ChannelAdapter
-from nanoclaw_app.channels.registry import ChannelDeps
+from nanoclaw_app.channels.manifest import ChannelDeps
+from nanoclaw_app.core.adapter_contract import ChannelAdapter
 from nanoclaw_app.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -27,15 +27,15 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from nanoclaw_app.channels import cards
-from nanoclaw_app.channels.base import HostCallbacks
-from nanoclaw_app.channels.registry import ChannelDeps
+from nanoclaw_app.channels.manifest import ChannelDeps
 from nanoclaw_app.channels.text import parse_choice
 from nanoclaw_app.channels.whatsapp import contacts, native
 from nanoclaw_app.channels.whatsapp.connection import Connection
 from nanoclaw_app.channels.whatsapp.jids import Me, bare, bare_text, is_chat, is_group, to_jid
 from nanoclaw_app.channels.whatsapp.memory import MessageMemory
 from nanoclaw_app.channels.whatsapp.state_keys import MODE_KEY, SELF_MODE
+from nanoclaw_app.core import cards
+from nanoclaw_app.core.adapter_contract import HostCallbacks
 from nanoclaw_app.core.messages import InboundMessage, IncomingAttachment, Quoted
 from nanoclaw_app.db import app_state
 from nanoclaw_app.timeutil import iso

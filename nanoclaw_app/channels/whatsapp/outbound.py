@@ -18,8 +18,7 @@ from functools import partial
 from io import BytesIO
 from typing import Any
 
-from nanoclaw_app.channels import cards
-from nanoclaw_app.channels.registry import ChannelDeps
+from nanoclaw_app.channels.manifest import ChannelDeps
 from nanoclaw_app.channels.text import numbered_card, split_text
 from nanoclaw_app.channels.whatsapp import contacts, native
 from nanoclaw_app.channels.whatsapp.connection import Connection
@@ -27,6 +26,8 @@ from nanoclaw_app.channels.whatsapp.jids import is_group, to_jid
 from nanoclaw_app.channels.whatsapp.markdown import to_whatsapp
 from nanoclaw_app.channels.whatsapp.memory import MessageMemory
 from nanoclaw_app.channels.whatsapp.ratelimit import TokenBucket
+from nanoclaw_app.channels.whatsapp.settings import WhatsAppSettings
+from nanoclaw_app.core import cards
 from nanoclaw_app.core.messages import OutboundMessage, OutgoingFile
 from nanoclaw_app.errors import ChannelDown, TransientError, UserError
 
@@ -98,7 +99,7 @@ class Outbound:
 
     async def _guardrail(self, platform_id: str) -> None:
         """Reply-only: no cold messages to chats that never wrote to this number (the user's own chat is fine)."""
-        if not self._deps.settings.whatsapp_reply_only:
+        if not self._deps.settings.channel(WhatsAppSettings).reply_only:
             return
         me = self._connection.me
         if me is not None and platform_id == me.jid:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from nanoclaw_app.channels import cards
+from nanoclaw_app.core import cards
 from nanoclaw_app.core.approvals import channel, expiry, requests, sender
 from nanoclaw_app.core.approvals.dispatch import ClickHandler, dispatch
 from nanoclaw_app.core.approvals.requests import ApprovalHandler

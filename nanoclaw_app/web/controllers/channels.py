@@ -1,12 +1,14 @@
-"""The channels area: the WhatsApp and Telegram cards (``/channels``) and their JSON API (``/api/channels/...``).
+"""The channels area: one card per channel (``/channels``) and their JSON API (``/api/channels/...``).
 
-The logic is in ``services/channels.py``; live changes reach the page as events (``channel.status``, ``channel.qr``,
-``channel.paired``, ``pairing.invalidated``, ``channels.changed``). No answer ever carries the Telegram token.
+The logic is in ``services/channels.py``, generic over the channels' manifests; a channel's own setup steps are
+``/api/channels/<name>/<action>``. Live changes reach the page as events (``channel.status``, ``channel.qr``,
+``channel.paired``, ``pairing.invalidated``, ``channels.changed``). No answer ever carries a token.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from litestar import Controller, get, post, put
 from litestar.di import NamedDependency
@@ -14,46 +16,18 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Template
 from litestar.types import ControllerRouterHandler
 
-from nanoclaw_app.channels.pairing import OWNER_INTENT
+from nanoclaw_app.core.pairing import OWNER_INTENT
 from nanoclaw_app.services import channels
-from nanoclaw_app.services.channels import ChannelView, PairingCodeView, PhoneCode, QrView, TelegramSetup
+from nanoclaw_app.services.channels import ChannelView, PairingCodeView
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.web.pages import page
 
 
 @dataclass
 class ChannelList:
-    """The phone channels, in the order the app lists them."""
+    """The channels, in the order the app lists them."""
 
     channels: list[ChannelView]
-
-
-@dataclass
-class ModeIn:
-    """How WhatsApp is used: ``self`` (your own number, "Message yourself") or ``dedicated`` (a second number)."""
-
-    mode: str
-
-
-@dataclass
-class PhoneIn:
-    """The WhatsApp account's phone number, with its country code."""
-
-    phone: str
-
-
-@dataclass
-class TokenIn:
-    """The bot token from @BotFather (kept in the secret store, never sent back)."""
-
-    token: str
-
-
-@dataclass
-class ApiServerIn:
-    """The Bot API server's address; empty for Telegram's own."""
-
-    url: str = ""
 
 
 @dataclass
@@ -65,7 +39,7 @@ class CodeIn:
 
 @dataclass
 class OffIn:
-    """``forget`` also deletes the Telegram token, or unlinks the WhatsApp device."""
+    """``forget`` also removes the channel's setup (deletes its token, unlinks the device)."""
 
     forget: bool = False
 
@@ -78,19 +52,19 @@ class ChannelsController(Controller):
         """The channels page; its script loads the cards from the API and follows the live events."""
         return page("channels.html", "channels")
 
-    @get("/api/channels", summary="The phone channels with their health, waiting sends and paired chats")
+    @get("/api/channels", summary="The channels with their health, waiting sends and paired chats")
     async def list_channels(self, services: NamedDependency[AppServices]) -> ChannelList:
-        """WhatsApp and Telegram, in that order."""
+        """In the order the app lists them."""
         return ChannelList(channels=await channels.list_channels(services))
 
-    @get("/api/channels/{name:str}", summary="One phone channel")
+    @get("/api/channels/{name:str}", summary="One channel")
     async def get_channel(self, services: NamedDependency[AppServices], name: FromPath[str]) -> ChannelView:
         """404 for a channel NanoClaw does not have."""
         return await channels.get_channel(services, name)
 
     @post("/api/channels/{name:str}/on", status_code=200, summary="Turn a set-up channel back on")
     async def turn_on(self, services: NamedDependency[AppServices], name: FromPath[str]) -> ChannelView:
-        """WhatsApp starts in its saved mode; Telegram needs its token saved first."""
+        """As it was set up last (a saved mode, a saved token); says what is missing otherwise."""
         return await channels.enable_channel(services, name)
 
     @post("/api/channels/{name:str}/off", status_code=200, summary="Turn a channel off")
@@ -104,50 +78,34 @@ class ChannelsController(Controller):
     async def pairing_code(
         self, services: NamedDependency[AppServices], name: FromPath[str], data: JSONBody[CodeIn | None] = None
     ) -> PairingCodeView:
-        """Send it from the chat to bind (``@bot 1234`` in a Telegram group); a wrong guess withdraws every code."""
+        """Send it from the chat to bind (``@bot 1234`` in a group); a wrong guess withdraws every code."""
         return await channels.new_pairing_code(services, name, data.intent if data else OWNER_INTENT)
 
-    @post("/api/channels/whatsapp/enable", status_code=200, summary="Turn WhatsApp on in a mode and start pairing")
-    async def whatsapp_enable(self, services: NamedDependency[AppServices], data: JSONBody[ModeIn]) -> ChannelView:
-        """A QR code follows as ``channel.qr`` events (and in ``GET /api/channels/whatsapp/qr``)."""
-        return await channels.enable_whatsapp(services, data.mode)
+    @get("/api/channels/{name:str}/{action:str}", summary="Read a channel's setup state (its QR code)")
+    async def read_action(
+        self, services: NamedDependency[AppServices], name: FromPath[str], action: FromPath[str]
+    ) -> Any:
+        """One of the channel's own setup actions (its manifest lists them), e.g. ``GET /api/channels/whatsapp/qr``."""
+        return await channels.run_action(services, name, action, "GET")
 
-    @get("/api/channels/whatsapp/qr", summary="The WhatsApp QR code to scan now")
-    async def whatsapp_qr(self, services: NamedDependency[AppServices]) -> QrView:
-        """An SVG; ``svg`` is null while there is none. WhatsApp replaces it every ~20 seconds (``channel.qr``)."""
-        return await channels.whatsapp_qr(services)
+    @post("/api/channels/{name:str}/{action:str}", status_code=200, summary="Run a step of a channel's setup")
+    async def run_action(
+        self, services: NamedDependency[AppServices], name: FromPath[str], action: FromPath[str],
+        data: JSONBody[dict[str, Any] | None] = None,
+    ) -> Any:
+        """A token to check and save, a phone-number code, logout, reconnect… (the channel's manifest lists them).
 
-    @post("/api/channels/whatsapp/phone-code", status_code=200, summary="Link WhatsApp with a phone-number code")
-    async def whatsapp_phone_code(self, services: NamedDependency[AppServices], data: JSONBody[PhoneIn]) -> PhoneCode:
-        """The 8-character code to type on the phone instead of scanning the QR code."""
-        return await channels.whatsapp_pair_phone(services, data.phone)
+        The answer is the action's own (a bot, a code), else the channel as ``GET /api/channels/{name}`` shows it.
+        """
+        return await channels.run_action(services, name, action, "POST", data)
 
-    @post("/api/channels/whatsapp/logout", status_code=200, summary="Unlink NanoClaw from WhatsApp")
-    async def whatsapp_logout(self, services: NamedDependency[AppServices]) -> ChannelView:
-        """The linked device is removed; a new QR code follows to link again."""
-        return await channels.whatsapp_logout(services)
-
-    @post("/api/channels/whatsapp/reconnect", status_code=200, summary="Connect WhatsApp again now")
-    async def whatsapp_reconnect(self, services: NamedDependency[AppServices]) -> ChannelView:
-        """After another program took over the link, or once an update or a block is over; the link stays."""
-        return await channels.whatsapp_reconnect(services)
-
-    @post("/api/channels/whatsapp/repair", status_code=200, summary="Link WhatsApp again")
-    async def whatsapp_repair(self, services: NamedDependency[AppServices]) -> ChannelView:
-        """After a logout, a ban or a takeover: whatever is left is unlinked and a new QR code follows."""
-        return await channels.whatsapp_repair(services)
-
-    @post("/api/channels/telegram/token", status_code=200, summary="Check and save the Telegram bot token")
-    async def telegram_token(self, services: NamedDependency[AppServices], data: JSONBody[TokenIn]) -> TelegramSetup:
-        """Checked with Telegram first (nothing is kept when it refuses); then Telegram is turned on and (re)started."""
-        return await channels.set_telegram_token(services, data.token)
-
-    @put("/api/channels/telegram/api-server", summary="Use another Telegram Bot API server")
-    async def telegram_api_server(
-        self, services: NamedDependency[AppServices], data: JSONBody[ApiServerIn]
-    ) -> ChannelView:
-        """Saved to the ``telegram_api_base_url`` setting; a saved token is checked against the new server first."""
-        return await channels.set_telegram_api_base_url(services, data.url)
+    @put("/api/channels/{name:str}/{action:str}", summary="Change a channel's own setting")
+    async def put_action(
+        self, services: NamedDependency[AppServices], name: FromPath[str], action: FromPath[str],
+        data: JSONBody[dict[str, Any] | None] = None,
+    ) -> Any:
+        """E.g. ``PUT /api/channels/telegram/api-server`` (checked before it is kept)."""
+        return await channels.run_action(services, name, action, "PUT", data)
 
 
 ROUTES: list[ControllerRouterHandler] = [ChannelsController]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import zoneinfo
 from dataclasses import dataclass
+from typing import Any
 
 from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
@@ -34,10 +35,9 @@ class SettingsChange:
     daily_spend_cap_usd: float | None = None
     agent_base_image: str | None = None
     agent_ca_certificates: str | None = None
-    telegram_api_base_url: str | None = None
-    whatsapp_reply_only: bool | None = None
-    whatsapp_sends_per_minute: int | None = None
     anthropic_base_url: str | None = None
+    channel_settings: dict[str, Any] | None = None
+    """The channels' own settings to change, by stored name (``whatsapp_sends_per_minute``)."""
 
 
 @dataclass
@@ -70,9 +70,9 @@ class SettingsController(Controller):
 
     @get("/settings", include_in_schema=False)
     async def settings_page(self) -> Template:
-        """The settings page; its script loads the data from the API."""
+        """The settings page; its script loads the data from the API (the channels' sections come from them)."""
         timezones = sorted(await asyncio.to_thread(zoneinfo.available_timezones))
-        return page("settings.html", "settings", timezones=timezones)
+        return page("settings.html", "settings", timezones=timezones, channel_sections=app_settings.page_sections())
 
     @get("/api/settings", summary="The editable settings and whether a restart is needed")
     async def read(self, services: NamedDependency[AppServices]) -> AppSettings:
@@ -82,8 +82,9 @@ class SettingsController(Controller):
     @put("/api/settings", summary="Change settings")
     async def update(self, services: NamedDependency[AppServices], data: JSONBody[SettingsChange]) -> AppSettings:
         """Validates every given field, saves them and applies what can be applied without a restart."""
-        changes = {name: value for name, value in vars(data).items() if value is not None}
-        return await app_settings.update_settings(services, changes)
+        changes = {name: value for name, value in vars(data).items()
+                   if value is not None and name != "channel_settings"}
+        return await app_settings.update_settings(services, {**changes, **(data.channel_settings or {})})
 
     @post("/api/settings/lan", status_code=200, summary="Turn LAN access on or off")
     async def lan(self, services: NamedDependency[AppServices], data: JSONBody[LanChange]) -> AppSettings:

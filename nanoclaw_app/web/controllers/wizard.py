@@ -30,7 +30,7 @@ class ModelIn:
 
 @dataclass
 class ChannelStepIn:
-    """Steps 3-4: leave the WhatsApp or Telegram step, as ``done`` (it works) or ``skipped``."""
+    """A channel's step: leave it as ``done`` (the channel works) or ``skipped``."""
 
     channel: str
     outcome: str
@@ -102,11 +102,11 @@ class WizardController(Controller):
         """The running or last build, with its latest log lines."""
         return engine_check.build_state(services)
 
-    @post("/api/setup/channel", status_code=200, summary="Steps 3-4: move past the WhatsApp or Telegram step")
+    @post("/api/setup/channel", status_code=200, summary="Move past a channel's step")
     async def channel(
         self, services: NamedDependency[AppServices], data: JSONBody[ChannelStepIn]
     ) -> setup.ChannelStepResult:
-        """``done`` needs the channel working (WhatsApp linked, Telegram's token saved); ``skipped`` always passes.
+        """``done`` needs the channel working (linked, its token saved); ``skipped`` always passes.
 
         The pairing itself uses the channels API (``/api/channels/...``), shared with the channels page.
         """

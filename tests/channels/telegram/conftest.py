@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from nanoclaw_app.channels import pairing
 from nanoclaw_app.channels import registry as channel_registry
-from nanoclaw_app.channels.base import ChannelStatus
 from nanoclaw_app.channels.telegram.setup import TOKEN_SECRET
+from nanoclaw_app.core import pairing
+from nanoclaw_app.core.adapter_contract import ChannelStatus
 from nanoclaw_app.core.events import Event
 from nanoclaw_app.db import agents, messaging
 from nanoclaw_app.db import sessions as sessions_db

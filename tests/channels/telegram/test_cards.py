@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 from agent_runner.protocol import AskQuestionOut, QuestionOption
-from nanoclaw_app.channels import pairing
 from nanoclaw_app.channels.telegram.keyboards import MAX_CALLBACK_BYTES
+from nanoclaw_app.core import pairing
 from nanoclaw_app.core.access import can_access
 from nanoclaw_app.core.messages import OutboundMessage
 from nanoclaw_app.db import approvals as approvals_db

@@ -233,7 +233,7 @@ async def test_a_long_reply_cut_short_resumes_without_repeating_parts(paired: Ho
 async def test_in_groups_only_messages_addressed_to_the_bot_count_as_mentions(
     paired: Host, api: FakeBotApi, agent_id: str
 ) -> None:
-    from nanoclaw_app.channels import pairing
+    from nanoclaw_app.core import pairing
 
     code = await pairing.create_code(paired.db, "telegram", intent=f"wire:{agent_id}")
     group = api.group_chat(-100777, "Book club")

@@ -4,7 +4,7 @@ the adapter has to deliver the text faithfully, with the right chat kind and men
 
 from __future__ import annotations
 
-from nanoclaw_app.channels import pairing
+from nanoclaw_app.core import pairing
 from nanoclaw_app.db import messaging, users
 from nanoclaw_app.host import Host
 from tests.channels.telegram.conftest import HANDLED, about, next_event, pair, say

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from nanoclaw_app.channels.base import ChannelStatus
-from nanoclaw_app.channels.registry import ChannelDeps
+from nanoclaw_app.channels.manifest import ChannelDeps
 from nanoclaw_app.channels.telegram import factory
 from nanoclaw_app.channels.telegram.link import Link
 from nanoclaw_app.channels.telegram.setup import TOKEN_SECRET, BotInfo, check_token
+from nanoclaw_app.core.adapter_contract import ChannelStatus
 from nanoclaw_app.core.messages import InboundMessage, OutboundMessage
 from nanoclaw_app.errors import ChannelDown, TransientError, UserError
 from nanoclaw_app.host import Host

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from nanoclaw_app.channels import pairing
-from nanoclaw_app.channels.base import ChannelStatus
-from nanoclaw_app.channels.registry import ChannelDeps
+from nanoclaw_app.channels.manifest import ChannelDeps
 from nanoclaw_app.channels.whatsapp.adapter import WhatsAppAdapter
+from nanoclaw_app.core import pairing
+from nanoclaw_app.core.adapter_contract import ChannelStatus
 from nanoclaw_app.core.events import Event
 from nanoclaw_app.db import agents
 from nanoclaw_app.db import sessions as sessions_db

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from nanoclaw_app.channels.registry import ChannelDeps
+from nanoclaw_app.channels.manifest import ChannelDeps
 from nanoclaw_app.channels.whatsapp import factory, native
 from nanoclaw_app.channels.whatsapp.adapter import WhatsAppAdapter
 from nanoclaw_app.channels.whatsapp.client import new_client

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent_runner.protocol import QuestionOption
-from nanoclaw_app.channels import cards
+from nanoclaw_app.core import cards
 from nanoclaw_app.db.database import Database
 
 OPTIONS = [QuestionOption("Allow", "approve"), QuestionOption("Deny", "reject")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nanoclaw_app.channels import pairing
+from nanoclaw_app.core import pairing
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.messages import InboundMessage
 from nanoclaw_app.db import agents, messaging, users

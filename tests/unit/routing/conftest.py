@@ -17,4 +17,4 @@ def hooks() -> Hooks:
 
 @pytest.fixture
 def router(ctx: CoreContext, hooks: Hooks) -> Router:
-    return Router(ctx, hooks)
+    return Router(ctx, hooks, interceptors=[hooks.intercept])

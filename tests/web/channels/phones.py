@@ -7,9 +7,9 @@ from typing import Any
 
 from playwright.async_api import expect
 
-from nanoclaw_app.channels.base import ChannelAdapter
-from nanoclaw_app.channels.registry import ChannelDeps
+from nanoclaw_app.channels.manifest import ChannelDeps
 from nanoclaw_app.channels.whatsapp.adapter import WhatsAppAdapter
+from nanoclaw_app.core.adapter_contract import ChannelAdapter
 from tests.fakes.neonize_client import OWN_NUMBER, FakeNeonizeClient
 
 OWN_JID = f"{OWN_NUMBER}@s.whatsapp.net"

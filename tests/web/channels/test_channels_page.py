@@ -14,6 +14,7 @@ import pytest
 from playwright.async_api import expect
 
 from nanoclaw_app.channels import registry as channel_registry
+from nanoclaw_app.channels.telegram.settings import TelegramSettings
 from nanoclaw_app.db import users as users_db
 from nanoclaw_app.host import Host
 from nanoclaw_app.settings import Settings, load_settings
@@ -62,14 +63,19 @@ async def test_the_api_needs_a_session(anon: httpx.AsyncClient) -> None:
     assert page.status_code == 401
 
 
-async def test_both_channels_are_listed_before_anything_is_set_up(client: httpx.AsyncClient) -> None:
+async def test_every_channel_is_listed_before_anything_is_set_up(client: httpx.AsyncClient) -> None:
     listed = (await client.get("/api/channels")).json()["channels"]
-    assert [(c["name"], c["title"], c["enabled"], c["running"], c["status"]["state"]) for c in listed] == [
-        ("whatsapp", "WhatsApp", False, False, "not_paired"), ("telegram", "Telegram", False, False, "not_paired")]
+    assert [c["name"] for c in listed] == [m.name for m in channel_registry.CHANNELS]
+    assert [(c["name"], c["title"]) for c in listed][:2] == [("whatsapp", "WhatsApp"), ("telegram", "Telegram")]
+    assert {(c["enabled"], c["running"], c["status"]["state"]) for c in listed} == {(False, False, "not_paired")}
+    assert [c["page_module"] for c in listed] == [f"/static/channels/{c['name']}.js" for c in listed]
     assert (await client.get("/api/channels/signal")).status_code == 404
+    missing = await client.post("/api/channels/telegram/qr")
+    assert missing.status_code == 404
+    assert "Telegram has no POST action 'qr'" in missing.json()["error"]
     schema = (await client.get("/schema/openapi.json")).json()
-    assert {"/api/channels", "/api/channels/whatsapp/qr", "/api/channels/telegram/token",
-            "/api/channels/{name}/pairing-code"} <= set(schema["paths"])
+    assert {"/api/channels", "/api/channels/{name}/{action}", "/api/channels/{name}/pairing-code"} <= set(
+        schema["paths"])
     page = await client.get("/channels")
     assert page.status_code == 200
     assert 'href="/channels"' in page.text  # in the menu
@@ -132,9 +138,9 @@ async def test_a_running_telegram_moves_to_a_new_bot_api_server_and_can_be_turne
     async with FakeBotApi() as other:
         moved = await client.put("/api/channels/telegram/api-server", json={"url": other.base_url})
         assert moved.status_code == 200, moved.text
-        assert moved.json()["api_base_url"] == other.base_url
+        assert moved.json()["details"]["api_base_url"] == other.base_url
         await until(lambda: other.sent("getUpdates"))
-        assert web_host.settings.telegram_api_base_url == other.base_url
+        assert web_host.settings.channel(TelegramSettings).api_base_url == other.base_url
         bad = await client.put("/api/channels/telegram/api-server", json={"url": "telegram.example"})
         assert bad.status_code == 400
         assert "http://" in bad.json()["error"]
@@ -250,8 +256,9 @@ async def test_whatsapp_serves_the_live_qr_code_a_phone_number_code_and_unlinks(
     second = (await client.get("/api/channels/whatsapp/qr")).json()
     assert second["svg"] != first["svg"]
     view = await channel(client, "whatsapp")
-    assert (view["enabled"], view["running"], view["mode"], view["status"]["state"]) == (True, True, "self", "pairing")
-    assert view["qr"]["svg"] == second["svg"]
+    assert (view["enabled"], view["running"], view["details"]["mode"], view["status"]["state"]) == (
+        True, True, "self", "pairing")
+    assert view["details"]["qr"]["svg"] == second["svg"]
 
     bad = await client.post("/api/channels/whatsapp/phone-code", json={"phone": "0170 1234567"})
     assert bad.status_code == 400
@@ -265,7 +272,7 @@ async def test_whatsapp_serves_the_live_qr_code_a_phone_number_code_and_unlinks(
     view = await channel(client, "whatsapp")
     assert view["status"]["account"] == OWN_DISPLAY
     assert view["set_up"] is True
-    assert view["qr"] is None
+    assert view["details"]["qr"] is None
     # own number: "Message yourself" became the owner's chat
     assert await until(lambda: users_db.owners(web_host.db))
     assert f"whatsapp:{OWN_JID}" in await users_db.owners(web_host.db)

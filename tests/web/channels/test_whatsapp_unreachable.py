@@ -11,9 +11,9 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from nanoclaw_app.channels.base import ChannelAdapter
-from nanoclaw_app.channels.registry import ChannelDeps
+from nanoclaw_app.channels.manifest import ChannelDeps
 from nanoclaw_app.channels.whatsapp.adapter import WhatsAppAdapter
+from nanoclaw_app.core.adapter_contract import ChannelAdapter
 from nanoclaw_app.settings import Settings, load_settings
 from tests.fakes.neonize_client import DIAL_ERROR, FakeNeonizeClient
 from tests.fakes.telegram_api import FakeBotApi
