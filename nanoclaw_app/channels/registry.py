@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from nanoclaw_app.channels.discord.manifest import MANIFEST as DISCORD
 from nanoclaw_app.channels.manifest import ChannelManifest, ChannelSettings
 from nanoclaw_app.channels.telegram.manifest import MANIFEST as TELEGRAM
 from nanoclaw_app.channels.whatsapp.manifest import MANIFEST as WHATSAPP
@@ -19,6 +20,7 @@ from nanoclaw_app.db.database import Database
 CHANNELS: tuple[ChannelManifest, ...] = (
     WHATSAPP,
     TELEGRAM,
+    DISCORD,
 )
 """The channels besides the in-app chat (which the host always runs), in the order the app lists them."""
 
