@@ -10,6 +10,9 @@ a channel folder or a platform library, so every channel module can import this 
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import importlib.metadata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -139,6 +142,25 @@ class SelfCheck:
     ok: bool
     detail: str
     fix: str = ""
+
+
+def library_check(title: str, distribution: str, *modules: str, fix: str = "reinstall NanoClaw",
+                  part: str = "") -> Callable[[], Awaitable[SelfCheck]]:
+    """A self check that imports a channel's library modules (a frozen build must carry them) and names the version."""
+
+    async def check() -> SelfCheck:
+        try:
+            for module in modules:
+                await asyncio.to_thread(importlib.import_module, module)
+        except Exception as err:  # ImportError, or whatever a broken install raises while importing
+            return SelfCheck(False, f"the {title} library does not load: {err}", fix)
+        try:
+            version = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:  # frozen: no distribution metadata
+            version = "bundled"
+        return SelfCheck(True, f"{distribution} {version}, {part} loads" if part else f"{distribution} {version} loads")
+
+    return check
 
 
 def no_pair_hint(code: str, send_to: str | None) -> str:

@@ -19,12 +19,13 @@ def test_binary_prints_its_version(binary: Path) -> None:
     assert re.fullmatch(r"nanoclaw \d+\.\d+\.\d+\s*", out.stdout)
 
 
-def test_binary_loads_the_whatsapp_library(binary: Path, tmp_path: Path) -> None:
+def test_binary_loads_every_channels_library(binary: Path, tmp_path: Path) -> None:
     env = {**os.environ, "NANOCLAW_HOME": str(tmp_path / "home"), "NANOCLAW_CONFIG_DIR": str(tmp_path / "cfg"),
            "CONTAINER_HOST": "unix:///nonexistent/podman.sock"}
     out = subprocess.run([str(binary), "doctor"], capture_output=True, text=True, timeout=120, check=False, env=env)
-    line = next((ln for ln in out.stdout.splitlines() if "whatsapp:" in ln), "")
-    assert line.startswith("[ok  ] whatsapp: neonize"), out.stdout + out.stderr
+    lines = {ln.split("] ", 1)[1].split(":", 1)[0]: ln for ln in out.stdout.splitlines() if ln.startswith("[")}
+    assert lines.get("whatsapp", "").startswith("[ok  ] whatsapp: neonize"), out.stdout + out.stderr
+    assert lines.get("discord", "").startswith("[ok  ] discord: discord.py"), out.stdout + out.stderr
 
 
 def test_binary_serves_health_and_exits_cleanly(binary: Path, tmp_path: Path) -> None:

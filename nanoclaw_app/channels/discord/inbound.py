@@ -12,9 +12,7 @@ Handlers never raise into discord.py: a message that cannot be read or routed is
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import mimetypes
 import re
 from collections.abc import Callable
 from typing import Any
@@ -25,62 +23,20 @@ from nanoclaw_app.channels.discord.components import parse_custom_id
 from nanoclaw_app.channels.discord.connection import NETWORK_ERRORS, Bot
 from nanoclaw_app.channels.discord.link import CHANNEL
 from nanoclaw_app.channels.discord.outbound import Sender
+from nanoclaw_app.channels.received_files import file_type, not_kept, safe_name, too_large, with_notes
+from nanoclaw_app.channels.routing import route
 from nanoclaw_app.core import cards
 from nanoclaw_app.core.adapter_contract import HostCallbacks
 from nanoclaw_app.core.messages import InboundMessage, IncomingAttachment, Quoted
 from nanoclaw_app.db.database import Database
-from nanoclaw_app.errors import TransientError
 from nanoclaw_app.timeutil import iso
 
 log = logging.getLogger(__name__)
 
-ROUTE_ATTEMPTS = 3
-"""Routing is tried again after a transient failure (a busy database) before the message is given up."""
 ALREADY_ANSWERED = "Already answered."
 NOT_ACTIVE = "This card is no longer active."
 FAILED = "That did not work; please answer in the NanoClaw app."
 PERSON_MESSAGES = frozenset({discord.MessageType.default, discord.MessageType.reply})
-_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
-_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
-
-
-def safe_name(name: str | None, fallback: str) -> str:
-    """A plain file name (no folders, no control characters, not hidden), at most 120 characters."""
-    clean = _UNSAFE_NAME.sub("_", (name or "").strip()).strip(". ")
-    return clean[:120] or fallback
-
-
-def sniff_image(data: bytes) -> str | None:
-    """The image type the bytes themselves show (PNG, JPEG, GIF, WebP), or None."""
-    for magic, mime in _MAGIC:
-        if data.startswith(magic):
-            return mime
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
-def file_type(declared: str | None, name: str, data: bytes) -> tuple[str, str]:
-    """``(mime type, kind)`` for a received file, never trusting what the sender declared.
-
-    An image only when its bytes are one; else the declared type when it is well formed and not an image claim, else a
-    guess from the name.
-    """
-    image = sniff_image(data)
-    if image is not None:
-        return image, "image"
-    mime = (declared or "").split(";")[0].strip().lower()
-    if not _MIME.fullmatch(mime) or mime.startswith("image/"):
-        guessed = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
-        mime = "application/octet-stream" if guessed.startswith("image/") else guessed
-    kind = ("audio" if mime.startswith("audio/") else "video" if mime.startswith("video/") else "document")
-    return mime, kind
 
 
 def mentions_bot(message: discord.Message, bot_id: int) -> bool:
@@ -158,7 +114,7 @@ class Inbound:
                           message.channel.id)
             return
         if inbound is not None:
-            await self._route(inbound)
+            await route(self._host, inbound, log)
 
     async def convert(self, message: discord.Message) -> InboundMessage | None:
         """The neutral message, or None for what is not a person's message (bots, system notices, empty)."""
@@ -172,7 +128,7 @@ class Inbound:
         text = readable_text(message, bot_id)
         attachments, notes = await self._attachments(message)
         if notes:
-            text = "\n\n".join(p for p in (text, "\n".join(notes)) if p)
+            text = with_notes(text, notes)
         if not text and not attachments:
             return None  # nothing readable (without the Message Content intent, unaddressed messages are empty)
         return InboundMessage(
@@ -203,14 +159,12 @@ class Inbound:
 
     async def _attachments(self, message: discord.Message) -> tuple[list[IncomingAttachment], list[str]]:
         """Download the message's files; anything too large or unavailable becomes a note in the text instead."""
-        limit_mb = self._max_bytes / (1024 * 1024)
         attachments: list[IncomingAttachment] = []
         notes: list[str] = []
         for index, item in enumerate(message.attachments, start=1):
             name = safe_name(item.filename, f"file-{message.id}-{index}")
             if item.size > self._max_bytes:
-                notes.append(f"[{name} was not downloaded: it is {item.size / (1024 * 1024):.1f} MB, over the "
-                             f"{limit_mb:g} MB limit]")
+                notes.append(too_large(name, item.size, self._max_bytes))
                 continue
             try:
                 data = await item.read()
@@ -220,7 +174,7 @@ class Inbound:
                 notes.append(f"[{name} could not be downloaded from Discord]")
                 continue
             if len(data) > self._max_bytes:  # the size Discord announced was not the size it served
-                notes.append(f"[{name} was not kept: it is over the {limit_mb:g} MB limit]")
+                notes.append(not_kept(name, self._max_bytes))
                 continue
             mime, kind = file_type(item.content_type, name, data)
             if item.is_voice_message():
@@ -228,21 +182,6 @@ class Inbound:
             attachments.append(IncomingAttachment(name=name, data=data, mime_type=mime, kind=kind))
         return attachments, notes
 
-    async def _route(self, message: InboundMessage) -> None:
-        for attempt in range(1, ROUTE_ATTEMPTS + 1):
-            try:
-                await self._host.on_inbound(message)
-                return
-            except TransientError as err:
-                if attempt == ROUTE_ATTEMPTS:
-                    break
-                log.warning("routing discord message %s failed (%s); trying again", message.message_id, err)
-                await asyncio.sleep(0.5 * attempt)
-            except Exception:
-                log.exception("routing discord message %s failed", message.message_id)
-                break
-        log.error("discord message %s from %s in channel %s was dropped: routing it failed (see the error above)",
-                  message.message_id, message.sender_id, message.platform_id)
 
     # ------------------------------------------------------------------------------------------ buttons
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nanoclaw_app.channels.discord import setup
 from nanoclaw_app.channels.discord.settings import DiscordSettings
-from nanoclaw_app.channels.manifest import ActionField, ChannelDeps, ChannelManifest, SetupAction
+from nanoclaw_app.channels.manifest import ActionField, ChannelDeps, ChannelManifest, SetupAction, library_check
 from nanoclaw_app.core.adapter_contract import ChannelAdapter
 
 
@@ -29,4 +29,5 @@ MANIFEST = ChannelManifest(
     in_wizard=False,
     pair_hint=setup.pair_hint,
     settings=DiscordSettings,
+    self_check=library_check("Discord", "discord.py", "discord"),
 )

@@ -118,8 +118,7 @@ class Sender:
     async def deliver(self, platform_id: str, thread_id: str | None, message: OutboundMessage) -> str | None:
         """Send one outbound message; returns the id of the (first) Discord message sent."""
         if not self._link.up:
-            status = self._link.status
-            raise ChannelDown(CHANNEL, f"Discord is {status.state}: {status.detail}".rstrip(": "))
+            raise self._link.down()
         channel = self.channel(target_id(platform_id, thread_id))
         if message.kind == "edit":
             return await self._edit(channel, message_ref(message.target_message_id, "edit"), message.text)

@@ -8,10 +8,8 @@ update is handled.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import mimetypes
-import re
 from typing import TYPE_CHECKING, Any
 
 from telegram import Bot, CallbackQuery, Message, MessageEntity, Update
@@ -19,6 +17,8 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
+from nanoclaw_app.channels.received_files import not_kept, safe_name, too_large, with_notes
+from nanoclaw_app.channels.routing import route
 from nanoclaw_app.channels.telegram import formatting
 from nanoclaw_app.channels.telegram.keyboards import parse_callback
 from nanoclaw_app.channels.telegram.link import CHANNEL
@@ -27,7 +27,6 @@ from nanoclaw_app.core import cards
 from nanoclaw_app.core.adapter_contract import HostCallbacks
 from nanoclaw_app.core.messages import InboundMessage, IncomingAttachment, Quoted
 from nanoclaw_app.db.database import Database
-from nanoclaw_app.errors import TransientError
 from nanoclaw_app.timeutil import iso
 
 if TYPE_CHECKING:
@@ -35,19 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ROUTE_ATTEMPTS = 3
-"""Routing is tried again after a transient failure (a busy database) before the message is given up."""
 ALREADY_ANSWERED = "Already answered"
 NOT_ACTIVE = "This card is no longer active"
-_UNSAFE_NAME = re.compile(r"[\x00-\x1f/\\:*?\"<>|]+")
 
 Context = ContextTypes.DEFAULT_TYPE
-
-
-def safe_name(name: str | None, fallback: str) -> str:
-    """A file name that stays inside the session inbox (no folders, no control characters)."""
-    clean = _UNSAFE_NAME.sub("_", (name or "").strip()).strip(". ")
-    return clean[:120] or fallback
 
 
 def is_mention(message: Message, bot: Bot) -> bool:
@@ -119,7 +109,7 @@ class Inbound:
                           message.message_id, message.chat.id)
             return
         if inbound is not None:
-            await self._route(inbound)
+            await route(self._host, inbound, log)
 
     async def convert(self, message: Message, bot: Bot) -> InboundMessage | None:
         """The neutral message, or None for what is not a person's message (service notices, other bots)."""
@@ -139,7 +129,7 @@ class Inbound:
         attachments, refused = await self._attachments(message)
         notes += refused
         if notes:
-            text = "\n\n".join(p for p in (text, "\n".join(notes)) if p)
+            text = with_notes(text, notes)
         if not text and not attachments:
             return None  # a service message (someone joined, the title changed, …)
         extra: dict[str, Any] = {}
@@ -206,10 +196,8 @@ class Inbound:
 
     async def _download(self, item: Any, name: str, message: Message) -> tuple[bytes | None, str | None]:
         size = item.file_size
-        limit_mb = self._max_bytes / (1024 * 1024)
         if size and size > self._max_bytes:
-            mb = size / (1024 * 1024)
-            return None, f"[{name} was not downloaded: it is {mb:.1f} MB, over the {limit_mb:g} MB limit]"
+            return None, too_large(name, size, self._max_bytes)
         try:
             file = await item.get_file()
             data = bytes(await file.download_as_bytearray())
@@ -222,23 +210,9 @@ class Inbound:
                         err)
             return None, f"[{name} could not be downloaded: {err}]"
         if len(data) > self._max_bytes:
-            return None, f"[{name} was not kept: it is over the {limit_mb:g} MB limit]"
+            return None, not_kept(name, self._max_bytes)
         return data, None
 
-    async def _route(self, message: InboundMessage) -> None:
-        for attempt in range(1, ROUTE_ATTEMPTS + 1):
-            try:
-                await self._host.on_inbound(message)
-                return
-            except TransientError as err:
-                if attempt == ROUTE_ATTEMPTS:
-                    break
-                log.warning("routing telegram message %s failed (%s); trying again", message.message_id, err)
-                await asyncio.sleep(0.5 * attempt)
-            except Exception:
-                break
-        log.error("telegram message %s from %s in chat %s was dropped: routing it failed (see the error above)",
-                  message.message_id, message.sender_id, message.platform_id)
 
     # ------------------------------------------------------------------------------------------ buttons
 

@@ -140,8 +140,7 @@ class Sender:
     async def deliver(self, platform_id: str, message: OutboundMessage) -> str | None:
         """Send one outbound message; returns the platform id of the (first) message sent."""
         if not self._link.can_send:
-            status = self._link.status
-            raise ChannelDown(CHANNEL, f"Telegram is {status.state}: {status.detail}".rstrip(": "))
+            raise self._link.down()
         chat = chat_ref(platform_id)
         try:
             if message.kind == "edit":

@@ -6,7 +6,6 @@ The Telegram library is imported inside :func:`check_token`, so listing the chan
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -15,8 +14,8 @@ from typing import Any
 
 from nanoclaw_app.channels.manifest import SetupContext
 from nanoclaw_app.channels.telegram.settings import TelegramSettings
-from nanoclaw_app.db import app_state
-from nanoclaw_app.errors import ConfigError, NanoClawError, TransientError, UserError
+from nanoclaw_app.channels.token_setup import TokenSetup, keep_tokens, load_record, require_secret_store
+from nanoclaw_app.errors import TransientError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -142,17 +141,10 @@ def privacy_note(bot: BotInfo | None) -> str | None:
 
 async def saved_bot(ctx: SetupContext) -> BotInfo | None:
     """The bot the saved token belongs to, as recorded when it was checked."""
-    raw = await app_state.get(ctx.db, BOT_KEY)
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-        return BotInfo(id=int(data["id"]), username=str(data["username"]), name=str(data["name"]),
-                       can_join_groups=bool(data["can_join_groups"]),
-                       can_read_all_group_messages=bool(data["can_read_all_group_messages"]))
-    except (ValueError, KeyError, TypeError):
-        log.warning("channels: ignoring an unreadable saved Telegram bot %r", raw[:200])
-        return None
+    return await load_record(ctx, BOT_KEY, lambda data: BotInfo(
+        id=int(data["id"]), username=str(data["username"]), name=str(data["name"]),
+        can_join_groups=bool(data["can_join_groups"]),
+        can_read_all_group_messages=bool(data["can_read_all_group_messages"])), "Telegram bot", log)
 
 
 async def save_token(ctx: SetupContext, body: Mapping[str, Any]) -> TokenSaved:
@@ -163,18 +155,9 @@ async def save_token(ctx: SetupContext, body: Mapping[str, Any]) -> TokenSaved:
     """
     token = body.get("token")
     clean = clean_token(token if isinstance(token, str) else "")
-    if not ctx.secrets.available:
-        raise ConfigError(f"NanoClaw cannot keep the token safely yet: {ctx.secrets.unavailable_reason}. Set a "
-                          "passphrase for the secret store in Settings, then try again")
+    require_secret_store(ctx, "the token")
     bot = await check_token(clean, ctx.settings.channel(TelegramSettings).api_base_url)
-    previous = await ctx.secrets.get(TOKEN_SECRET)
-    await ctx.put_secret(TOKEN_SECRET, clean, TOKEN_LABEL)
-    await app_state.put(ctx.db, BOT_KEY, json.dumps(dataclasses.asdict(bot)))
-    await ctx.set_enabled(True)
-    started = False
-    if ctx.host_running:
-        await ctx.start(restart=previous != clean)
-        started = True
+    started = await keep_tokens(ctx, [(TOKEN_SECRET, clean, TOKEN_LABEL)], BOT_KEY, dataclasses.asdict(bot))
     log.info("channels: Telegram token for @%s saved%s", bot.username, "" if started else " (starts with NanoClaw)")
     ctx.changed()
     note = privacy_note(bot)
@@ -204,17 +187,13 @@ async def set_api_server(ctx: SetupContext, body: Mapping[str, Any]) -> None:
     ctx.changed()
 
 
-class TelegramSetup:
+class TelegramSetup(TokenSetup):
     """The Telegram half of the channels service."""
 
-    async def is_set_up(self, ctx: SetupContext) -> bool:
-        """A token is saved (or, while the store is locked, one was checked before)."""
-        if ctx.secrets.available:
-            try:
-                return await ctx.secrets.get(TOKEN_SECRET) is not None
-            except NanoClawError as err:
-                log.warning("channels: cannot tell whether a Telegram token is saved: %s", err)
-        return await app_state.get(ctx.db, BOT_KEY) is not None
+    secrets = (TOKEN_SECRET,)
+    record_key = BOT_KEY
+    not_connected = "Telegram is not connected yet: paste your bot's token"
+    no_tokens = "Telegram has no bot token yet: paste the token from @BotFather first"
 
     async def details(self, ctx: SetupContext) -> dict[str, Any]:
         """The bot, what privacy mode hides, and the Bot API server."""
@@ -226,26 +205,6 @@ class TelegramSetup:
         """The bot's handle."""
         bot = await saved_bot(ctx)
         return f"@{bot.username}" if bot is not None else None
-
-    async def not_working(self, ctx: SetupContext) -> str | None:
-        """Working means a token saved and the bot running."""
-        if ctx.adapter is None or not await self.is_set_up(ctx):
-            return "Telegram is not connected yet: paste your bot's token"
-        return None
-
-    async def enable(self, ctx: SetupContext) -> None:
-        """Start with the saved token."""
-        ctx.require_host()
-        if not await self.is_set_up(ctx):
-            raise UserError("Telegram has no bot token yet: paste the token from @BotFather first")
-        await ctx.set_enabled(True)
-        await ctx.start()
-
-    async def forget(self, ctx: SetupContext) -> None:
-        """Delete the token and the bot's record."""
-        if ctx.secrets.available and await ctx.secrets.get(TOKEN_SECRET) is not None:
-            await ctx.delete_secret(TOKEN_SECRET)
-        await app_state.delete(ctx.db, BOT_KEY)
 
 
 def pair_hint(code: str, send_to: str | None) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nanoclaw_app.channels.manifest import ActionField, ChannelDeps, ChannelManifest, SetupAction
+from nanoclaw_app.channels.manifest import ActionField, ChannelDeps, ChannelManifest, SetupAction, library_check
 from nanoclaw_app.channels.whatsapp import setup
 from nanoclaw_app.channels.whatsapp.settings import WhatsAppSettings
 from nanoclaw_app.core.adapter_contract import ChannelAdapter
@@ -32,5 +32,8 @@ MANIFEST = ChannelManifest(
     in_wizard=True,
     pair_hint=setup.pair_hint,
     settings=WhatsAppSettings,
-    self_check=setup.library_check,
+    # A frozen build must carry its native library; musl Linux has no wheel.
+    self_check=library_check("WhatsApp", "neonize", "nanoclaw_app.channels.whatsapp.native",
+                             fix="reinstall NanoClaw; WhatsApp needs a glibc Linux, macOS or Windows",
+                             part="native library"),
 )

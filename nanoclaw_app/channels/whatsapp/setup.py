@@ -6,16 +6,13 @@ adapter is reached through :class:`WhatsAppControls` (duck-typed), so this modul
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import importlib.metadata
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from nanoclaw_app.channels.manifest import SelfCheck, SetupContext
+from nanoclaw_app.channels.manifest import SetupContext
 from nanoclaw_app.channels.whatsapp.state_keys import DEDICATED_MODE, MODE_KEY, NUMBER_KEY, SELF_MODE
 from nanoclaw_app.db import app_state
 from nanoclaw_app.errors import ConfigError, UserError
@@ -207,20 +204,6 @@ class WhatsAppSetup:
         for suffix in ("", "-wal", "-shm", "-journal"):
             (folder / f"device.db{suffix}").unlink(missing_ok=True)
         await app_state.delete(ctx.db, NUMBER_KEY)
-
-
-async def library_check() -> SelfCheck:
-    """Whether WhatsApp's native library loads (a frozen build must carry it; musl Linux has no wheel)."""
-    try:
-        await asyncio.to_thread(importlib.import_module, "nanoclaw_app.channels.whatsapp.native")
-    except Exception as err:  # an ImportError, or OSError from loading the Go library
-        return SelfCheck(False, f"the WhatsApp library does not load: {err}",
-                         "reinstall NanoClaw; WhatsApp needs a glibc Linux, macOS or Windows")
-    try:
-        version = importlib.metadata.version("neonize")
-    except importlib.metadata.PackageNotFoundError:  # frozen: no distribution metadata
-        version = "bundled"
-    return SelfCheck(True, f"neonize {version}, native library loads")
 
 
 def pair_hint(code: str, send_to: str | None) -> str:

@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from nanoclaw_app.channels.discord.inbound import safe_name
+from nanoclaw_app.channels.received_files import safe_name
 from nanoclaw_app.host import Host
 from nanoclaw_app.settings import Settings, load_settings
 from tests.channels.discord.conftest import dm_id, dm_session, inbound_contents, pair
