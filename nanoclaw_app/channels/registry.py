@@ -12,6 +12,7 @@ from typing import Any
 
 from nanoclaw_app.channels.discord.manifest import MANIFEST as DISCORD
 from nanoclaw_app.channels.manifest import ChannelManifest, ChannelSettings
+from nanoclaw_app.channels.slack.manifest import MANIFEST as SLACK
 from nanoclaw_app.channels.telegram.manifest import MANIFEST as TELEGRAM
 from nanoclaw_app.channels.whatsapp.manifest import MANIFEST as WHATSAPP
 from nanoclaw_app.db import app_state
@@ -20,6 +21,7 @@ from nanoclaw_app.db.database import Database
 CHANNELS: tuple[ChannelManifest, ...] = (
     WHATSAPP,
     TELEGRAM,
+    SLACK,
     DISCORD,
 )
 """The channels besides the in-app chat (which the host always runs), in the order the app lists them."""

@@ -26,6 +26,7 @@ def test_binary_loads_every_channels_library(binary: Path, tmp_path: Path) -> No
     lines = {ln.split("] ", 1)[1].split(":", 1)[0]: ln for ln in out.stdout.splitlines() if ln.startswith("[")}
     assert lines.get("whatsapp", "").startswith("[ok  ] whatsapp: neonize"), out.stdout + out.stderr
     assert lines.get("discord", "").startswith("[ok  ] discord: discord.py"), out.stdout + out.stderr
+    assert lines.get("slack", "").startswith("[ok  ] slack: slack-bolt"), out.stdout + out.stderr
 
 
 def test_binary_serves_health_and_exits_cleanly(binary: Path, tmp_path: Path) -> None:
