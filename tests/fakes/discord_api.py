@@ -16,7 +16,8 @@ Tests drive it with ``push_message`` / ``push_dm`` / ``push_component_click`` / 
 ``fail_next`` (an error, or a 429 with ``retry_after``, for the next call of a route), ``stop``/``start`` (the same
 port; sessions and their event logs kept, so the client resumes and gets what it missed exactly once) and read back
 with ``sent_messages``, ``interaction_responses``, ``reactions``, ``typing``. The gateway lives in ``discord_gateway``,
-the people and ids (``BOT``, ``OWNER``, ``STRANGER``, ``GENERAL_ID``, ``TOKEN``) in ``discord_model``.
+the people and ids (``BOT``, ``OWNER``, ``STRANGER``, ``GENERAL_ID``, ``TOKEN``) in ``discord_model``, reading request
+bodies and checking content in ``discord_payloads``, the interaction routes in ``discord_interactions``.
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from tests.fakes.discord_gateway import (
     INTENT_DIRECT_MESSAGES,
@@ -39,13 +39,12 @@ from tests.fakes.discord_gateway import (
     PRIVILEGED_INTENTS,
     FakeGateway,
 )
+from tests.fakes.discord_interactions import InteractionRoutes
 from tests.fakes.discord_model import (
     BOT,
     BOT_PERMISSIONS,
     GENERAL_ID,
     GUILD_ID,
-    MAX_CONTENT,
-    MAX_CUSTOM_ID,
     MENTION,
     OWNER,
     STRANGER,
@@ -54,17 +53,17 @@ from tests.fakes.discord_model import (
     DcUser,
     DiscordRefusal,
     StoredFile,
-    form_error,
     json_answer,
     now,
     snowflake,
 )
+from tests.fakes.discord_payloads import checked_content, read_body, with_files
 
 Handler = Callable[[web.Request, dict[str, str], Any], Awaitable[Any]]
 
 
 @dataclass
-class FakeDiscord:
+class FakeDiscord(InteractionRoutes):
     """The server. ``await start()`` binds a free port (the same one again after ``stop()``)."""
 
     token: str = TOKEN
@@ -424,30 +423,10 @@ class FakeDiscord:
         found = self._match(call.method, call.path)
         return found[0] if found else None
 
-    async def _body(self, request: web.Request) -> Any:
-        if not request.can_read_body:
-            return None
-        if request.content_type == "application/json":
-            return await request.json()
-        if request.content_type.startswith("multipart/"):
-            form: dict[str, Any] = {}
-            reader = await request.multipart()
-            async for part in reader:
-                if not isinstance(part, BodyPartReader) or part.name is None:
-                    continue
-                data = await part.read()
-                if part.filename:
-                    form[part.name] = {"filename": part.filename, "data": bytes(data),
-                                       "content_type": part.headers.get("Content-Type", "application/octet-stream")}
-                else:
-                    form[part.name] = data.decode()
-            return form
-        return (await request.read()).decode() or None
-
     async def _api(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
         try:
-            body = await self._body(request)
+            body = await read_body(request)
         except (ValueError, UnicodeDecodeError) as err:
             return DiscordRefusal(400, 50109, f"The request body contains invalid JSON: {err}").response()
         self.calls.append(Call(request.method, path, body))
@@ -462,7 +441,7 @@ class FakeDiscord:
             failures = self._failures.get(key)
             if failures and (refusal := failures.pop(0)) is not None:
                 raise refusal
-            result = await handler(request, params, self._payload(body))
+            result = await handler(request, params, with_files(body))
         except DiscordRefusal as refusal:
             return refusal.response()
         finally:
@@ -471,47 +450,12 @@ class FakeDiscord:
             return web.Response(status=204)
         return json_answer(result)
 
-    @staticmethod
-    def _payload(body: Any) -> Any:
-        """A multipart body's ``payload_json`` with its ``files[n]`` listed under ``"_files"``."""
-        if isinstance(body, dict) and "payload_json" in body:
-            payload = json.loads(body["payload_json"])
-            payload["_files"] = {k: v for k, v in body.items() if k.startswith("files[")}
-            return payload
-        return body
-
     async def _download(self, request: web.Request) -> web.Response:
         stored = self.files.get(int(request.match_info["file_id"]))
         if stored is None or stored.filename != request.match_info["filename"]:
             return web.Response(status=404, text="Not Found")
         self.calls.append(Call("GET", request.path, None))
         return web.Response(body=stored.data, content_type=stored.content_type)
-
-    def _content(self, channel_id: int, payload: dict[str, Any], *,
-                 existing: Sequence[dict[str, Any]] = ()) -> tuple[dict[str, Any], list[tuple[str, bytes, str]]]:
-        """Check message content the way Discord does; returns the fields to store and the uploads."""
-        content = payload.get("content")
-        if content is not None and len(str(content)) > MAX_CONTENT:
-            raise form_error("content", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CONTENT} or fewer in length.")
-        for row in payload.get("components") or []:
-            for item in row.get("components") or []:
-                if len(str(item.get("custom_id", ""))) > MAX_CUSTOM_ID:
-                    raise form_error("components", "BASE_TYPE_MAX_LENGTH",
-                                      f"custom_id must be {MAX_CUSTOM_ID} or fewer in length.")
-        files = payload.get("_files") or {}
-        uploads: list[tuple[str, bytes, str]] = []
-        kept: list[dict[str, Any]] = []
-        for entry in payload.get("attachments") or []:
-            part = files.get(f"files[{entry['id']}]")
-            if part is not None:
-                uploads.append((entry.get("filename") or part["filename"], part["data"], part["content_type"]))
-            else:
-                kept += [a for a in existing if a["id"] == str(entry["id"])]
-        if files and not payload.get("attachments"):
-            uploads += [(p["filename"], p["data"], p["content_type"]) for p in files.values()]
-        fields: dict[str, Any] = {k: payload[k] for k in ("content", "embeds", "components") if k in payload}
-        fields["attachments"] = kept
-        return fields, uploads
 
     # ------------------------------------------------------------------------------------------ REST routes
 
@@ -575,7 +519,7 @@ class FakeDiscord:
         if channel["type"] == 1 and int(channel["recipients"][0]["id"]) in self.dms_closed:
             raise DiscordRefusal(403, 50007, "Cannot send messages to this user")
         payload = body or {}
-        fields, uploads = self._content(channel_id, payload)
+        fields, uploads = checked_content(payload)
         if not (fields.get("content") or fields.get("embeds") or fields.get("components") or uploads):
             raise DiscordRefusal(400, 50006, "Cannot send an empty message")
         reference = payload.get("message_reference")
@@ -590,7 +534,7 @@ class FakeDiscord:
         if message["author"]["id"] != str(self.bot.id):
             raise DiscordRefusal(403, 50005, "Cannot edit a message authored by another user")
         channel_id = int(message["channel_id"])
-        fields, uploads = self._content(channel_id, payload, existing=message["attachments"])
+        fields, uploads = checked_content(payload, existing=message["attachments"])
         if "attachments" not in payload:
             fields.pop("attachments")
         message.update(fields)
@@ -646,78 +590,4 @@ class FakeDiscord:
 
     async def _r_no_content(self, request: web.Request, params: dict[str, str], body: Any) -> Any:
         self._channel(int(params["channel_id"]))
-        return None
-
-    def _interaction(self, interaction_id: int | str, token: str) -> dict[str, Any]:
-        found = self.interactions.get(int(interaction_id))
-        if found is None or found["token"] != token:
-            raise DiscordRefusal(404, 10062, "Unknown interaction")
-        return found
-
-    def _by_token(self, application_id: str, token: str) -> dict[str, Any]:
-        found = next((i for i in self.interactions.values() if i["token"] == token), None)
-        if found is None or application_id != str(self.bot.id):
-            raise DiscordRefusal(404, 10015, "Unknown Webhook")
-        return found
-
-    async def _r_callback(self, request: web.Request, params: dict[str, str], body: Any) -> Any:
-        interaction = self._interaction(params["interaction_id"], params["token"])
-        answers = self.interaction_responses.setdefault(int(interaction["id"]), [])
-        if answers:
-            raise DiscordRefusal(400, 40060, "Interaction has already been acknowledged.")
-        payload = body or {}
-        kind = int(payload.get("type", 0))
-        data = payload.get("data") or {}
-        answers.append({k: v for k, v in payload.items() if k != "_files"})
-        channel_id = int(interaction["channel_id"])
-        message: dict[str, Any] | None = None
-        if kind == 4:  # a new message answering the click
-            fields, uploads = self._content(channel_id, data | {"_files": payload.get("_files")})
-            message = self._post(channel_id, self.bot, fields, uploads=uploads, flags=int(data.get("flags") or 0))
-        elif kind == 5:  # "thinking…" until a follow-up edits it
-            message = self._post(channel_id, self.bot, {"content": ""}, flags=128)
-        elif kind == 7:  # the clicked message itself is changed
-            message = self._apply_edit(self.messages[int(interaction["message"]["id"])],
-                                       data | {"_files": payload.get("_files")})
-        if message is not None and kind in (4, 5):
-            interaction["response_message_id"] = message["id"]
-        result: dict[str, Any] = {"interaction": {
-            "id": interaction["id"], "type": 3, "response_message_loading": kind == 5,
-            "response_message_ephemeral": bool(int(data.get("flags") or 0) & 64)}}
-        if message is not None:
-            result["interaction"]["response_message_id"] = message["id"]
-            result["resource"] = {"type": kind, "message": message}
-        return result if request.query.get("with_response") in ("1", "true", "True") else None
-
-    async def _r_followup(self, request: web.Request, params: dict[str, str], body: Any) -> Any:
-        interaction = self._by_token(params["application_id"], params["token"])
-        payload = body or {}
-        self.interaction_responses.setdefault(int(interaction["id"]), []).append(
-            {"followup": {k: v for k, v in payload.items() if k != "_files"}})
-        channel_id = int(interaction["channel_id"])
-        fields, uploads = self._content(channel_id, payload)
-        return self._post(channel_id, self.bot, fields, uploads=uploads, flags=int(payload.get("flags") or 0))
-
-    def _webhook_target(self, params: dict[str, str]) -> dict[str, Any]:
-        interaction = self._by_token(params["application_id"], params["token"])
-        message_id = params["message_id"]
-        if message_id == "@original":
-            message_id = interaction.get("response_message_id") or interaction["message"]["id"]
-        return self._message(int(message_id))
-
-    async def _r_webhook_message(self, request: web.Request, params: dict[str, str], body: Any) -> Any:
-        return self._webhook_target(params)
-
-    async def _r_webhook_edit(self, request: web.Request, params: dict[str, str], body: Any) -> Any:
-        message = self._webhook_target(params)
-        interaction = self._by_token(params["application_id"], params["token"])
-        payload = body or {}
-        self.interaction_responses.setdefault(int(interaction["id"]), []).append(
-            {"edit": {k: v for k, v in payload.items() if k != "_files"}, "message_id": message["id"]})
-        message["flags"] = int(message.get("flags") or 0) & ~128
-        return self._apply_edit(message, payload)
-
-    async def _r_webhook_delete(self, request: web.Request, params: dict[str, str], body: Any) -> Any:
-        message = self._webhook_target(params)
-        del self.messages[int(message["id"])]
         return None
