@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from agent_runner.config import RunnerConfig, load_config
+from agent_runner.gateway_relay import GatewayRelay
 from agent_runner.loop import RunnerLoop
 from agent_runner.providers.base import GatewayLost
 from agent_runner.providers.registry import ProviderLoader, UnknownProvider
@@ -33,10 +34,26 @@ async def serve(config: RunnerConfig, loader: ProviderLoader) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers in asyncio; not a container
             loop.add_signal_handler(sig, stop.set)
+    egress = await _egress_relay(config)
     try:
         await RunnerLoop(config, loader).run(stop)
     finally:
         await loader.aclose()
+        if egress is not None:
+            await egress.aclose()
+
+
+async def _egress_relay(config: RunnerConfig) -> GatewayRelay | None:
+    """Relay the proxy variables' loopback port to the host's egress socket: the container's only way out."""
+    if config.egress_socket is None:
+        return None
+    relay = GatewayRelay(config.egress_socket, port=config.egress_port, what="egress proxy (the agent's way out)")
+    try:
+        await relay.start()
+    except OSError as err:  # the agent still works; only its web and package access fails, and says why
+        log.error("cannot relay the egress proxy on port %d: %s", config.egress_port, err)
+        return None
+    return relay
 
 
 def main(argv: Sequence[str] | None = None) -> int:

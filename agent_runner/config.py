@@ -31,6 +31,10 @@ class RunnerConfig:
     gateway_socket: Path | None = None
     """A unix socket to the host's model gateway (Linux): every model HTTP call goes over it, whatever host
     ``base_url`` names. None means ``base_url`` is reached over TCP (a Podman machine on macOS/Windows; tests)."""
+    egress_socket: Path | None = None
+    """The host's egress proxy as a unix socket (Linux, no network in the container): relayed on ``egress_port``."""
+    egress_port: int = 3128
+    """Loopback port the proxy variables name; the relay listens there."""
     model_max_retries: int = 2
     """Retries of a failed model call by the SDK or the Claude CLI (the CLI's own default is 10, even for a 401)."""
     timezone: str = "UTC"
@@ -93,6 +97,8 @@ def load_config(argv: Sequence[str] | None = None) -> RunnerConfig:
         base_url=_env("MODEL_BASE_URL"),
         api_key=_env("MODEL_TOKEN"),
         gateway_socket=Path(socket) if (socket := _env("GATEWAY_SOCKET")) else None,
+        egress_socket=Path(socket) if (socket := _env("EGRESS_SOCKET")) else None,
+        egress_port=_non_negative_int("EGRESS_PORT", defaults.egress_port),
         model_max_retries=_non_negative_int("MODEL_MAX_RETRIES", defaults.model_max_retries),
         timezone=_env("TZ_NAME") or os.environ.get("TZ") or defaults.timezone,
         assistant_name=_env("ASSISTANT_NAME") or defaults.assistant_name,

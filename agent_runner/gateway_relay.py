@@ -42,9 +42,12 @@ class GatewayRelay:
     connections made before ``start()`` wait in the listen backlog.
     """
 
-    def __init__(self, socket_path: Path, *, host: str = "127.0.0.1") -> None:
+    def __init__(self, socket_path: Path, *, host: str = "127.0.0.1", port: int = 0,
+                 what: str = "model gateway") -> None:
         self.socket_path = socket_path
+        self._what = what
         self._host = host
+        self._port = port
         self._listener: socket.socket | None = None
         self._server: asyncio.Server | None = None
         self._start_lock = asyncio.Lock()
@@ -61,14 +64,14 @@ class GatewayRelay:
         if self._listener is None:
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
-                listener.bind((self._host, 0))
+                listener.bind((self._host, self._port))
                 listener.listen(BACKLOG)
                 listener.setblocking(False)
             except OSError:
                 listener.close()
                 raise
             self._listener = listener
-            log.info("gateway relay on %s:%d for %s", self._host, self.port, self.socket_path)
+            log.info("%s relay on %s:%d for %s", self._what, self._host, self.port, self.socket_path)
         return self.port
 
     async def start(self) -> None:
@@ -122,7 +125,7 @@ class GatewayRelay:
 
     def _lost(self, reason: str) -> None:
         if self._outage is None:
-            log.warning("the model gateway at %s is gone: %s", self.socket_path, reason)
+            log.warning("the %s at %s is gone: %s", self._what, self.socket_path, reason)
         self._outage = reason
 
     def _dropped(self) -> None:
@@ -130,7 +133,7 @@ class GatewayRelay:
 
     def _answered(self) -> None:
         if self._outage is not None:
-            log.info("the model gateway at %s answers again", self.socket_path)
+            log.info("the %s at %s answers again", self._what, self.socket_path)
             self._outage = None
 
     # -- one connection ----------------------------------------------------------------------------------------------
@@ -145,9 +148,9 @@ class GatewayRelay:
             try:
                 gateway_reader, gateway_writer = await asyncio.open_unix_connection(str(self.socket_path), limit=CHUNK)
             except OSError as exc:
-                log.warning("the model gateway socket %s cannot be reached: %s", self.socket_path, exc)
+                log.warning("the %s socket %s cannot be reached: %s", self._what, self.socket_path, exc)
                 self._lost(f"its socket cannot be reached ({exc.strerror or exc})")
-                reason = f"The model gateway ({self.socket_path}) is not reachable: {exc.strerror or exc}."
+                reason = f"The {self._what} ({self.socket_path}) is not reachable: {exc.strerror or exc}."
                 await _refuse(client_reader, client_writer, reason)
                 return
             exchange = _Exchange(on_answer=self._answered, on_drop=self._dropped)

@@ -34,10 +34,13 @@ from nanoclaw_app.core.turn_budget import TurnBudget
 from nanoclaw_app.core.typing_keeper import TypingKeeper
 from nanoclaw_app.core.watcher import OutboundWatcher
 from nanoclaw_app.db import agents as agents_db
+from nanoclaw_app.db import egress_events
 from nanoclaw_app.db import users as users_db
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.migrate import migrate
 from nanoclaw_app.db.rows import Session
+from nanoclaw_app.egress.decisions import EgressDecisions
+from nanoclaw_app.egress.server import EgressServer
 from nanoclaw_app.errors import ConfigError, NanoClawError
 from nanoclaw_app.gateway.server import ModelGateway
 from nanoclaw_app.gateway.upstream import build_upstreams
@@ -100,6 +103,16 @@ class Host:
             settings=settings, db=self.db, secrets=self.secrets, events=self.events,
             on_cap_reached=self._on_spend_cap,
         )
+        # Every container's only way out: its own proxy listener, answered by the decisions below.
+        self.egress_decisions = EgressDecisions(db=self.db, secrets=self.secrets,
+                                                approval_seconds=lambda: self.settings.egress_approval_seconds,
+                                                events=self.events)
+        self.egress = EgressServer(
+            self.egress_decisions, ca_folder=settings.paths.home / "egress", run_dir=settings.paths.run,
+            transport=self.gateway.transport,
+            exceptions=tuple(e.strip() for e in settings.egress_private_exceptions.split(",") if e.strip()),
+            extra_ca_file=settings.agent_ca_certificates, upstream_ca_file=settings.egress_trusted_ca_file,
+        )
         self.runtime: ContainerRuntime = runtime or self._default_runtime()
         self.waker = WakeManager(
             self.db,
@@ -118,6 +131,7 @@ class Host:
         # Every wake of the core passes the turn budget, which pauses a session that runs away (any loop, any cause).
         self.ctx.waker = TurnBudget(self.ctx, self.waker, is_queued=self.waker.is_queued)
         self.approvals = ApprovalService(self.ctx)
+        self.egress_decisions.use_approvals(self.approvals)
         # Inbound interceptors, in order: a pairing code binds a chat first; then a reply naming a new agent.
         self.router = Router(self.ctx, self.approvals,
                              interceptors=(partial(pairing.intercept, self.ctx), self.approvals.intercept))
@@ -193,6 +207,11 @@ class Host:
             await self.gateway.start()
             stack.push_async_callback(self.gateway.stop)
             self._component("gateway", self.gateway.transport)
+            self.egress_decisions.start()
+            stack.push_async_callback(self.egress_decisions.stop)
+            await self.egress.start()
+            stack.push_async_callback(self.egress.stop)
+            self._component("egress", self.gateway.transport)
 
             await self.waker.start()
             stack.push_async_callback(self.waker.stop_all)
@@ -452,7 +471,8 @@ class Host:
             return LocalRuntime(pid_dir=self.settings.paths.container_logs, gateway=self.gateway)
         from nanoclaw_app.runtime.podman_runtime import PodmanRuntime
 
-        return PodmanRuntime(self.settings, gateway=self.gateway, events=self.events, notice=self._notice)
+        return PodmanRuntime(self.settings, gateway=self.gateway, egress=self.egress, events=self.events,
+                             notice=self._notice)
 
     async def _notice(self, session_id: str, text: str) -> None:
         """A note for a session whose container is starting right now (waking it again would wait on itself)."""
@@ -549,6 +569,10 @@ class Host:
                 await self.approvals.expire_due()
             except Exception:
                 log.exception("approval expiry failed; will retry")
+            try:
+                await egress_events.purge_old(self.db)
+            except Exception:
+                log.exception("forgetting old internet activity failed; will retry")
 
     async def _stop_housekeeping(self) -> None:
         task, self._housekeeping = self._housekeeping, None

@@ -121,6 +121,14 @@ class Settings:
     """Base of the agent image. A registry image by default; a local image (``localhost/...``) works offline."""
     agent_ca_certificates: str = ""
     """A PEM file of extra CA certificates for agent containers and image builds (corporate TLS proxies)."""
+    egress_approval_seconds: float = 120.0
+    """How long a request held for a credential approval waits; unanswered, the agent gets a 403 and is told."""
+    egress_trusted_ca_file: str = ""
+    """A PEM file of CAs the egress proxy trusts for sites that have a credential (a home server's own certificate),
+    on top of the public ones and ``agent_ca_certificates``."""
+    egress_private_exceptions: str = ""
+    """Comma-separated ``host:port`` the egress proxy may reach although they are on the home network. For
+    development against local fakes only: the Settings page does not offer it, and every use is logged."""
     container_memory_mb: int = 2048
     """Memory limit of each agent container."""
     container_cpus: float = 2.0

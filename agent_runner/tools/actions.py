@@ -167,6 +167,17 @@ async def install_packages(ctx: ToolContext, args: dict[str, Any]) -> str:
             "and you will be asked to check them.")
 
 
+async def request_credential(ctx: ToolContext, args: dict[str, Any]) -> str:
+    """Ask the owner to add a credential for a host in the app; the value never passes through the agent."""
+    host = text_arg(args, "host").strip()
+    reason = text_arg(args, "reason")
+    if not host or len(host) > 253:
+        raise ToolError("`host` must be a host name like api.github.com")
+    await _request(ctx, "request_credential", {"host": host, "reason": reason})
+    return ("The owner was sent a link to add a credential for this host in NanoClaw. Once they have, your requests "
+            "to it get the credential added on the way out; never ask for the value itself.")
+
+
 async def add_mcp_server(ctx: ToolContext, args: dict[str, Any]) -> str:
     """Ask an admin to approve adding an MCP server to this agent."""
     name = text_arg(args, "name")
@@ -188,6 +199,7 @@ __all__ = [
     "install_packages",
     "list_tasks",
     "pause_task",
+    "request_credential",
     "resume_task",
     "schedule_task",
     "update_task",

@@ -140,6 +140,14 @@ _SPECS: tuple[tuple[str, str, dict[str, Any], Impl], ...] = (
         actions.install_packages,
     ),
     (
+        "request_credential",
+        "Ask the owner to add a credential (API token, password) for a host in the NanoClaw app. The value is added "
+        "to your requests to that host by NanoClaw on the way out; you never see it. Never ask for a secret in chat.",
+        schema({"host": string("The API's host name, e.g. api.github.com."),
+                "reason": string("What you need it for (shown to the owner).")}, ["host", "reason"]),
+        actions.request_credential,
+    ),
+    (
         "add_mcp_server",
         "Ask an admin to add an MCP server to your tools. Needs approval; your container restarts.",
         schema({

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from types import ModuleType
 
-AREAS = ("agents", "channels", "chats", "people", "approvals", "tasks", "activity", "settings", "secrets")
+AREAS = ("agents", "channels", "chats", "people", "approvals", "tasks", "activity", "settings", "secrets",
+         "credentials")
 """Each area's module and subcommand name, in help order. Named here so the CLI imports the areas (and their whole
 service layer, ~0.7 s) only for a command that needs them, never to open the app or serve."""
 
@@ -21,13 +22,14 @@ def _areas() -> tuple[ModuleType, ...]:
         approvals,
         channels,
         chats,
+        credentials,
         people,
         secrets,
         settings,
         tasks,
     )
 
-    return (agents, channels, chats, people, approvals, tasks, activity, settings, secrets)
+    return (agents, channels, chats, people, approvals, tasks, activity, settings, secrets, credentials)
 
 
 def register_all(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,9 +1,10 @@
 """``nanoclaw agents ...``: every action of the agents page, on the same service layer.
 
 An agent is named by id, folder or name. Settings, memory, mounts, packages and MCP servers are written straight to
-the database and the agent's folder (the running host reads them when a container starts). Restart and delete need the
-running host, which owns the containers: when one runs, the command asks it over its loopback API with a short-lived
-session of its own; when none runs, no container runs either and the command works here.
+the database and the agent's folder (the running host reads them when a container starts). Restart, delete and
+internet access need the running host, which owns the containers and the egress proxy: when one runs, the command asks
+it over its loopback API with a short-lived session of its own; when none runs, nothing runs to tell and the command
+works here.
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ def register(sub: SubParsers) -> None:
         leaf.add_argument("--apt", nargs="+", default=[], metavar="NAME")
         leaf.add_argument("--pip", nargs="+", default=[], metavar="NAME")
 
+    internet = _leaf(cmds, "internet", "what an agent may reach on the internet (the home network never)",
+                     _internet)
+    internet.add_argument("agent", help="id, folder or name")
+    access = internet.add_mutually_exclusive_group()
+    access.add_argument("--open", action="store_true", help="any site; every connection is logged")
+    access.add_argument("--sites", metavar="SITE,SITE",
+                        help='only these sites and their subdomains, comma-separated ("" for none at all)')
+
     mcp = cmds.add_parser("mcp", help="MCP servers of an agent").add_subparsers(
         dest="mcp_command", required=True, metavar="COMMAND")
     _leaf(mcp, "list", "an agent's MCP servers (environment values hidden)", _mcp_list).add_argument("agent")
@@ -144,6 +153,9 @@ def _print_agent(agent: svc.AgentDetail) -> None:
     print(f"  workspace     {agent.workspace}")
     print(f"  chats         {', '.join(f'{c.name} ({c.channel_type})' for c in agent.chats) or 'none'}")
     print(f"  sessions      {agent.sessions} active, {agent.running} container(s) running")
+    internet = ("any site (logged)" if agent.internet_mode == "open"
+                else f"only {', '.join(agent.internet_sites)}" if agent.internet_sites else "no site at all")
+    print(f"  internet      {internet}; never the home network")
 
 
 async def _create(args: argparse.Namespace, services: AppServices) -> int:
@@ -369,6 +381,35 @@ async def _packages_remove(args: argparse.Namespace, services: AppServices) -> i
     saved = await svc.set_packages(services, found.id, apt=[n for n in current.apt if n not in args.apt],
                                    pip=[n for n in current.pip if n not in args.pip])
     return _print_packages(args, saved)
+
+
+# ---------------------------------------------------------------------------------------------- internet access
+
+
+async def _internet(args: argparse.Namespace, services: AppServices) -> int:
+    found = await svc.find_agent(services, args.agent)
+    if not args.open and args.sites is None:
+        access = await svc.get_internet(services, found.id)
+    else:
+        mode = "open" if args.open else "sites"
+        # "--open" keeps the stored list (as the page does); only "--sites" changes it.
+        sites = (await svc.get_internet(services, found.id)).sites if args.open else args.sites.split(",")
+        # The running host publishes the change to its proxy; without one, nothing runs to tell.
+        remote = await call_running_host(services, "PUT", f"/api/agents/{quote(found.id, safe='')}/internet",
+                                         json={"mode": mode, "sites": sites})
+        access = svc.InternetAccess(**remote) if remote is not None else await svc.set_internet(
+            services, found.id, mode, sites)
+    if args.json:
+        print_json(access)
+        return 0
+    if access.mode == "open":
+        print(f"{found.name} may reach any site; every connection is logged (Activity, Internet)")
+    elif access.sites:
+        print(f"{found.name} may reach only: {', '.join(access.sites)} (and their subdomains)")
+    else:
+        print(f"{found.name} may reach no site at all (only these sites, and the list is empty)")
+    print("the home network is never reachable, whatever is set here")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------- MCP servers

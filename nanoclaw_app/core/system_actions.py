@@ -14,20 +14,24 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
 from agent_runner.protocol import ContractError, OutboundRow, SystemAction, decode_outbound
 from nanoclaw_app.core import scheduling
 from nanoclaw_app.core.context import CoreContext
 from nanoclaw_app.core.notes import write_refusal_note, write_system_note
+from nanoclaw_app.core.notify import notify_owner
 from nanoclaw_app.core.projection import reproject_agent
 from nanoclaw_app.core.turn_budget import RESUME_ACTION, apply_resume, is_paused
 from nanoclaw_app.db import agents, destinations
 from nanoclaw_app.db import approvals as approvals_db
 from nanoclaw_app.db import sessions as sessions_db
 from nanoclaw_app.db.rows import Session
+from nanoclaw_app.egress.policy import check_host_pattern
 from nanoclaw_app.errors import UserError
 from nanoclaw_app.sessions.mounted import MountedDir
 from nanoclaw_app.text_safety import clean_text
@@ -47,6 +51,8 @@ MCP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MEMORY_FILE = "MEMORY.md"
 SELF_SCHEDULED = frozenset({"schedule_task", "update_task", "resume_task"})
+CREDENTIAL_ASK_SECONDS = 600.0
+"""An agent may ask the owner for a credential for the same host once in this time."""
 """Actions that give the agent future turns of its own: each one counts as a turn (a wake) and none is taken while
 the session is paused, so a loop through scheduled tasks stays inside the turn budget."""
 
@@ -84,7 +90,10 @@ class SystemActions:
             "create_agent": self._create_agent,
             "install_packages": self._install_packages,
             "add_mcp_server": self._add_mcp_server,
+            "request_credential": self._request_credential,
         }
+        self._credential_asks: dict[tuple[str, str], float] = {}
+        """(agent, host) -> when the owner was last asked: an agent cannot flood the owner with requests."""
 
     async def apply(self, session: Session, row: OutboundRow) -> None:
         """Apply one system row. Refusals become notes; unexpected errors propagate so delivery retries."""
@@ -164,6 +173,28 @@ class SystemActions:
             + (f" (environment: {', '.join(sorted(server['env']))})" if server["env"] else "")  # names only
         )
         await self._ask(session, "add_mcp_server", server, "Add MCP server?", question)
+
+    async def _request_credential(self, session: Session, payload: dict[str, Any]) -> None:
+        """Send the owner a link to the Credentials page with the host filled in; the value never passes here."""
+        try:
+            host = check_host_pattern(str(payload.get("host", "")))
+        except ValueError as err:
+            raise UserError(str(err)) from err
+        key = (session.agent_group_id, host)
+        now = time.monotonic()
+        if now - self._credential_asks.get(key, -CREDENTIAL_ASK_SECONDS) < CREDENTIAL_ASK_SECONDS:
+            raise UserError(f"the owner was asked for a {host} credential a few minutes ago; wait for them")
+        agent = await agents.get(self._ctx.db, session.agent_group_id)
+        reason = clean_text(str(payload.get("reason", "")))[:300]
+        link = f"http://127.0.0.1:{self._ctx.settings.port}/credentials?host={quote(host)}"
+        text = (f"🔑 {agent.name if agent else 'An agent'} asks for a credential for {host}"
+                + (f": {reason}" if reason else ".")
+                + f"\n\nAdd it in the NanoClaw app under Credentials (on the computer running NanoClaw: {link})."
+                " Never send the token itself in a chat.")
+        if not await notify_owner(self._ctx, text):
+            raise UserError("no owner can be reached right now; tell the user to add it under Credentials in the app")
+        self._credential_asks[key] = now
+        self._ctx.events.publish("system_action.credential_requested", session_id=session.id, host=host)
 
     async def _ask(self, session: Session, action: str, payload: dict[str, Any], title: str, question: str) -> None:
         async with self._asking:

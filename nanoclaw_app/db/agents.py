@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+from collections.abc import Sequence
 
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.rows import AgentGroup, ContainerConfig, from_row, maybe
@@ -104,6 +106,15 @@ async def update_config(db: Database, agent_group_id: str, **changes: object) ->
 async def rename(db: Database, agent_group_id: str, name: str) -> None:
     """Rename an agent; its folder (and so its workspace) keeps its old name."""
     await db.execute("UPDATE agent_groups SET name = ? WHERE id = ?", (name, agent_group_id))
+
+
+async def set_egress(db: Database, agent_group_id: str, mode: str, sites: Sequence[str]) -> bool:
+    """Store an agent's internet access (``open`` or ``sites``, with already-checked sites); False for no agent."""
+    changed = await db.execute(
+        "UPDATE agent_groups SET egress_mode = ?, egress_sites_json = ? WHERE id = ?",
+        (mode, json.dumps(list(sites)), agent_group_id),
+    )
+    return changed == 1
 
 
 async def delete(db: Database, agent_group_id: str) -> list[str]:

@@ -110,6 +110,16 @@ async def due_approvals(db: Database, now: str) -> list[PendingApproval]:
     return [from_row(PendingApproval, r) for r in rows]
 
 
+async def pending_of_actions(db: Database, actions: list[str]) -> list[PendingApproval]:
+    """Pending requests of these actions, whatever their expiry."""
+    marks = ",".join("?" * len(actions))
+    rows = await db.fetchall(
+        f"SELECT * FROM pending_approvals WHERE status = 'pending' AND action IN ({marks}) ORDER BY created_at",
+        tuple(actions),
+    )
+    return [from_row(PendingApproval, r) for r in rows]
+
+
 # --------------------------------------------------------------------------------------------- unknown senders
 
 

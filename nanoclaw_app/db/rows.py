@@ -29,6 +29,10 @@ class AgentGroup:
     name: str
     folder: str
     created_at: str
+    egress_mode: str = "open"
+    """``open`` (any site, every connection logged) or ``sites`` (only ``egress_sites_json``)."""
+    egress_sites_json: str = "[]"
+    """A JSON list of normalised sites (``policy.check_site``); each covers its subdomains."""
 
 
 @dataclass(frozen=True, slots=True)

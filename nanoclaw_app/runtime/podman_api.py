@@ -73,6 +73,9 @@ class ContainerConfig:
     user: str | None = None
     selinux: list[str] = field(default_factory=list)
     """SELinux options as Podman's ``--security-opt label=...`` takes them after ``label=`` (e.g. ``disable``)."""
+    network: str | None = None
+    """``none`` for no network but loopback; None for the engine's default."""
+    cap_drop: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +267,8 @@ class PodmanApi:
             user=config.user,
             # podman-py hands these to the engine's selinux_opts unchanged: "disable", not "label=disable".
             security_opt=list(config.selinux) or None,
+            cap_drop=list(config.cap_drop) or None,
+            **({"network_mode": config.network} if config.network else {}),
             auto_remove=True,
             stop_timeout=10,
         )

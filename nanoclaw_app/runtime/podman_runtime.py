@@ -34,6 +34,7 @@ from nanoclaw_app.ids import base36
 from nanoclaw_app.paths import resource
 from nanoclaw_app.runtime.base import ExitCallback, SessionSpec
 from nanoclaw_app.runtime.engine_info import engine_notes, rootless_refusal, security_options
+from nanoclaw_app.runtime.host_doors import DROPPED_CAPABILITIES, Access, HostDoors
 from nanoclaw_app.runtime.image import AgentImages
 from nanoclaw_app.runtime.podman_api import BindMount, ContainerConfig, ImageBuildFailed, PodmanApi, PodmanCallFailed
 from nanoclaw_app.runtime.podman_socket import PodmanService
@@ -41,15 +42,14 @@ from nanoclaw_app.runtime.standby import MountGone, Standby, fingerprint
 from nanoclaw_app.settings import Settings
 
 if TYPE_CHECKING:
-    from nanoclaw_app.gateway.server import ContainerAccess, ModelGateway
+    from nanoclaw_app.egress.server import EgressServer
+    from nanoclaw_app.gateway.server import ModelGateway
 
 log = logging.getLogger(__name__)
 
 LABEL_INSTALL = "io.nanoclaw.install"
 LABEL_SESSION = "io.nanoclaw.session"
 LABEL_AGENT = "io.nanoclaw.agent"
-CONTAINER_GATEWAY_SOCKET = "/run/nanoclaw/gateway.sock"
-HOST_ALIAS = "host.containers.internal"
 EXIT_GATEWAY_LOST = 75
 """The runner's exit code when the gateway vanished mid-turn (a host restart): claims are kept for the retry."""
 RUNNER_COMMAND = ("python", "-P", "-s", "-m", "agent_runner")
@@ -79,12 +79,13 @@ class PodmanRuntime:
         *,
         service: PodmanService | None = None,
         gateway: ModelGateway | None = None,
+        egress: EgressServer | None = None,
         events: EventBus | None = None,
         notice: Notice | None = None,
     ) -> None:
         self._settings = settings
         self._service = service or PodmanService(configured_url=settings.podman_url, run_dir=settings.paths.run)
-        self._gateway = gateway
+        self._doors = HostDoors(gateway, egress)
         self._events = events
         self._notice = notice
         self.install = install_id(settings.paths.home)
@@ -413,12 +414,10 @@ class PodmanRuntime:
         self._starts += 1
         return f"nanoclaw-{self.install}-{spec.session_id}-{base36(time.time_ns() // 1_000_000)}{self._starts}"
 
-    async def _attach(self, spec: SessionSpec) -> ContainerAccess | None:
-        if self._gateway is None:
-            return None
-        return await self._gateway.attach(spec.session_id, spec.agent_group_id, spec.provider)
+    async def _attach(self, spec: SessionSpec) -> Access:
+        return await self._doors.attach(spec)
 
-    def _config(self, spec: SessionSpec, name: str, image: str, access: ContainerAccess | None) -> ContainerConfig:
+    def _config(self, spec: SessionSpec, name: str, image: str, access: Access | None) -> ContainerConfig:
         return ContainerConfig(
             name=name,
             image=image,
@@ -433,9 +432,11 @@ class PodmanRuntime:
             pids_limit=self._settings.container_pids_limit,
             user=self._user(),
             selinux=list(self._selinux),
+            network=self._doors.network,
+            cap_drop=list(DROPPED_CAPABILITIES),
         )
 
-    def _environment(self, spec: SessionSpec, access: ContainerAccess | None) -> dict[str, str]:
+    def _environment(self, spec: SessionSpec, access: Access | None) -> dict[str, str]:
         env = {
             **spec.env,
             "TZ": self._settings.timezone,
@@ -447,16 +448,10 @@ class PodmanRuntime:
         }
         if spec.model:
             env["NANOCLAW_MODEL"] = spec.model
-        if self._gateway is not None and access is not None:
-            unix = self._gateway.transport == "unix"
-            env.update(self._gateway.runner_env(
-                access, spec.provider,
-                socket_in_runner=CONTAINER_GATEWAY_SOCKET if unix else None,
-                host_alias=None if unix else HOST_ALIAS,
-            ))
+        env.update(self._doors.environment(spec, access))
         return env
 
-    def _mounts(self, spec: SessionSpec, access: ContainerAccess | None) -> list[BindMount]:
+    def _mounts(self, spec: SessionSpec, access: Access | None) -> list[BindMount]:
         global_dir = self._settings.paths.home / "global"
         global_dir.mkdir(parents=True, exist_ok=True)
         spec.agent_dir.mkdir(parents=True, exist_ok=True)
@@ -469,8 +464,7 @@ class PodmanRuntime:
         skills = resource("skills")
         if skills.is_dir():
             mounts.append(BindMount(skills, "/app/skills", read_only=True))
-        if access is not None and access.socket_path is not None:  # this container's own socket, and no other
-            mounts.append(BindMount(access.socket_path, CONTAINER_GATEWAY_SOCKET, read_only=False))
+        mounts.extend(self._doors.mounts(access))  # this container's own sockets, and no other
         mounts.extend(BindMount(m.source, m.target, read_only=m.read_only) for m in spec.mounts)
         return mounts
 
@@ -570,8 +564,7 @@ class PodmanRuntime:
                 log.exception("exit callback for session %s failed", session_id)
 
     def _revoke(self, session_id: str) -> None:
-        if self._gateway is not None:
-            self._gateway.revoke(session_id)
+        self._doors.revoke(session_id)
 
     @staticmethod
     def _append_log(log_path: Path, text: str) -> None:

@@ -24,7 +24,7 @@ from nanoclaw_app.runtime.base import STANDBY_MAX_AGE_SECONDS
 from nanoclaw_app.runtime.podman_api import ContainerConfig
 
 if TYPE_CHECKING:
-    from nanoclaw_app.gateway.server import ContainerAccess
+    from nanoclaw_app.runtime.host_doors import Access
 
 
 
@@ -34,7 +34,7 @@ class Standby:
 
     name: str
     fingerprint: str
-    access: ContainerAccess | None
+    access: Access | None
     made_at: float = field(default_factory=time.monotonic)
 
     def expired(self, now: float | None = None) -> bool:
@@ -71,5 +71,7 @@ def fingerprint(config: ContainerConfig) -> str:
         "cpus": config.cpus,
         "pids_limit": config.pids_limit,
         "user": config.user,
+        "network": config.network,
+        "cap_drop": config.cap_drop,
     }
     return hashlib.sha256(json.dumps(made_with, sort_keys=True).encode()).hexdigest()

@@ -223,6 +223,8 @@ def describe_request(action: str, payload: dict[str, Any]) -> str:
         return "; ".join(parts)
     if action == "resume_session":  # the turn budget paused the agent; the reason is already in plain words
         return f"paused because {payload.get('reason', 'it took too many turns')}"
+    if action == "egress_request" and isinstance(payload.get("what"), str):  # names no value, only the credential
+        return str(payload["what"])
     if action == "add_mcp_server":
         shown = " ".join([str(payload.get("command", "")), *map(str, payload.get("args") or [])]).strip()
         env = payload.get("env") if isinstance(payload.get("env"), dict) else {}

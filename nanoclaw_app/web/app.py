@@ -30,6 +30,7 @@ from nanoclaw_app.web.controllers import (
     channels,
     chat,
     chats,
+    credentials,
     people,
     settings,
     tasks,
@@ -65,7 +66,7 @@ def routes() -> list[ControllerRouterHandler]:
     return [
         HealthController, SessionController, EventsController,
         *wizard.ROUTES, *chat.ROUTES, *agents.ROUTES, *channels.ROUTES, *chats.ROUTES, *people.ROUTES,
-        *approvals.ROUTES, *tasks.ROUTES, *activity.ROUTES, *settings.ROUTES, *autostart.ROUTES,
+        *credentials.ROUTES, *approvals.ROUTES, *tasks.ROUTES, *activity.ROUTES, *settings.ROUTES, *autostart.ROUTES,
     ]
 
 

@@ -15,6 +15,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("chats", "/chats"),
     ("people", "/people"),
     ("approvals", "/approvals"),
+    ("credentials", "/credentials"),
     ("tasks", "/tasks"),
     ("activity", "/activity"),
     ("settings", "/settings"),

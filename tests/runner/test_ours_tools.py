@@ -22,7 +22,7 @@ from tests.runner.conftest import FAMILY, HELPER, Session
 EXPECTED = {
     "send_message", "send_file", "edit_message", "add_reaction", "ask_user_question", "send_card", "schedule_task",
     "list_tasks", "update_task", "cancel_task", "pause_task", "resume_task", "create_agent", "install_packages",
-    "add_mcp_server",
+    "add_mcp_server", "request_credential",
 }
 
 

@@ -47,7 +47,7 @@ def test_the_check_sees_a_query_written_elsewhere() -> None:
     assert len(calls) == 1
 
 
-BELOW_THE_WEB = ("core", "services", "gateway", "channels", "secrets", "runtime", "sessions", "db")
+BELOW_THE_WEB = ("core", "services", "gateway", "egress", "channels", "secrets", "runtime", "sessions", "db")
 
 
 def web_imports_below_it() -> list[str]:
@@ -94,6 +94,13 @@ def test_core_knows_no_channel_no_service_and_no_web() -> None:
 
 def test_services_know_no_web() -> None:
     assert imports_from("services", ("web",)) == []
+
+
+def test_the_egress_proxy_knows_no_channel_no_service_and_no_web_and_core_only_its_pure_rules() -> None:
+    assert imports_from("egress", ("channels", "services", "web")) == []
+    reaching_in = [line for line in imports_from("core", ("egress",)) if not line.endswith("nanoclaw_app.egress.policy")
+                   and ".egress.policy." not in line]
+    assert reaching_in == []
 
 
 CHANNEL_FOLDERS = sorted(p for p in (ROOT / "channels").iterdir() if p.is_dir() and p.name not in ("__pycache__",

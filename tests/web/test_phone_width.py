@@ -18,7 +18,8 @@ from nanoclaw_app.services import chat
 from tests.web.conftest import shot
 
 TITLES = {"chat": "Chat", "agents": "Agents", "channels": "Channels", "chats": "Chats", "people": "People",
-          "approvals": "Approvals", "tasks": "Scheduled tasks", "activity": "Activity", "settings": "Settings"}
+          "approvals": "Approvals", "credentials": "Credentials", "tasks": "Scheduled tasks", "activity": "Activity",
+          "settings": "Settings"}
 PAGES = tuple(TITLES)
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}

@@ -1,10 +1,10 @@
-// The activity page: four tabs (deliveries, dropped messages, container logs, usage), each loaded when opened and
+// The activity page: tabs (deliveries, dropped messages, container logs, usage, internet), each loaded when opened and
 // refreshed by the live events that concern it. The open tab is kept in the URL (#usage) so it can be linked.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const { t, api, el, on } = NC;
   const $ = (id) => document.getElementById(id);
-  const TABS = ["deliveries", "dropped", "containers", "usage"];
+  const TABS = ["deliveries", "dropped", "containers", "usage", "internet"];
   const STATE_BADGE = { delivered: "good", failed: "bad", retry: "warn", sending: "" };
   let current = null;
 
@@ -207,8 +207,63 @@ document.addEventListener("DOMContentLoaded", () => {
       legend);
   }
 
+  // ---------------------------------------------------------------------------------------------- internet
+  // What the agents' containers did on the internet (services/activity/egress.py), each line in words. Hosts and
+  // paths come from the container and go in as text only.
+  const netAgent = $("net-agent");
+  const netKind = $("net-kind");
+  let netOlder = null;
+  function netWords(e) {
+    const target = e.target;
+    if (e.kind === "connect") {
+      if (e.decision === "allowed" || e.decision === "approved") return t("activity.net_connected", { target });
+      return e.reason ? t("activity.net_connect_refused", { target, reason: e.reason })
+        : t("activity.net_connect_refused_plain", { target });
+    }
+    const parts = [t("activity.net_request", { credential: e.credential_name || t("activity.net_no_credential"),
+      method: e.method, target })];
+    if (e.decision === "approved") parts.push(t("activity.net_approved", { who: e.approved_by || t("activity.unknown") }));
+    if (e.decision === "denied") parts.push(e.approved_by ? t("activity.net_denied", { who: e.approved_by }) : t("activity.net_denied_plain"));
+    if (e.decision === "expired") parts.push(t("activity.net_expired"));
+    if (e.decision === "refused") parts.push(e.reason ? t("activity.net_refused", { reason: e.reason }) : t("activity.net_refused_plain"));
+    if (e.status_code !== null && e.status_code !== undefined) parts.push(String(e.status_code));
+    return parts.join(" · ");
+  }
+  const netWhen = (at) => (at ? at.split(" ").flatMap((part, i) => [i ? " " : null, el("span", {}, part)]) : t("activity.unknown"));
+  const netRow = (e) => el("tr", { dataset: { kind: e.kind, decision: e.decision } },
+    el("td", { class: "nowrap net-when" }, netWhen(e.at)),
+    el("td", {}, e.agent_name || t("activity.unknown")),
+    el("td", { class: `wrap net-what ${["allowed", "approved"].includes(e.decision) ? "" : "net-refused"}` }, netWords(e)));
+  async function loadInternet(before) {
+    const query = new URLSearchParams();
+    if (netAgent.value) query.set("agent", netAgent.value);
+    if (netKind.value) query.set("kind", netKind.value);
+    if (before) query.set("before", before);
+    const data = await api("GET", `/api/activity/internet?${query}`);
+    const chosen = netAgent.value;
+    netAgent.replaceChildren(el("option", { value: "" }, t("activity.net_all_agents")),
+      ...data.agents.map((a) => el("option", { value: a.id }, a.name)));
+    netAgent.value = data.agents.some((a) => a.id === chosen) ? chosen : "";
+    netOlder = data.older;
+    $("net-older").hidden = netOlder === null;
+    const body = $("net-list").querySelector("tbody");
+    if (before && body) { body.append(...data.events.map(netRow)); return; }
+    if (!data.events.length) {
+      const filtered = Boolean(netAgent.value || netKind.value);
+      $("net-list").replaceChildren(el("p", { class: "empty" }, filtered ? t("activity.net_empty_filtered") : t("activity.net_empty")),
+        filtered ? el("button", { type: "button", id: "net-show-all", onclick: () => {
+          netAgent.value = ""; netKind.value = ""; loadInternet().catch(() => {});
+        } }, t("activity.net_show_all")) : null);
+      return;
+    }
+    $("net-list").replaceChildren(table("internet", ["col_when", "col_agent", "col_what"], data.events.map(netRow)));
+  }
+  for (const box of [netAgent, netKind]) box.addEventListener("change", () => loadInternet().catch(() => {}));
+  $("net-older").addEventListener("click", () => loadInternet(netOlder).catch(() => {}));
+
   // ---------------------------------------------------------------------------------------------- tabs
-  const loaders = { deliveries: loadDeliveries, dropped: loadDropped, containers: loadSessions, usage: loadUsage };
+  const loaders = { deliveries: loadDeliveries, dropped: loadDropped, containers: loadSessions, usage: loadUsage,
+    internet: () => loadInternet() };
   function select(name) {
     current = TABS.includes(name) ? name : "deliveries";
     for (const tab of TABS) {
@@ -225,6 +280,7 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const kind of ["delivery.sent", "delivery.retry", "delivery.failed"]) on(kind, when("deliveries", loadDeliveries));
   on("message.dropped", when("dropped", loadDropped));
   on("usage.recorded", when("usage", loadUsage));
+  on("egress.recorded", when("internet", () => loadInternet()));
   for (const kind of ["container.started", "container.exited", "container.killed", "container.start_failed"]) {
     on(kind, (data) => { if (current === "containers" && data.session_id === picker.value) loadSessions().catch(() => {}); });
   }

@@ -1,5 +1,5 @@
 // The agents pages: the list with the create form (/agents) and one agent's tabs (/agents/{id}): overview, memory
-// editor, mounts with the allowlist, packages, MCP servers and restart. Every action is one call to /api/agents/...;
+// editor, mounts with the allowlist, packages, MCP servers, internet access and restart. Every action is one call to /api/agents/...;
 // data is inserted as text only (NC.el), never as HTML.
 "use strict";
 (() => {
@@ -350,6 +350,37 @@
       toast(t("agents.saved_next_start"), "good");
     });
 
+    // internet access ----------------------------------------------------------------------------
+    const siteList = document.getElementById("internet-list");
+    const chosenMode = () => (document.getElementById("internet-sites").checked ? "sites" : "open");
+    function internetState() {
+      const sites = chosenMode() === "sites";
+      siteList.disabled = !sites;
+      document.getElementById("internet-nothing").hidden = !sites || siteList.value.trim() !== "";
+    }
+    function showInternet(data) {
+      document.getElementById(data.mode === "sites" ? "internet-sites" : "internet-open").checked = true;
+      siteList.value = data.sites.join("\n");
+      internetState();
+    }
+    loaders.internet = async () => showInternet(await api("GET", `${base}/internet`));
+    for (const id of ["internet-open", "internet-sites"]) document.getElementById(id).addEventListener("change", internetState);
+    document.getElementById("internet-form").addEventListener("input", () => {
+      document.getElementById("internet-saved").hidden = true;
+      internetState();
+    });
+    onSubmit(document.getElementById("internet-form"), "internet-error", async () => {
+      document.getElementById("internet-saved").hidden = true;
+      const saved = await api("PUT", `${base}/internet`, { mode: chosenMode(), sites: siteList.value.split("\n") },
+        { quiet: true });
+      showInternet(saved);
+      const box = document.getElementById("internet-saved");
+      box.textContent = saved.mode === "open" ? t("agents.internet_saved_open")
+        : saved.sites.length ? t("agents.internet_saved_sites", { sites: saved.sites.join(", ") })
+          : t("agents.internet_saved_none");
+      box.hidden = false;
+    });
+
     // restart ----------------------------------------------------------------------------------
     document.getElementById("restart-agent").addEventListener("click", async () => {
       const button = document.getElementById("restart-agent");
@@ -373,6 +404,9 @@
       refreshAgent();
       if (data.change === "packages" && loaded.has("packages")) loaders.packages().catch(() => {});
       if (data.change === "mcp_servers" && loaded.has("mcp")) loaders.mcp().catch(() => {});
+    });
+    window.NC.on("agent.egress_changed", (data) => {
+      if (data.agent_group_id === agentId && loaded.has("internet")) loaders.internet().catch(() => {});
     });
     window.NC.on("agent.deleted", (data) => {
       if (data.agent_group_id === agentId) location.assign("/agents");

@@ -39,9 +39,15 @@ async def expire_due(ctx: CoreContext, *, card_text: str = NO_RESPONSE) -> int:
     return count
 
 
-async def sweep_stale_on_start(ctx: CoreContext) -> int:
-    """At start, expire what ran out while the host was down (the agents are told, the cards edited)."""
+async def sweep_stale_on_start(ctx: CoreContext, *, live_actions: frozenset[str] = frozenset()) -> int:
+    """At start, expire what ran out while the host was down (the agents are told, the cards edited).
+
+    Requests of ``live_actions`` were waited for by the process that ended, so they expire whatever their time.
+    """
     count = await expire_due(ctx)
+    if live_actions:
+        held = await approvals_db.pending_of_actions(ctx.db, sorted(live_actions))
+        count += await _each(ctx, held, expire_approval, NO_RESPONSE)
     if count:
         ctx.events.publish("approval.swept_on_start", count=count)
     return count

@@ -43,9 +43,14 @@ ApprovalHandler = Callable[[CoreContext, PendingApproval], Awaitable[str]]
 
 
 async def request_approval(
-    ctx: CoreContext, *, session: Session, action: str, payload: dict[str, Any], title: str, question: str
+    ctx: CoreContext, *, session: Session, action: str, payload: dict[str, Any], title: str, question: str,
+    ttl_seconds: float | None = None,
 ) -> str | None:
-    """Ask the closest reachable admin; returns the approval id, or None (the agent is told) when nobody can."""
+    """Ask the closest reachable admin; returns the approval id, or None (the agent is told) when nobody can.
+
+    ``payload["what"]``, when given, names the request in what the agent is told ("request to use the GitHub
+    credential for GET ..."); ``ttl_seconds`` overrides the approval setting (a held web request waits minutes).
+    """
     approvers = await pick_approver(ctx.db, session.agent_group_id)
     origin = None
     if session.messaging_group_id is not None:
@@ -58,7 +63,8 @@ async def request_approval(
                            agent_group_id=session.agent_group_id)
         await write_refusal_note(
             ctx, session.id,
-            f"Your {action} request could not be sent for approval: no owner or admin can be reached right now.",
+            f"Your {payload.get('what') or action + ' request'} could not be sent for approval: no owner or admin"
+            " can be reached right now.",
         )
         return None
     approver, dm = delivery
@@ -75,7 +81,7 @@ async def request_approval(
         platform_id=dm.platform_id,
         title=title,
         options_json=options_json(APPROVE_REJECT),
-        expires_at=later_iso(ctx.settings.approval_ttl_seconds),
+        expires_at=later_iso(ctx.settings.approval_ttl_seconds if ttl_seconds is None else ttl_seconds),
     )
     sent, message_id = await send_card(
         ctx, channel_type=dm.channel_type, platform_id=dm.platform_id, question_id=approval_id, title=title,
@@ -118,9 +124,15 @@ async def on_approval_click(
         decided = dataclasses.replace(row, status=status, decided_by=user_id)
         note = await _apply(ctx, handlers, decided, name)
     else:
-        note = f"Your {row.action} request was rejected by {name}."
+        note = f"Your {what(row)} was rejected by {name}."
     await _tell_agent(ctx, row, note)
     return True
+
+
+def what(row: PendingApproval) -> str:
+    """How the agent is told which request an outcome is about."""
+    named = row.payload_dict.get("what")
+    return named if isinstance(named, str) and named else f"{row.action} request"
 
 
 async def _apply(ctx: CoreContext, handlers: Mapping[str, ApprovalHandler], row: PendingApproval, name: str) -> str:
@@ -153,7 +165,7 @@ async def expire_approval(ctx: CoreContext, row: PendingApproval, card_text: str
     await edit_card(ctx, row.channel_type, row.platform_id, row.platform_message_id,
                     f"{row.title}\n\n⌛ {card_text}", question_id=row.approval_id)
     ctx.events.publish("approval.expired", approval_id=row.approval_id, action=row.action)
-    await _tell_agent(ctx, row, f"Your {row.action} request expired without a response, so it was not applied.")
+    await _tell_agent(ctx, row, f"Your {what(row)} expired without a response, so it was not applied.")
     return True
 
 

@@ -1,4 +1,4 @@
-"""What happened, for the activity page and ``nanoclaw activity``: deliveries, dropped messages, container logs, usage.
+"""What happened, for the activity page and ``nanoclaw activity``: deliveries, dropped messages, logs, usage, internet.
 
 Everything here reads; nothing changes state. Times are stored in UTC and shown in the user's timezone
 (``settings.timezone``), the same clock the daily spend cap and cron schedules use, so "today" means one thing
@@ -9,6 +9,7 @@ Callers import the package (``from nanoclaw_app.services import activity``); the
 
 from nanoclaw_app.services.activity.deliveries import DELIVERY_STATES, DeliveryList, DeliveryView, list_deliveries
 from nanoclaw_app.services.activity.dropped import DroppedList, DroppedView, ReasonCount, list_dropped
+from nanoclaw_app.services.activity.egress import EGRESS_KINDS, AgentChoice, EgressList, EgressView, list_egress
 from nanoclaw_app.services.activity.logs import (
     DEFAULT_TAIL_KB,
     MAX_TAIL_KB,
@@ -35,8 +36,10 @@ from nanoclaw_app.services.activity.usage import (
 __all__ = [
     "DEFAULT_TAIL_KB",
     "DELIVERY_STATES",
+    "EGRESS_KINDS",
     "MAX_TAIL_KB",
     "USAGE_DAYS",
+    "AgentChoice",
     "AgentCost",
     "DayBar",
     "DeliveryList",
@@ -44,6 +47,8 @@ __all__ = [
     "Directory",
     "DroppedList",
     "DroppedView",
+    "EgressList",
+    "EgressView",
     "LogTail",
     "ReasonCount",
     "SessionView",
@@ -54,6 +59,7 @@ __all__ = [
     "UsageTotal",
     "list_deliveries",
     "list_dropped",
+    "list_egress",
     "list_sessions",
     "load_directory",
     "local_time",

@@ -1,4 +1,4 @@
-"""Managing agents: create, rename, provider and model, memory, mounts, packages, MCP servers, restart, delete.
+"""Managing agents: create, rename, model, memory, mounts, packages, MCP servers, internet access, restart, delete.
 
 The page, its JSON API and ``nanoclaw agents`` all call these functions, so they refuse the same things with the same
 words. Package and MCP-server checks are the ones the agent-initiated system actions use (``core.system_actions``);
@@ -27,6 +27,14 @@ from nanoclaw_app.services.agents.crud import (
     restart_agent,
     update_agent,
 )
+from nanoclaw_app.services.agents.internet import (
+    INTERNET_MODES,
+    MAX_SITES,
+    InternetAccess,
+    check_sites,
+    get_internet,
+    set_internet,
+)
 from nanoclaw_app.services.agents.mcp import (
     RESERVED_MCP_NAMES,
     McpServer,
@@ -51,8 +59,10 @@ from nanoclaw_app.services.agents.mounts import (
 from nanoclaw_app.services.agents.packages import Packages, get_packages, set_packages
 
 __all__ = [
+    "INTERNET_MODES",
     "MAX_MOUNTS",
     "MAX_NAME",
+    "MAX_SITES",
     "MEMORY_MAX_BYTES",
     "RESERVED_MCP_NAMES",
     "TRASH_DIR",
@@ -61,6 +71,7 @@ __all__ = [
     "AllowlistView",
     "ChatLink",
     "DeleteResult",
+    "InternetAccess",
     "McpServer",
     "Memory",
     "MountIn",
@@ -72,11 +83,13 @@ __all__ = [
     "SessionInfo",
     "add_allowed_root",
     "add_mcp_server",
+    "check_sites",
     "create_agent",
     "delete_agent",
     "find_agent",
     "get_agent",
     "get_allowlist",
+    "get_internet",
     "get_memory",
     "get_mounts",
     "get_packages",
@@ -87,6 +100,7 @@ __all__ = [
     "remove_allowed_root",
     "remove_mcp_server",
     "restart_agent",
+    "set_internet",
     "set_mounts",
     "set_packages",
     "update_agent",

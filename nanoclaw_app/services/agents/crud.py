@@ -21,6 +21,7 @@ from nanoclaw_app.db.rows import AgentGroup, Session
 from nanoclaw_app.errors import UserError
 from nanoclaw_app.runfile import read_run_file
 from nanoclaw_app.services.agents import lookup
+from nanoclaw_app.services.agents.internet import access_of
 from nanoclaw_app.services.agents.memory import atomic_write
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.text_safety import clean_name
@@ -78,6 +79,9 @@ class AgentDetail(AgentSummary):
     workspace: str = ""
     session_list: list[SessionInfo] = field(default_factory=list)
     updated_at: str = ""
+    internet_mode: str = "open"
+    """``open`` or ``sites`` (see ``services/agents/internet.py``); the home network is never reachable."""
+    internet_sites: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -130,6 +134,7 @@ async def get_agent(services: AppServices, agent_id: str) -> AgentDetail:
     """One agent with its config, chats, active sessions and workspace folder."""
     agent = await lookup.agent(services, agent_id)
     config = await lookup.config(services, agent.id)
+    internet = access_of(agent)
     sessions = await sessions_db.list_for_agent(services.ctx.db, agent.id)
     chats = await _chats(services, agent.id)
     return AgentDetail(
@@ -139,7 +144,7 @@ async def get_agent(services: AppServices, agent_id: str) -> AgentDetail:
         created_at=agent.created_at, workspace=str(lookup.workspace(services, agent)),
         session_list=[SessionInfo(s.id, s.messaging_group_id, s.thread_id, s.container_status, s.last_active)
                       for s in sessions],
-        updated_at=config.updated_at,
+        updated_at=config.updated_at, internet_mode=internet.mode, internet_sites=internet.sites,
     )
 
 

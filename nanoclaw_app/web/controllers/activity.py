@@ -1,4 +1,4 @@
-"""The activity area: deliveries, dropped messages, container logs and usage (thin: see ``services/activity/``)."""
+"""The activity area: deliveries, dropped messages, container logs, usage, internet (thin: ``services/activity/``)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class ActivityController(Controller):
 
     @get("/activity", include_in_schema=False)
     async def activity_page(self, services: NamedDependency[AppServices]) -> Template:
-        """The page with its four tabs; each tab loads from the API when opened."""
+        """The page with its tabs; each tab loads from the API when opened."""
         return page("activity.html", "activity", timezone=services.settings.timezone)
 
     @get("/api/activity/deliveries", summary="Recent deliveries and their state")
@@ -39,6 +39,15 @@ class ActivityController(Controller):
     ) -> activity.DroppedList:
         """One row per chat, sender, reason and agent, with a count; totals per reason."""
         return await activity.list_dropped(services, limit=limit)
+
+    @get("/api/activity/internet", summary="What the agents did on the internet")
+    async def internet(
+        self, services: NamedDependency[AppServices], agent: FromQuery[str | None] = None,
+        kind: FromQuery[str | None] = None, before: FromQuery[int | None] = None, limit: FromQuery[int] = 200,
+    ) -> activity.EgressList:
+        """Credentialed requests and connections, newest first; ``before`` (from ``older``) pages back."""
+        return await activity.list_egress(services, agent_group_id=agent or None, kind=kind or None, limit=limit,
+                                          before=before)
 
     @get("/api/activity/sessions", summary="Sessions whose container logs can be read")
     async def sessions(self, services: NamedDependency[AppServices]) -> list[activity.SessionView]:

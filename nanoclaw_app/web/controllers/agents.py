@@ -72,6 +72,14 @@ class PackagesIn:
 
 
 @dataclass
+class InternetIn:
+    """``open``, or ``sites`` with the only sites the agent may reach (each covers its subdomains)."""
+
+    mode: str
+    sites: list[str] = field(default_factory=list)
+
+
+@dataclass
 class McpServerIn:
     """A stdio MCP server: the command the container runs, its arguments and environment."""
 
@@ -192,6 +200,20 @@ class AgentsApi(Controller):
     ) -> svc.Packages:
         """A change builds a new image at the agent's next container start."""
         return await svc.set_packages(services, agent_id, apt=data.apt, pip=data.pip)
+
+    @get("/{agent_id:str}/internet", summary="The agent's internet access")
+    async def get_internet(
+        self, services: NamedDependency[AppServices], agent_id: FromPath[str]
+    ) -> svc.InternetAccess:
+        """Open, or only the listed sites; the home network is never reachable either way."""
+        return await svc.get_internet(services, agent_id)
+
+    @put("/{agent_id:str}/internet", summary="Set the agent's internet access")
+    async def set_internet(
+        self, services: NamedDependency[AppServices], agent_id: FromPath[str], data: JSONBody[InternetIn]
+    ) -> svc.InternetAccess:
+        """Applies to the agent's next connection; a bad site refuses the whole change, naming the line."""
+        return await svc.set_internet(services, agent_id, data.mode, data.sites)
 
     @get("/{agent_id:str}/mcp-servers", summary="The agent's MCP servers")
     async def list_mcp(self, services: NamedDependency[AppServices], agent_id: FromPath[str]) -> list[svc.McpServer]:
