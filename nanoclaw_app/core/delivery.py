@@ -91,6 +91,10 @@ class Delivery:
         self._quiet_poll = quiet_poll_seconds
         self._running: set[str] = set()
         self._again: set[str] = set()
+        self._resumes: dict[str, int] = {}
+        """How often each channel came back: a pass that parked a row meanwhile sees the link is up again."""
+        self._held_chats: dict[str, dict[tuple[str | None, str | None, str | None], ChannelDown]] = {}
+        """Per session in a pass: chats whose earlier reply waits for its link, so later replies to them wait too."""
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._kick = asyncio.Event()
@@ -166,6 +170,7 @@ class Delivery:
         try:
             while True:
                 self._again.discard(session_id)
+                self._held_chats.pop(session_id, None)
                 handled += await self._pass(session_id)
                 if session_id not in self._again:
                     break
@@ -191,9 +196,17 @@ class Delivery:
             log.exception("session %s: cannot read its outbound rows", session_id)
             return 0
         handled = 0
+        resumes = dict(self._resumes)
         for row in rows:
+            chat = (row.channel_type, row.platform_id, row.thread_id)
+            held = self._held_chats.get(session_id, {}).get(chat) if row.kind != MessageKind.SYSTEM else None
             try:
-                if await self._handle(session, folder, row):
+                if held is not None:  # an earlier reply to this chat waits for its link: this one waits behind it
+                    if self._resumes.get(held.channel_type, 0) == resumes.get(held.channel_type, 0):
+                        await self._wait_for_channel(session, row, held, resumes)
+                        handled += 1
+                    continue  # (the link is back already: the next pass, already asked for, sends it after)
+                if await self._handle(session, folder, row, resumes):
                     handled += 1
             except Exception:
                 # Bookkeeping itself failed (central DB, session DB); the row stays due and is tried next pass.
@@ -202,7 +215,7 @@ class Delivery:
 
     # ------------------------------------------------------------------------------------------ one row
 
-    async def _handle(self, session: Session, folder: Path, row: OutboundRow) -> bool:
+    async def _handle(self, session: Session, folder: Path, row: OutboundRow, resumes: dict[str, int]) -> bool:
         ctx = self._ctx
         previous = await attempts_db.get(ctx.db, session.id, row.id)
         if previous is not None:
@@ -235,7 +248,9 @@ class Delivery:
             await self._give_up(session, folder, row, str(err), tell=False)  # the source agent was told
             return True
         except ChannelDown as err:
-            await self._wait_for_channel(session, row, err)
+            await self._wait_for_channel(session, row, err, resumes)
+            if row.kind != MessageKind.SYSTEM:  # later replies to this chat in this pass wait behind it, in order
+                self._held_chats.setdefault(session.id, {})[(row.channel_type, row.platform_id, row.thread_id)] = err
             return True
         except _PERMANENT as err:
             await self._give_up(session, folder, row, str(err), tell=True, content=content)
@@ -331,16 +346,25 @@ class Delivery:
             return
         await self._give_up(session, folder, row, f"{error} (after {attempt} attempts)", tell=True, content=content)
 
-    async def _wait_for_channel(self, session: Session, row: OutboundRow, err: ChannelDown) -> None:
-        """The platform link is down: park the row (persisted) until the adapter reports the channel up again."""
+    async def _wait_for_channel(self, session: Session, row: OutboundRow, err: ChannelDown,
+                                resumes: dict[str, int]) -> None:
+        """The platform link is down: park the row (persisted) until the adapter reports the channel up again.
+
+        When the channel came back while this pass was sending (``resumes`` is the count at its start), the row is
+        due at once and the session is passed again: the resume that ran meanwhile could not see this row yet.
+        """
         when = iso(utcnow() + timedelta(seconds=CHANNEL_WAIT_SECONDS))
         await attempts_db.wait_for_channel(self._ctx.db, session.id, row.id, err.channel_type, str(err), when)
+        if self._resumes.get(err.channel_type, 0) != resumes.get(err.channel_type, 0):
+            await attempts_db.resume_channel(self._ctx.db, err.channel_type)
+            self._again.add(session.id)
         log.info("session %s: %s waits for %s to reconnect (%s)", session.id, row.id, err.channel_type, err)
         self._ctx.events.publish("delivery.waiting", session_id=session.id, message_out_id=row.id,
                                  channel_type=err.channel_type, error=str(err))
 
     async def resume_channel(self, channel_type: str) -> int:
         """A channel came back: send what waited for it, in order; returns how many sessions had sends waiting."""
+        self._resumes[channel_type] = self._resumes.get(channel_type, 0) + 1
         sessions = await attempts_db.resume_channel(self._ctx.db, channel_type)
         if sessions:
             log.info("%s is back: sending what waited in %d sessions", channel_type, len(sessions))

@@ -250,33 +250,43 @@ def stop_app(debian: DebianRoot) -> None:
         time.sleep(0.3)
 
 
-def schema_objects(migrations: list[Path]) -> dict[str, str]:
+def schema_objects(migrations: list[Path]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Each object's SQL, and each table's columns in order, after these migrations."""
     conn = sqlite3.connect(":memory:")
     try:
         for migration in migrations:
             conn.executescript(migration.read_text(encoding="utf-8"))
-        rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall()
+        rows = conn.execute("SELECT name, type, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall()
+        columns = {name: [c[1] for c in conn.execute(f'PRAGMA table_info("{name}")')]
+                   for name, kind, _ in rows if kind == "table"}
     finally:
         conn.close()
-    return {name: sql or "" for name, sql in rows}
+    return {name: sql or "" for name, _, sql in rows}, columns
 
 
 def forget_newest_migration(db: Path) -> str:
     """Put a database back to how the release before the newest migration left it; returns that migration's name.
 
-    The newest migration's objects are found by building the schema with and without it; a migration that changes
-    an existing table cannot be undone this way, and the test says so instead of guessing.
+    The newest migration's objects are found by building the schema with and without it. Columns it added to an
+    existing table are dropped; any other change to an existing table cannot be undone this way, and the test says so
+    instead of guessing.
     """
     migrations = discover()
     newest = migrations[-1]
-    before = schema_objects([m.path for m in migrations[:-1]])
-    after = schema_objects([m.path for m in migrations])
+    before, columns_before = schema_objects([m.path for m in migrations[:-1]])
+    after, columns_after = schema_objects([m.path for m in migrations])
     changed = sorted(name for name in before if after.get(name) != before[name])
-    if changed:
+    added_columns = {name: columns_after[name][len(columns_before[name]):] for name in changed
+                     if name in columns_before and columns_after.get(name, [])[:len(columns_before[name])]
+                     == columns_before[name]}
+    if set(changed) - set(added_columns):
         pytest.fail(f"{newest.path.name} changes {changed}: teach forget_newest_migration to undo it")
     added = [name for name in after if name not in before]
     conn = sqlite3.connect(db)
     try:
+        for table, columns in added_columns.items():
+            for column in columns:
+                conn.execute(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
         kinds = dict(conn.execute("SELECT name, type FROM sqlite_master").fetchall())
         order = {"trigger": 0, "view": 1, "index": 2, "table": 3}
         for name in sorted(added, key=lambda n: order.get(kinds.get(n, "table"), 3)):

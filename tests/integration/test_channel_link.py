@@ -11,10 +11,10 @@ import pytest
 
 from nanoclaw_app.channels.manifest import ChannelDeps
 from nanoclaw_app.core.adapter_contract import ChannelAdapter, ChannelStatus
-from nanoclaw_app.core.messages import InboundMessage
+from nanoclaw_app.core.messages import InboundMessage, OutboundMessage
 from nanoclaw_app.db import delivery_attempts as attempts_db
 from nanoclaw_app.db import users
-from nanoclaw_app.errors import ConfigError
+from nanoclaw_app.errors import ChannelDown, ConfigError
 from nanoclaw_app.host import Host
 from nanoclaw_app.settings import Settings, load_settings
 from tests.fakes.channel import FakeChannel
@@ -66,6 +66,38 @@ async def test_replies_wait_while_the_link_is_down_and_go_out_in_order_when_it_i
     await channel.wait_sent(3)
     assert channel.texts() == [f"echo: while down {n}" for n in range(3)]
     assert await attempts_db.waiting_counts(host.db) == {}
+
+
+async def test_a_link_back_while_a_send_is_failing_keeps_the_replies_in_order(host: Host, channel: FakeChannel) -> None:
+    channel.down = True
+    await host.callbacks.on_status("test", ChannelStatus("reconnecting"))
+    for n in range(3):
+        await channel.inject(dm(f"reply {n}", n))
+    await until(lambda: _waiting(host, 3))
+    send = channel.deliver
+    first = [True]
+
+    async def dropped_as_it_comes_back(platform_id: str, thread_id: str | None, message: OutboundMessage) -> str | None:
+        if first[0]:  # the link drops under the first send and is back before that send has failed
+            first[0] = False
+            await host.callbacks.on_status("test", ChannelStatus("reconnecting"))
+            channel.down = False
+            back = asyncio.create_task(host.callbacks.on_status("test", ChannelStatus("connected")))
+            await asyncio.sleep(0.2)  # the adapter's "connected" is handled while this send is still failing
+            assert back.done()
+            raise ChannelDown("test", "the link dropped under this send")
+        return await send(platform_id, thread_id, message)
+
+    channel.deliver = dropped_as_it_comes_back  # type: ignore[method-assign]
+    await host.callbacks.on_status("test", ChannelStatus("connected"))
+
+    await channel.wait_sent(3)
+    assert channel.texts() == [f"echo: reply {n}" for n in range(3)]
+    await until(lambda: _waiting(host, 0))
+
+
+async def _waiting(host: Host, count: int) -> bool:
+    return (await attempts_db.waiting_counts(host.db)).get("test", 0) == count
 
 
 async def test_waiting_replies_survive_a_restart_and_are_sent_once(fast_settings: Settings) -> None:
