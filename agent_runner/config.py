@@ -45,6 +45,8 @@ class RunnerConfig:
     question_timeout_seconds: float = 300.0
     mcp_servers: dict[str, Any] = field(default_factory=dict)
     admin_user_ids: tuple[str, ...] = ()
+    skills_off: tuple[str, ...] = ()
+    """Shipped skills the owner turned off for this agent (``NANOCLAW_SKILLS_OFF``, comma-separated)."""
 
     @property
     def inbound_db(self) -> Path:
@@ -107,4 +109,5 @@ def load_config(argv: Sequence[str] | None = None) -> RunnerConfig:
         question_timeout_seconds=float(_env("QUESTION_TIMEOUT") or defaults.question_timeout_seconds),
         mcp_servers=json.loads(mcp) if mcp else {},
         admin_user_ids=tuple(a for a in (admins or "").split(",") if a),
+        skills_off=tuple(s.strip() for s in (_env("SKILLS_OFF") or "").split(",") if s.strip()),
     )

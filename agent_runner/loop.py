@@ -41,6 +41,7 @@ from agent_runner.gateway_relay import gateway_reachable
 from agent_runner.heartbeat import Heartbeat
 from agent_runner.inbound_watch import ChangeSignal, InboundWatcher
 from agent_runner.output import parse_output, strip_internal
+from agent_runner.people_memory import Remembered, conversation_people, people_note, remembered
 from agent_runner.protocol import (
     AckStatus,
     ChatContent,
@@ -119,6 +120,9 @@ class RunnerLoop:
         self._claimed: dict[str, InboundRow] = {}
         self._next_due: datetime | None = None
         """When the next scheduled row falls due, as of the last fetch: the wait ends then, not at a poll."""
+        self._query_people: frozenset[str] = frozenset()
+        """Whose private memory the running query's prompt holds: rows whose people have other memory (more, less or
+        other people's) wait for a fresh query, so every turn is answered with the memory of its own people alone."""
 
     @property
     def provider(self) -> Provider:
@@ -161,7 +165,7 @@ class RunnerLoop:
             log.info("runner started for %s with provider %s (%s)", self.config.session_dir, self.provider.name,
                      "resuming a conversation" if self._continuation else "new conversation")
             if not stop.is_set():
-                await self._start_early()
+                await self._start_early(first or [])
             self.heartbeat.beat()
             while not stop.is_set():
                 try:
@@ -185,14 +189,19 @@ class RunnerLoop:
             await self.watcher.stop()
             log.info("runner stopped")
 
-    async def _start_early(self) -> None:
-        """Let the provider start the first query's session now, if it can: its start then overlaps the first batch."""
+    async def _start_early(self, rows: Sequence[InboundRow]) -> None:
+        """Let the provider start the first query's session now, if it can: its start then overlaps the first batch.
+
+        The prompt is built for the batch ``rows`` will give (whose memory it loads), so the first query matches it.
+        """
         provider = self.provider
         if not isinstance(provider, StartsEarly):
             return
         try:
+            batch = self._pick(rows)[0] if any(r.trigger == 1 for r in rows) else []
             provider.start_early(continuation=self._continuation, cwd=self.config.agent_dir,
-                                 system_prompt=await self._instructions(), tools=self._tools)
+                                 system_prompt=await self._instructions(await self._memories(batch)),
+                                 tools=self._tools)
         except Exception:
             log.exception("starting the provider's session early failed; the first query starts its own")
 
@@ -380,8 +389,11 @@ class RunnerLoop:
                 if isinstance(reply.get("message_id"), str):
                     quoted.append(reply["message_id"])
         reply_seqs = await self._io(self.db.seqs_for_platform_messages, quoted) if quoted else {}
-        return format_batch(rows, destinations, self.config.timezone, workspace=self.config.session_dir,
+        text = format_batch(rows, destinations, self.config.timezone, workspace=self.config.session_dir,
                             reply_seqs=reply_seqs)
+        people = await self._io(conversation_people, rows, self.db.newest_chat)
+        note = people_note(self.config.agent_dir, people)
+        return f"{text}\n{note}" if note else text
 
     async def _converse(self, batch: list[InboundRow], *, raw: bool, stop: asyncio.Event) -> None:
         """Run a query for ``batch``; if the stored continuation turns out invalid, once more without it."""
@@ -407,7 +419,9 @@ class RunnerLoop:
         loop = asyncio.get_running_loop()
         state = _QueryState(turns=deque([first]), last_activity=loop.time())
         self._make_current(state)
-        instructions = await self._instructions()
+        memories = await self._memories(first.rows or first.context)
+        self._query_people = frozenset(m.person.user_id for m in memories)
+        instructions = await self._instructions(memories)
         try:
             query = self.provider.query(prompt=text, continuation=self._continuation, cwd=self.config.agent_dir,
                                         system_prompt=instructions, tools=self._tools)
@@ -438,10 +452,18 @@ class RunnerLoop:
                 await consumer
         return state
 
-    async def _instructions(self) -> str:
-        """The system prompt, built afresh: the host rewrites the destinations on every wake."""
+    async def _instructions(self, memories: Sequence[Remembered]) -> str:
+        """The system prompt, built afresh: the host rewrites the destinations on every wake.
+
+        It holds the private memory in ``memories`` (read once, so it matches ``_query_people``) and nobody else's.
+        """
         destinations = await self._io(self.db.destinations)
-        return await self._io(system_prompt.build, self.config, destinations)
+        return await self._io(system_prompt.build, self.config, destinations, memories=memories)
+
+    async def _memories(self, rows: Sequence[InboundRow]) -> list[Remembered]:
+        """The memory files of the people in the conversation ``rows`` start that hold something (``people_memory``)."""
+        people = await self._io(conversation_people, rows, self.db.newest_chat)
+        return await self._io(remembered, self.config.agent_dir, people, max_chars=system_prompt.MAX_FILE_CHARS)
 
     async def _abort(self, query: Query) -> None:
         try:
@@ -502,6 +524,13 @@ class RunnerLoop:
             return "ended"
         if not any(r.trigger == 1 for r in rows):
             return "idle"
+        if {m.person.user_id for m in await self._memories(rows)} != self._query_people:
+            # The running prompt holds other people's private memory: a fresh query builds the prompt for these rows.
+            log.info("rows from other people than the running query's are waiting; ending the query so a fresh one "
+                     "loads only their memory")
+            state.ended = True
+            query.end()
+            return "ended"
         await self._claim(rows)
         rows = await self._run_scripts(rows)
         if not any(r.trigger == 1 for r in rows):

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent_runner.config import RunnerConfig
+from agent_runner.people_memory import Remembered, people_section
 from agent_runner.protocol import Destination, DestinationType
+from agent_runner.skills import OWN_SKILLS_DIR, load_own_skills, load_skills, render
 
 log = logging.getLogger(__name__)
 
 MEMORY_FILE = "MEMORY.md"
-SKILL_FILES = ("SKILL.md", "instructions.md")
 MAX_FILE_CHARS = 20_000
 """A skill or memory file longer than this is cut (with a note), so one runaway file cannot crowd out the prompt."""
 
@@ -41,21 +42,6 @@ def _read(path: Path) -> str:
     return text
 
 
-def load_skills(skills_dir: Path) -> list[tuple[str, str]]:
-    """``(skill name, text)`` for every ``SKILL.md`` / ``instructions.md`` under ``skills_dir``, sorted by name."""
-    if not skills_dir.is_dir():
-        return []
-    skills: list[tuple[str, str]] = []
-    for folder in sorted(p for p in skills_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for name in SKILL_FILES:
-            path = folder / name
-            if path.is_file():
-                text = _read(path)
-                if text:
-                    skills.append((folder.name, text))
-    return skills
-
-
 def describe_destinations(destinations: Sequence[Destination]) -> str:
     """One line per destination: its name and what it is."""
     lines = []
@@ -66,8 +52,8 @@ def describe_destinations(destinations: Sequence[Destination]) -> str:
     return "\n".join(lines)
 
 
-def build(config: RunnerConfig, destinations: Sequence[Destination]) -> str:
-    """The full system prompt for one query."""
+def build(config: RunnerConfig, destinations: Sequence[Destination], *, memories: Sequence[Remembered] = ()) -> str:
+    """The full system prompt for one query; ``memories``: the private memory of the people in its conversation."""
     memory_path = ensure_memory(config.agent_dir)
     names = ", ".join(f'"{d.name}"' for d in destinations)
     sections = [
@@ -92,13 +78,17 @@ def build(config: RunnerConfig, destinations: Sequence[Destination]) -> str:
         sections[-1] += f"\nValid names: {names}."
     memory = _read(memory_path)
     sections.append(
-        f"## Your memory\nYour memory file is {memory_path}. Keep what you should remember across conversations "
-        "there (facts about the people you help, their preferences, ongoing work); edit it with your file tools.\n"
+        f"## Your memory\nYour shared memory file is {memory_path}. Every conversation loads it, whoever is in it, "
+        "so keep there only what everyone you help may know: household facts, shared plans and lists, your notes on "
+        "ongoing work. What a person tells you about themselves goes in their own file (below), not here. Edit both "
+        "with your file tools.\n"
         + (f"Its current contents:\n{memory}" if memory else "It is empty so far.")
     )
-    skills = load_skills(config.skills_dir)
+    sections.append(people_section(config.agent_dir, memories))
+    skills = render(load_skills(config.skills_dir, config.skills_off), load_own_skills(config.agent_dir),
+                    config.agent_dir / OWN_SKILLS_DIR)
     if skills:
-        sections.append("## Skills\n" + "\n\n".join(f"### {name}\n{text}" for name, text in skills))
+        sections.append(skills)
     return "\n\n".join(sections)
 
 

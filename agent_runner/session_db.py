@@ -267,6 +267,16 @@ class SessionDB:
             ).fetchone()
         return None if row is None else row_from_mapping(InboundRow, row)
 
+    def newest_chat(self, channel_type: str, platform_id: str) -> InboundRow | None:
+        """The newest chat message from this chat (whether it is a DM, and whose, for household memory)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT * FROM messages_in WHERE channel_type = ? AND platform_id = ? AND kind = ?"
+                " ORDER BY seq DESC LIMIT 1",
+                (channel_type, platform_id, MessageKind.CHAT.value),
+            ).fetchone()
+        return None if row is None else row_from_mapping(InboundRow, row)
+
     def seq_target(self, seq: int) -> SeqTarget | None:
         """The row behind a seq the agent saw: even seqs are the host's rows, odd ones the runner's."""
         if seq % 2 == 0:

@@ -50,6 +50,9 @@ def build_parser(*, areas: bool = True) -> argparse.ArgumentParser:
     _add_bind_options(serve, default=argparse.SUPPRESS)
     doctor = sub.add_parser("doctor", help="check this machine and the setup")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument("--live", action="store_true",
+                        help="also start one agent container and time how fast messages cross its session folder "
+                             "(the check to run when messages seem stuck)")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("migrate", help="apply pending schema migrations")
@@ -100,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(areas=_needs_areas(given)).parse_args(given)
     try:
         if args.command == "doctor":
-            return _doctor(as_json=args.json)
+            return _doctor(as_json=args.json, live=args.live)
         if args.command == "db":
             return asyncio.run(_migrate())
         if args.command == "image":
@@ -128,12 +131,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _doctor(*, as_json: bool) -> int:
-    from nanoclaw_app.doctor import render, run_checks
+def _doctor(*, as_json: bool, live: bool = False) -> int:
+    from nanoclaw_app.doctor import Check, render, run_checks
 
-    checks = asyncio.run(run_checks(Paths.from_env()))
+    async def collect() -> list[Check]:
+        paths = Paths.from_env()
+        checks = await run_checks(paths)
+        if live:
+            from nanoclaw_app.doctor_live import live_check
+
+            if not as_json:
+                print("starting a container to time the session folder (a few seconds)...", file=sys.stderr)
+            checks.append(await live_check(paths))
+        return checks
+
+    checks = asyncio.run(collect())
     if as_json:
-        print(json.dumps([asdict(c) for c in checks], indent=2))
+        # ``data`` only where a check has numbers (the live one), so every other line keeps its shape
+        print(json.dumps([{k: v for k, v in asdict(c).items() if k != "data" or v is not None} for c in checks],
+                         indent=2))
     else:
         print(render(checks))
     return 0 if all(c.ok or not c.required for c in checks) else 1

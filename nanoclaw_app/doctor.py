@@ -6,6 +6,7 @@ import shutil
 import sqlite3
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from nanoclaw_app.channels import registry
 from nanoclaw_app.channels.manifest import ChannelManifest
@@ -27,6 +28,8 @@ class Check:
     detail: str
     fix: str = ""
     required: bool = True
+    data: dict[str, Any] | None = None
+    """Numbers behind the line, for ``--json`` (``doctor --live`` has its latencies here)."""
 
 
 async def run_checks(paths: Paths) -> list[Check]:
@@ -130,7 +133,8 @@ def render(checks: list[Check]) -> str:
     lines = []
     for check in checks:
         mark = "ok  " if check.ok else ("FAIL" if check.required else "warn")
-        line = f"[{mark}] {check.name}: {check.detail}"
+        detail = check.detail.replace("\n", "\n       ")
+        line = f"[{mark}] {check.name}: {detail}"
         if not check.ok and check.fix:
             line += f"\n       fix: {check.fix}"
         lines.append(line)

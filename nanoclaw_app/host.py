@@ -51,10 +51,13 @@ from nanoclaw_app.runtime.mounts import MountRequest, load_allowlist, resolve_mo
 from nanoclaw_app.runtime.wake import WakeManager
 from nanoclaw_app.secrets.backend import PASSPHRASE_ENV, choose_backend
 from nanoclaw_app.secrets.store import SecretStore, SecretsUnavailable
+from nanoclaw_app.services import chat as chat_service
+from nanoclaw_app.services.agents import skills as agent_skills
 from nanoclaw_app.services.auth import WebAuth
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.services.engine_check import stop_image_build
 from nanoclaw_app.services.key_gate import KeyGate
+from nanoclaw_app.services.voice_notes import VoiceNotes
 from nanoclaw_app.serving import WebServer
 from nanoclaw_app.sessions.store import SessionStore
 from nanoclaw_app.settings import Settings
@@ -151,6 +154,8 @@ class Host:
         self.ctx.due = self.due
         self.typing = TypingKeeper(self.ctx)
         self.ctx.typing = self.typing
+        self.voice_notes = VoiceNotes(self.gateway, lambda: self.settings, self.events)
+        self.ctx.transcriber = self.voice_notes
         self.watcher = OutboundWatcher(settings.paths.sessions, self._on_outbound_change)
         self.callbacks = HostEvents(self.ctx, self.router, self.approvals,
                                     on_channel_up=self.delivery.resume_channel, on_component=self._component)
@@ -162,6 +167,7 @@ class Host:
             ctx=self.ctx, secrets=self.secrets, approvals=self.approvals, auth=self.auth, state=self.state,
             gateway=self.gateway, runtime=self.runtime, reload_settings=self._reload_settings, channels=self,
         )
+        self.voice_notes.shown = partial(chat_service.show_transcripts, self.services)
         # With HTTPS for LAN access, ``lan_web`` serves other devices and ``web`` stays on 127.0.0.1 (plain HTTP).
         self.web: WebServer | None = None
         self.lan_web: WebServer | None = None
@@ -517,6 +523,8 @@ class Host:
         }
         if config is not None and config.mcp_servers not in ("", "{}"):
             env["NANOCLAW_MCP_SERVERS"] = config.mcp_servers
+        if config is not None and (skills_off := agent_skills.runner_value(config.skills)):
+            env[agent_skills.SKILLS_OFF_ENV] = skills_off
         return SessionSpec(
             session_id=session.id,
             agent_group_id=session.agent_group_id,

@@ -150,6 +150,18 @@ class Settings:
     """Upstream the gateway forwards OpenAI-compatible requests to (e.g. ``http://localhost:11434/v1`` for Ollama)."""
     daily_spend_cap_usd: float = 0.0
     """Model spending allowed per day (midnight to midnight in ``timezone``), over all agents; 0 turns the cap off."""
+    voice_transcription: bool = False
+    """Transcribe voice notes and audio before the agent gets them (through the model gateway, so the key stays here
+    and each call is counted); off, the agent gets the audio file only."""
+    transcription_base_url: str = "https://api.openai.com/v1"
+    """An OpenAI-compatible server with ``/audio/transcriptions``: OpenAI, Groq
+    (``https://api.groq.com/openai/v1``) or a local whisper.cpp server (``http://127.0.0.1:8080/v1``)."""
+    transcription_model: str = "whisper-1"
+    """The transcription model as that server names it (``whisper-1``, ``whisper-large-v3-turbo``)."""
+    transcription_key: str = "openai"
+    """Which key goes with the calls: ``openai`` (the OpenAI-compatible API key) or ``none`` (a local server)."""
+    transcription_max_seconds: int = 600
+    """Longer audio is not sent for transcription (the note still arrives, saying so)."""
     channel_values: Mapping[str, Any] = field(default_factory=dict)
     """Settings this module does not declare, as given (``telegram_api_base_url``): the channels' own, read through
     :meth:`channel`, which types and checks them."""
@@ -265,10 +277,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("settings 'turn_window_seconds' and 'turn_pause_seconds' must be more than 0")
     if settings.daily_spend_cap_usd < 0:
         raise ConfigError("setting 'daily_spend_cap_usd' must be 0 (off) or more")
-    for name in ("anthropic_base_url", "openai_base_url"):
+    for name in ("anthropic_base_url", "openai_base_url", "transcription_base_url"):
         if not getattr(settings, name).startswith(("http://", "https://")):
             raise ConfigError(f"setting {name!r} must start with http:// or https://")
-    choices = {"runtime": ("podman", "local"), "gateway_transport": ("auto", "unix", "tcp")}
+    choices = {"runtime": ("podman", "local"), "gateway_transport": ("auto", "unix", "tcp"),
+               "transcription_key": ("openai", "none")}
     for name, allowed in choices.items():
         if getattr(settings, name) not in allowed:
             raise ConfigError(f"setting {name!r} must be one of {', '.join(allowed)}; got {getattr(settings, name)!r}")

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 def register(sub: SubParsers) -> None:
     """Add the ``agents`` subcommands."""
-    parser = sub.add_parser("agents", help="agents: create, settings, memory, mounts, packages, MCP servers, restart")
+    parser = sub.add_parser("agents", help="agents: create, settings, memory, skills, mounts, packages, MCP, restart")
     cmds = parser.add_subparsers(dest="agents_command", required=True, metavar="COMMAND")
 
     _leaf(cmds, "list", "list agents with their model, chats and running containers", _list)
@@ -97,6 +97,12 @@ def register(sub: SubParsers) -> None:
     access.add_argument("--open", action="store_true", help="any site; every connection is logged")
     access.add_argument("--sites", metavar="SITE,SITE",
                         help='only these sites and their subdomains, comma-separated ("" for none at all)')
+
+    skills = _leaf(cmds, "skills", "which shipped skills an agent's prompt carries (all unless turned off)", _skills)
+    skills.add_argument("agent", help="id, folder or name")
+    toggle = skills.add_mutually_exclusive_group()
+    toggle.add_argument("--off", metavar="SKILL,SKILL", help="turn these skills off")
+    toggle.add_argument("--on", metavar="SKILL,SKILL", help="turn these skills back on")
 
     mcp = cmds.add_parser("mcp", help="MCP servers of an agent").add_subparsers(
         dest="mcp_command", required=True, metavar="COMMAND")
@@ -409,6 +415,27 @@ async def _internet(args: argparse.Namespace, services: AppServices) -> int:
     else:
         print(f"{found.name} may reach no site at all (only these sites, and the list is empty)")
     print("the home network is never reachable, whatever is set here")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- skills
+
+
+async def _skills(args: argparse.Namespace, services: AppServices) -> int:
+    found = await svc.find_agent(services, args.agent)
+    view = await svc.get_skills(services, found.id)
+    if args.off is not None or args.on is not None:
+        named = {n.strip() for n in (args.off if args.off is not None else args.on).split(",") if n.strip()}
+        if not named:
+            raise UserError("name the skills, comma-separated, e.g. --off web,files")
+        off = {s.name for s in view.skills if not s.enabled}
+        view = await svc.set_skills(services, found.id, sorted(off | named if args.off is not None else off - named))
+    if args.json:
+        print_json(view)
+        return 0
+    for skill in view.skills:
+        print(f"  [{'on ' if skill.enabled else 'off'}] {skill.name:<15} {skill.description}")
+    print(f"own skills: {view.own_folder}/<name>/SKILL.md (loaded after these; applies at the next container start)")
     return 0
 
 

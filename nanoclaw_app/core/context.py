@@ -46,6 +46,16 @@ class TypingNotes(Protocol):
         """A reply is about to go to the chat: stop its indicator first (it would outlive the answer)."""
 
 
+class Transcriber(Protocol):
+    """Puts the words of a message's voice notes into its text before an agent gets it (the audio stays attached)."""
+
+    async def transcribe(self, msg: InboundMessage, agent_group_id: str) -> InboundMessage:
+        """The message with its transcripts (or why there are none) in the text; no audio: ``msg``. Never raises.
+
+        The calls are counted for ``agent_group_id``.
+        """
+
+
 RouteFn = Callable[["InboundMessage"], Awaitable[None]]
 
 
@@ -65,6 +75,8 @@ class CoreContext:
     """Set by the composition root to the due timer; without it scheduled rows wait for the sweep."""
     typing: TypingNotes | None = field(default=None)
     """Set by the composition root to the typing keeper; without it typing is shown once per message."""
+    transcriber: Transcriber | None = field(default=None)
+    """Set by the composition root to the voice-note service; without it audio reaches agents as files only."""
 
     def note_due(self, session_id: str, when: float | None = None) -> None:
         """Wake ``session_id`` at epoch ``when`` (None: check now) if it then has due work and no container."""

@@ -3,7 +3,7 @@
 Path of one message (reference §2.1–2.2, DESIGN §4 steps 1–3): check the channel → strip threads the adapter cannot
 keep → offer it to the interceptors in order (pairing codes, a new agent's name) → find or (only when the bot was
 addressed) create the chat → resolve the sender → for every wiring by priority: engage test, access gate, sender
-scope, command gate, session, write, wake.
+scope, command gate, voice notes in words (once per message, ``CoreContext.transcriber``), session, write, wake.
 
 Every message that reaches no agent is recorded in ``dropped_messages`` with its reason and published as a
 ``message.dropped`` event; routing never raises into an adapter. A session database that cannot take a message for
@@ -136,6 +136,8 @@ class _PerMessage:
     typing_sent: bool = False
     subscribed: bool = False
     drop_recorded: bool = False
+    transcribed: InboundMessage | None = None
+    """The message with its voice notes in words, made for the first agent that takes it and reused for the rest."""
 
 
 _HELD: ContextVar[frozenset[tuple[str, str]]] = ContextVar("router_held_chats", default=frozenset())
@@ -374,6 +376,7 @@ class Router:
                 await self._reply(adapter, msg, command_gate.denial_text(msg.text))
             return AgentOutcome(agent, "dropped", "permission_denied")
 
+        msg = await self._transcribed(msg, agent, once)
         session = await self._session(wiring, mode, chat, msg)
         if self.held.waiting_in(session.id):
             # Earlier messages of the session wait: this one queues behind them, so the agent reads them in order.
@@ -401,6 +404,19 @@ class Router:
                 once.typing_sent = True
                 await self._typing(adapter, msg, session)
         return AgentOutcome(agent, outcome, None, session.id, seq)
+
+    async def _transcribed(self, msg: InboundMessage, agent: str, once: _PerMessage) -> InboundMessage:
+        """Voice notes in words, once per message and only past the gates: a stranger's audio costs nothing."""
+        transcriber = self._ctx.transcriber
+        if transcriber is None or not msg.attachments:
+            return msg
+        if once.transcribed is None:
+            try:
+                once.transcribed = await transcriber.transcribe(msg, agent)
+            except Exception:
+                log.exception("transcribing the audio of message %s failed; it goes on without", msg.message_id)
+                once.transcribed = msg
+        return once.transcribed
 
     async def _handed(self, msg: InboundMessage, chat_id: str, session: Session, seq: int, *, trigger: bool) -> None:
         """The session has the message: refresh its activity, announce it and (when it triggers) wake the agent."""

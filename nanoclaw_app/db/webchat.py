@@ -78,12 +78,13 @@ async def page(db: Database, platform_id: str, *, before_seq: int | None, limit:
 
 
 async def changes_for(db: Database, target_ids: Sequence[str]) -> list[WebchatRow]:
-    """Edits and reactions of the given messages, oldest first."""
+    """Edits, reactions and transcripts of the given messages, oldest first."""
     if not target_ids:
         return []
     marks = ", ".join("?" for _ in target_ids)
     rows = await db.fetchall(
-        f"{_SELECT} WHERE target_id IN ({marks}) AND kind IN ('edit', 'reaction') ORDER BY rowid", tuple(target_ids)
+        f"{_SELECT} WHERE target_id IN ({marks}) AND kind IN ('edit', 'reaction', 'transcript') ORDER BY rowid",
+        tuple(target_ids),
     )
     return [from_row(WebchatRow, r) for r in rows]
 

@@ -37,6 +37,8 @@ class Usage:
     """The part of ``cache_write_tokens`` written with Anthropic's 1-hour TTL (priced higher)."""
     web_search_requests: int = 0
     """Anthropic server-side web searches, billed per search."""
+    audio_seconds: float = 0.0
+    """Seconds of audio transcribed (transcription servers bill per minute)."""
 
 
 def _int(value: Any) -> int:
@@ -207,8 +209,34 @@ class OpenAIStreamMeter(_SseMeter):
         return openai_usage(self._model, self._usage) if self._usage is not None else None
 
 
+class TranscriptionMeter(JsonMeter):
+    """A transcription reply: the audio's length (``usage.seconds``, or ``duration`` of ``verbose_json``) or tokens.
+
+    Every successful call yields a usage, even from a server that reports nothing (whisper.cpp), so each is counted.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("transcribe")
+
+    def result(self) -> Usage | None:
+        """Parse the whole body once; a body that is not JSON still counts as one call."""
+        try:
+            body = json.loads(b"".join(self._chunks)) if self._chunks else {}
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        usage = body.get("usage")
+        raw: dict[str, Any] = usage if isinstance(usage, dict) else {}
+        seconds = raw.get("seconds", body.get("duration"))
+        seconds = float(seconds) if isinstance(seconds, int | float) and not isinstance(seconds, bool) else 0.0
+        return Usage(model="", input_tokens=_int(raw.get("input_tokens")), output_tokens=_int(raw.get("output_tokens")),
+                     audio_seconds=max(seconds, 0.0))
+
+
 def meter_for(api: str, content_type: str) -> Meter | None:
     """The meter for a successful response of ``api`` (``anthropic``/``openai``), or None for bodies without usage."""
+    if api == "transcribe":
+        return TranscriptionMeter()
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind == "text/event-stream":
         return AnthropicStreamMeter() if api == "anthropic" else OpenAIStreamMeter()

@@ -132,6 +132,28 @@ OPENAI: dict[str, Price] = {
     "o1-pro": _gpt(150, 150, 600),
 }
 
+AUDIO_PER_MINUTE: dict[str, float] = {
+    "whisper-1": 0.006,
+    "gpt-4o-transcribe": 0.006,
+    "gpt-4o-mini-transcribe": 0.003,
+    "whisper-large-v3": 0.111 / 60,  # Groq prices per hour of audio
+    "whisper-large-v3-turbo": 0.04 / 60,
+    "distil-whisper-large-v3-en": 0.02 / 60,
+}
+"""USD per minute of audio transcribed; an unknown model on a remote server is counted like ``whisper-1``."""
+
+
+def audio_cost(model: str, seconds: float, *, local: bool) -> float:
+    """USD for transcribing ``seconds`` of audio; free on the user's own machines.
+
+    A local whisper.cpp server takes any model name, ``whisper-1`` included, so the name proves nothing there.
+    """
+    if local:
+        return 0.0
+    rate = AUDIO_PER_MINUTE.get(normalise(model), AUDIO_PER_MINUTE["whisper-1"])
+    return max(seconds, 0.0) / 60 * rate
+
+
 FAMILIES: tuple[tuple[str, Price], ...] = (
     ("fable", _FABLE), ("mythos", _FABLE), ("opus", _OPUS), ("sonnet", _claude(2, 10, 0.10)), ("haiku", _HAIKU_4_5),
 )

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -32,7 +33,7 @@ from nanoclaw_app.core.events import EventBus
 from nanoclaw_app.db import usage as usage_db
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.gateway.metering import OpenAIStreamMeter, Usage, meter_for
-from nanoclaw_app.gateway.pricing import PriceBook
+from nanoclaw_app.gateway.pricing import PriceBook, audio_cost
 from nanoclaw_app.gateway.spend import SpendTracker
 from nanoclaw_app.gateway.tokens import SHARED, Grant, TokenRegistry, tokens_in
 from nanoclaw_app.gateway.upstream import Upstream, endpoint_refusal, request_headers, response_headers
@@ -49,7 +50,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """Twice the Anthropic API's own request limit (32 MB); bigger bodies are refused before anything is forwarded."""
 
-_API_NAMES = {"anthropic": "Anthropic", "openai": "OpenAI"}
+_API_NAMES = {"anthropic": "Anthropic", "openai": "OpenAI", "transcribe": "Transcription"}
 _REFUSAL_KINDS = {400: ("invalid_request_error", "invalid_path"), 403: ("permission_error", "wrong_api"),
                   404: ("not_found_error", "unknown_endpoint"), 405: ("invalid_request_error", "method_not_allowed")}
 """Error type (both APIs' shapes) and OpenAI-style code of each endpoint refusal."""
@@ -147,7 +148,9 @@ class Proxy:
     async def _endpoint_allowed(self, upstream: Upstream, grant: Grant, method: str, path: bytes, send: Send) -> bool:
         """Whether the call is one a model client of this grant makes; a refusal is answered, logged and published."""
         refusal = endpoint_refusal(upstream.name, method, path)
-        if refusal is None and grant.upstream not in (None, upstream.name):
+        if refusal is None and upstream.name == "transcribe" and grant.upstream != "transcribe":
+            refusal = 403, "only NanoClaw itself transcribes voice notes"
+        elif refusal is None and grant.upstream not in (None, upstream.name):
             refusal = 403, f"this container's model service is {_API_NAMES[grant.upstream]}"
         if refusal is None:
             return True
@@ -169,7 +172,7 @@ class Proxy:
         block a setup that needs none. Should such a server want a key after all, its own refusal is passed on.
         """
         api = _API_NAMES[upstream.name]
-        if not upstream.key_required and not self._secrets.available:
+        if not upstream.secret_name or (not upstream.key_required and not self._secrets.available):
             return ""
         try:
             key = await self._secrets.get(upstream.secret_name)
@@ -261,7 +264,8 @@ class Proxy:
         if usage is not None:
             if not usage.model:
                 usage = replace(usage, model=_model_in(body))
-            cost = self._prices.cost(usage, local=upstream.local)
+            cost = (audio_cost(usage.model, usage.audio_seconds, local=upstream.local) if upstream.name == "transcribe"
+                    else self._prices.cost(usage, local=upstream.local))
             self._spend.add(cost)
             self._usage.add(usage_db.CallUsage(
                 agent_group_id=grant.agent_group_id, session_id=grant.session_id, provider=upstream.name,
@@ -278,6 +282,7 @@ class Proxy:
             output_tokens=usage.output_tokens if usage else 0,
             cache_read_tokens=usage.cache_read_tokens if usage else 0,
             cache_write_tokens=usage.cache_write_tokens if usage else 0, cost_usd=cost,
+            audio_seconds=usage.audio_seconds if usage else 0.0,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
 
@@ -335,8 +340,15 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks) if chunks else first
 
 
+_FORM_MODEL = re.compile(rb'name="model"\r\n(?:[A-Za-z-]+:[^\r\n]*\r\n)*?\r\n([^\r\n]{1,200})\r\n')
+"""The ``model`` field of a multipart form (a transcription upload), whose reply never names the model."""
+
+
 def _model_in(body: bytes) -> str:
-    """The requested model, for the rare reply that does not name it."""
+    """The requested model, for the rare reply that does not name it (and every transcription reply)."""
+    if body[:2] == b"--":
+        found = _FORM_MODEL.search(body[:65536])  # form fields come before the file
+        return found.group(1).decode("utf-8", "replace") if found else "unknown"
     try:
         value = json.loads(body).get("model") if body else None
     except (ValueError, AttributeError):

@@ -33,7 +33,7 @@ from nanoclaw_app.gateway.pricing import PriceBook
 from nanoclaw_app.gateway.proxy import LISTENER, Proxy
 from nanoclaw_app.gateway.spend import SpendTracker
 from nanoclaw_app.gateway.tokens import TokenRegistry
-from nanoclaw_app.gateway.upstream import build_upstreams, new_client
+from nanoclaw_app.gateway.upstream import build_upstreams, new_client, transcription_upstream
 from nanoclaw_app.gateway.usage_log import UsageLog
 from nanoclaw_app.secrets.store import SecretStore
 from nanoclaw_app.serving import WebServer, bind_loopback, bind_unix
@@ -99,7 +99,7 @@ class ModelGateway:
         self._spend = SpendTracker(settings.daily_spend_cap_usd, settings.tz)
         self._prices = PriceBook()
         self._usage = UsageLog(db, events)
-        self._upstreams = build_upstreams(settings)
+        self._upstreams = {**build_upstreams(settings), "transcribe": transcription_upstream(settings)}
         self._client: httpx.AsyncClient | None = None
         self._proxy: Proxy | None = None
         self._server: WebServer | None = None
@@ -156,8 +156,8 @@ class ModelGateway:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def apply_settings(self, settings: Settings) -> None:
-        """Take changed upstream URLs and the spend cap without a restart (the timezone needs one)."""
-        self._upstreams.update(build_upstreams(settings))
+        """Take changed upstream URLs (transcription's too) and the spend cap without a restart (timezone needs one)."""
+        self._upstreams.update(build_upstreams(settings), transcribe=transcription_upstream(settings))
         self._spend.cap_usd = settings.daily_spend_cap_usd
 
     # -- what the host and the runtime use -----------------------------------------------------------------------
@@ -177,9 +177,12 @@ class ModelGateway:
         """The loopback port (tcp transport, once started), else None."""
         return self._server.port if self._server is not None and self._transport == "tcp" else None
 
-    def grant(self, session_id: str, agent_group_id: str) -> str:
-        """A token for the gateway's own listener: the host's own calls (the setup check). Containers use ``attach``."""
-        return self._tokens.grant(session_id, agent_group_id)
+    def grant(self, session_id: str, agent_group_id: str, *, upstream: str | None = None) -> str:
+        """A token for the gateway's own listener: the host's own calls. Containers use ``attach``.
+
+        The setup check may call either model API; transcribing a voice note passes ``upstream="transcribe"``.
+        """
+        return self._tokens.grant(session_id, agent_group_id, upstream=upstream)
 
     async def attach(self, session_id: str, agent_group_id: str, provider: str) -> ContainerAccess:
         """A listener and a token for one container start of ``session_id``: valid only there, for its provider's API.

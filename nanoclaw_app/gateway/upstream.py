@@ -1,4 +1,6 @@
-"""The two upstream APIs the gateway forwards to, and what changes on the way: credentials and hop-by-hop headers.
+"""The APIs the gateway forwards to, and what changes on the way: credentials and hop-by-hop headers.
+
+Two model APIs for containers, and the server that transcribes voice notes for the host.
 
 Everything here works on raw ASGI header lists (``list[tuple[bytes, bytes]]``, names lower-case) so the hot path never
 decodes a header it does not need.
@@ -41,6 +43,7 @@ _IDENTITY = (b"accept-encoding", b"identity")
 ENDPOINTS: dict[str, dict[bytes, frozenset[str]]] = {
     "anthropic": {b"/v1/messages": frozenset({"POST"}), b"/v1/messages/count_tokens": frozenset({"POST"})},
     "openai": {b"/chat/completions": frozenset({"POST"}), b"/models": frozenset({"GET"})},
+    "transcribe": {b"/audio/transcriptions": frozenset({"POST"})},
 }
 """Per API, the paths (after the base URL, as sent: undecoded) and methods our model clients call: the Anthropic SDK
 and the Claude CLI (``/v1/messages``, ``?beta=true`` is a query), the OpenAI SDK and the setup check (``/models``).
@@ -55,7 +58,8 @@ class Upstream:
     """One API the gateway forwards to: its mount name, base URL and how the real key is sent."""
 
     name: str
-    """``anthropic`` or ``openai``: the URL prefix containers use and the API shape of errors and usage."""
+    """``anthropic``, ``openai`` or ``transcribe``: the URL prefix callers use and the API shape of errors and usage
+    (``transcribe`` speaks OpenAI's)."""
     base_url: str
     """Without a trailing slash; the rest of the container's path is appended as is."""
     secret_name: str
@@ -127,6 +131,25 @@ def build_upstreams(settings: Settings) -> dict[str, Upstream]:
             display=display,
         )
     return result
+
+
+def transcription_upstream(settings: Settings) -> Upstream:
+    """The OpenAI-compatible server voice notes are transcribed by; only the host's own calls may use it.
+
+    With ``transcription_key`` ``none`` (a local whisper.cpp server) no secret is read and no key is sent.
+    """
+    base = settings.transcription_base_url.strip()
+    parts = urlsplit(base)
+    host = parts.hostname or ""
+    with_key = settings.transcription_key == "openai"
+    return Upstream(
+        name="transcribe",
+        base_url=base.rstrip("/"),
+        secret_name="openai_api_key" if with_key else "",
+        key_required=with_key,
+        local=is_local_host(host),
+        display=f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}".rstrip("/"),
+    )
 
 
 def request_headers(incoming: Iterable[tuple[bytes, bytes]], auth: tuple[bytes, bytes] | None) -> Headers:

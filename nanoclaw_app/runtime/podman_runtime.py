@@ -22,7 +22,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +90,9 @@ class PodmanRuntime:
         self._notice = notice
         self.install = install_id(settings.paths.home)
         self._api: PodmanApi | None = None
+        """The connection once :meth:`open` removed the orphans (starts wait for it)."""
+        self._engine: PodmanApi | None = None
+        """The same connection from :meth:`connect` on, before any orphan was removed."""
         self._rootless = False
         self._selinux: list[str] = []
         self._notes: list[str] = []
@@ -139,32 +142,49 @@ class PodmanRuntime:
         async with self._connect_lock:
             if self._api is not None:
                 return
-            endpoint = await self._service.ensure()
-            api = PodmanApi(endpoint.url)
-            try:
-                info = await api.info()
-            except PodmanCallFailed:
-                await api.close()
-                raise
-            self._rootless = bool(((info.get("host") or {}).get("security") or {}).get("rootless", endpoint.rootless))
-            refusal = rootless_refusal(info) if endpoint.machine is None else None
-            if refusal is not None:
-                await api.close()
-                raise refusal
-            self._selinux = security_options(info)
-            self._notes = engine_notes(info)
+            api = await self._connect()
             removed = await self._remove_orphans(api)
             self._api = api
             if removed:
                 log.info("removed %d orphan containers from an earlier run", removed)
-            version = (info.get("version") or {}).get("Version", "?")
-            mode = "rootless" if self._rootless else "rootful"
-            log.info("Podman %s connected at %s (%s)", version, endpoint.url, mode)
-            if self._selinux:
-                log.info("SELinux is on: agent containers run with label separation off (see runtime/engine_info.py)")
-            for note in self._notes:
-                log.warning("%s", note)
             self._watch = asyncio.create_task(self._watch_exits(), name="podman-exits")
+
+    async def connect(self) -> PodmanApi:
+        """Find or start the engine and learn how it runs, removing and watching nothing.
+
+        For ``doctor --live``, which starts one container of its own: the containers of a host running meanwhile are
+        not its to remove. Raises ``PodmanUnavailable`` saying what to fix.
+        """
+        async with self._connect_lock:
+            return await self._connect()
+
+    async def _connect(self) -> PodmanApi:
+        """The engine connection (made once), with rootless mode, SELinux options and engine notes learned."""
+        if self._engine is not None:
+            return self._engine
+        endpoint = await self._service.ensure()
+        api = PodmanApi(endpoint.url)
+        try:
+            info = await api.info()
+        except PodmanCallFailed:
+            await api.close()
+            raise
+        self._rootless = bool(((info.get("host") or {}).get("security") or {}).get("rootless", endpoint.rootless))
+        refusal = rootless_refusal(info) if endpoint.machine is None else None
+        if refusal is not None:
+            await api.close()
+            raise refusal
+        self._selinux = security_options(info)
+        self._notes = engine_notes(info)
+        self._engine = api
+        version = (info.get("version") or {}).get("Version", "?")
+        mode = "rootless" if self._rootless else "rootful"
+        log.info("Podman %s connected at %s (%s)", version, endpoint.url, mode)
+        if self._selinux:
+            log.info("SELinux is on: agent containers run with label separation off (see runtime/engine_info.py)")
+        for note in self._notes:
+            log.warning("%s", note)
+        return api
 
     async def close(self) -> None:
         """Remove the standby containers, stop watching and release the engine connection (and a service we started)."""
@@ -176,9 +196,10 @@ class PodmanRuntime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        api, self._api = self._api, None
-        if api is not None:
-            await api.close()
+        self._api = None
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.close()
         await self._service.close()
 
     # ------------------------------------------------------------------------------------------ runtime API
@@ -416,6 +437,14 @@ class PodmanRuntime:
 
     async def _attach(self, spec: SessionSpec) -> Access:
         return await self._doors.attach(spec)
+
+    def session_config(self, spec: SessionSpec, name: str, image: str, command: Sequence[str]) -> ContainerConfig:
+        """A session's container as :meth:`start` makes it, running ``command`` instead of the runner.
+
+        The same mounts, user, limits, network, dropped capabilities and labels, but no host doors. ``doctor --live``
+        checks the real mounts with it; call :meth:`connect` first (the user and SELinux options depend on the engine).
+        """
+        return replace(self._config(spec, name, image, None), command=list(command))
 
     def _config(self, spec: SessionSpec, name: str, image: str, access: Access | None) -> ContainerConfig:
         return ContainerConfig(

@@ -28,7 +28,8 @@ from nanoclaw_app.settings import ANTHROPIC_API, ENV_PREFIX, Settings, load_sett
 from nanoclaw_app.tls import ensure_certificate, lan_address, read_certificate
 
 APP_EDITABLE = ("timezone", "lan_access", "lan_https", "host", "port", "https_port", "daily_spend_cap_usd",
-                "agent_base_image", "agent_ca_certificates", "anthropic_base_url")
+                "agent_base_image", "agent_ca_certificates", "anthropic_base_url", "voice_transcription",
+                "transcription_base_url", "transcription_model", "transcription_key")
 """The app's own editable settings; each channel's settings object adds its fields (``registry.setting_fields``)."""
 NEEDS_RESTART = frozenset({"lan_access", "lan_https", "host", "port", "https_port", "timezone", "agent_base_image",
                            "agent_ca_certificates"})
@@ -36,6 +37,7 @@ APPLIED_BY_HOST = frozenset({"agent_base_image", "agent_ca_certificates"})
 """Read at start by a CLI, but saved in the running host they apply at once (its next agent image build uses them)."""
 RESTART_KEY = "settings.restart_needed"
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -54,6 +56,11 @@ class AppSettings:
     agent_ca_certificates: str
     anthropic_base_url: str
     """Where Anthropic calls go: Anthropic itself, a proxy or a compatible server (applies at once)."""
+    voice_transcription: bool
+    transcription_base_url: str
+    transcription_model: str
+    transcription_key: str
+    """How voice notes are transcribed (``openai``: with the OpenAI key; ``none``: a local server); apply at once."""
     can_restart: bool
     """Whether this NanoClaw restarts itself on request (the page then offers "Restart now")."""
     lan_password_set: bool
@@ -124,7 +131,7 @@ def parse_value(name: str, text: str) -> Any:
     theirs = registry.setting_fields().get(name)
     kind = str(theirs[1].type) if theirs is not None else None
     try:
-        if name in ("lan_access", "lan_https") or kind == "bool":
+        if name in ("lan_access", "lan_https", "voice_transcription") or kind == "bool":
             if text.lower() not in (*_TRUE, *_FALSE):
                 raise ValueError(text)
             return text.lower() in _TRUE
@@ -237,12 +244,24 @@ def _check(name: str, value: Any, current: Settings) -> Any:
             if text != "localhost":
                 raise UserError(f"{text!r} is not an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0") from err
         return text
-    if name in ("lan_access", "lan_https"):
+    if name in ("lan_access", "lan_https", "voice_transcription"):
         if not isinstance(value, bool):
             raise UserError(f"{name} must be true or false")
         return value
     if name == "anthropic_base_url":
         return _anthropic_address(str(value))
+    if name == "transcription_base_url":
+        return _transcription_address(str(value))
+    if name == "transcription_model":
+        model = str(value).strip()
+        if not _MODEL.fullmatch(model):
+            raise UserError("the transcription model is a name without spaces, such as whisper-1 or "
+                            "whisper-large-v3-turbo")
+        return model
+    if name == "transcription_key":
+        if value not in ("openai", "none"):
+            raise UserError("choose the OpenAI-compatible API key (“openai”) or no key (“none”, a local server)")
+        return value
     return _check_channel(name, value, current)
 
 
@@ -283,6 +302,23 @@ def _anthropic_address(text: str) -> str:
     if parts.path.endswith("/v1"):
         raise UserError(f"leave /v1 off the end of the Anthropic address ({text.removesuffix('/v1')}): NanoClaw "
                         "adds /v1/messages itself")
+    return text
+
+
+def _transcription_address(text: str) -> str:
+    """An http(s) base URL of an OpenAI-compatible API (ending before ``/audio/transcriptions``)."""
+    text = text.strip().rstrip("/").removesuffix("/audio/transcriptions")
+    example = "such as https://api.openai.com/v1, https://api.groq.com/openai/v1 or http://127.0.0.1:8080/v1"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as err:
+        raise UserError(f"{text!r} is not a web address {example}") from err
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0 or any(c.isspace() for c in text):
+        raise UserError(f"the transcription address must start with http:// or https:// and name a server, {example}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise UserError("leave user names, passwords, ? and # out of the transcription address; the key goes in "
+                        "API keys and tokens")
     return text
 
 

@@ -6,10 +6,12 @@ go through the host's router exactly like a WhatsApp or Telegram message, so wir
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nanoclaw_app.channels.webchat.adapter import CHANNEL, OWNER_HANDLE, WebchatAdapter
 from nanoclaw_app.channels.webchat.conversation import ChatLog, HistoryPage, NewFile
@@ -22,7 +24,11 @@ from nanoclaw_app.db import users as users_db
 from nanoclaw_app.db.messaging import WiringSpec
 from nanoclaw_app.db.rows import AgentGroup
 from nanoclaw_app.errors import ConfigError, NotFound, UserError
+from nanoclaw_app.ids import new_id
 from nanoclaw_app.services.context import AppServices
+
+if TYPE_CHECKING:
+    from nanoclaw_app.services.voice_notes import Heard
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +151,16 @@ async def send_message(
         timestamp=stored.created_at, attachments=attachments,
     ))
     return await adapter.log.get(stored.id) or stored
+
+
+async def show_transcripts(services: AppServices, msg: InboundMessage, heard: Sequence[Heard]) -> None:
+    """Show what was heard in a recording sent in the app under its bubble (other channels' notes are not here)."""
+    if msg.channel_type != CHANNEL:
+        return
+    log_ = _adapter(services).log
+    for note in heard:
+        await log_.change(platform_id=msg.platform_id, target_id=msg.message_id, kind="transcript",
+                          text=json.dumps(note.to_dict(), ensure_ascii=False), change_id=new_id("msg"))
 
 
 async def history(

@@ -1,5 +1,6 @@
 // The agents pages: the list with the create form (/agents) and one agent's tabs (/agents/{id}): overview, memory
-// editor, mounts with the allowlist, packages, MCP servers, internet access and restart. Every action is one call to /api/agents/...;
+// editor, skills, mounts with the allowlist, packages, MCP servers, internet access and restart. Every action is one
+// call to /api/agents/...;
 // data is inserted as text only (NC.el), never as HTML.
 "use strict";
 (() => {
@@ -228,6 +229,41 @@
       if (loaded.has("memory") && editor.value !== memory.original) event.preventDefault();
     });
 
+    // skills ----------------------------------------------------------------------------------
+    function showSkills(view) {
+      document.getElementById("skills-own-folder").textContent = `${view.own_folder}/<name>/SKILL.md`;
+      document.getElementById("skills-list").replaceChildren(...view.skills.map((s) =>
+        el("label", { class: "choice skill-choice" },
+          el("input", { type: "checkbox", name: "skill", value: s.name, checked: s.enabled }),
+          el("span", {}, el("strong", {}, s.name), el("br"), el("span", { class: "hint" }, s.description)))));
+    }
+    loaders.skills = async () => {
+      const retry = document.getElementById("skills-retry");
+      try {
+        showError("skills-error", null);
+        retry.hidden = true;
+        showSkills(await api("GET", `${base}/skills`, undefined, { quiet: true }));
+      } catch (err) {
+        showError("skills-error", new Error(t("agents.skills_load_error", { error: err.message || String(err) })));
+        retry.hidden = false;
+        throw err;
+      }
+    };
+    document.getElementById("skills-retry").addEventListener("click", () => loaders.skills().catch(() => {}));
+    document.getElementById("skills-form").addEventListener("change", () => {
+      document.getElementById("skills-saved").hidden = true;
+    });
+    onSubmit(document.getElementById("skills-form"), "skills-error", async () => {
+      document.getElementById("skills-saved").hidden = true;
+      const off = [...document.querySelectorAll("#skills-list input[name=skill]")]
+        .filter((box) => !box.checked).map((box) => box.value);
+      const saved = await api("PUT", `${base}/skills`, { off }, { quiet: true });
+      showSkills(saved);
+      const box = document.getElementById("skills-saved");
+      box.textContent = saved.skills.some((s) => s.enabled) ? t("agents.skills_saved") : t("agents.skills_saved_none_on");
+      box.hidden = false;
+    });
+
     // mounts and the allowlist ----------------------------------------------------------------
     let mounts = [];
     async function saveMounts(list) {
@@ -404,6 +440,7 @@
       refreshAgent();
       if (data.change === "packages" && loaded.has("packages")) loaders.packages().catch(() => {});
       if (data.change === "mcp_servers" && loaded.has("mcp")) loaders.mcp().catch(() => {});
+      if (data.change === "skills" && loaded.has("skills")) loaders.skills().catch(() => {});
     });
     window.NC.on("agent.egress_changed", (data) => {
       if (data.agent_group_id === agentId && loaded.has("internet")) loaders.internet().catch(() => {});

@@ -64,13 +64,20 @@
 
   function fileList(files) {
     if (!files || !files.length) return null;
-    return el("div", { class: "msg-files" }, files.map((f) => INLINE.has(f.mime_type)
+    return el("div", { class: "msg-files" }, files.map((f) => withTranscript(f, INLINE.has(f.mime_type)
       ? el("a", { class: "msg-image", href: f.url, target: "_blank", rel: "noopener", title: t("chat.open_image", { name: f.name }) },
         el("img", { src: f.url, alt: f.name, loading: "lazy" }))
       : el("a", { class: "file-chip", href: f.url, download: f.name, title: t("chat.download", { name: f.name }) },
         el("span", { class: "file-icon", "aria-hidden": "true" }, "⬇"),
         el("span", { class: "file-name" }, f.name),
-        el("span", { class: "file-size" }, size(f.size)))));
+        el("span", { class: "file-size" }, size(f.size))))));
+  }
+
+  // A recording shows what the agent was told it says (its words, or why there are none) right under it.
+  function withTranscript(file, view) {
+    if (!file.transcript) return view;
+    return el("div", { class: "file-with-transcript" }, view,
+      el("p", { class: "file-transcript", title: t("chat.transcript_title") }, file.transcript));
   }
 
   function cardView(msg) {

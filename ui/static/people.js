@@ -153,6 +153,7 @@
     const current = addAgent.value;
     addAgent.replaceChildren(...data.agents.map((a) => el("option", { value: a.id, selected: a.id === current }, a.name)));
     addForm.querySelector("button[type=submit]").disabled = !data.agents.length;
+    renderMemoryAgents(data.agents);
   }
 
   function renderWaiting(queue) {
@@ -230,6 +231,118 @@
     showChannel();
     await load();
   }));
+
+  // What an agent remembers about each person: pick an agent and a person, then read and edit their private memory.
+  // The agent writes the same file, so a save names the version it started from and a conflict is said in words.
+  const memAgent = document.getElementById("memory-agent");
+  const memPerson = document.getElementById("memory-person");
+  const memBox = document.getElementById("memory-box");
+  const memText = document.getElementById("memory-text");
+  const memRefused = document.getElementById("memory-refused");
+  const memSaveFailed = document.getElementById("memory-save-failed");
+  const mem = { original: "", version: null, max: 0, name: "" };
+  const sentence = (text) => (text ? text[0].toUpperCase() + text.slice(1) : text);
+  const memDirty = () => !memBox.hidden && memText.value !== mem.original;
+  const agentName = () => (memAgent.selectedOptions[0] ? memAgent.selectedOptions[0].textContent : "");
+  const memQuery = () => `agent=${encodeURIComponent(memAgent.value)}&user=${encodeURIComponent(memPerson.value)}`;
+
+  function memState() {
+    const size = new TextEncoder().encode(memText.value).length;
+    const sizeBox = document.getElementById("memory-size");
+    sizeBox.textContent = t("people.memory_size", { size: size.toLocaleString(), max: mem.max.toLocaleString() });
+    sizeBox.classList.toggle("error", size > mem.max);
+    document.getElementById("memory-save").disabled = !memDirty() || size > mem.max;
+    document.getElementById("memory-revert").disabled = !memDirty();
+  }
+
+  function showMemory(data) {
+    Object.assign(mem, { original: data.text, version: data.version, max: data.max_bytes, name: data.name });
+    memText.value = data.text;
+    document.getElementById("memory-path").textContent = data.path;
+    document.getElementById("memory-label").textContent = t("people.memory_label", { agent: agentName(), name: data.name });
+    memRefused.hidden = true;
+    memSaveFailed.hidden = true;
+    memBox.hidden = false;
+    memState();
+  }
+
+  async function loadPersonMemory() {
+    memSaveFailed.hidden = true;
+    if (!memPerson.value) { memBox.hidden = true; memRefused.hidden = true; return; }
+    try {
+      showMemory(await api("GET", `/api/people/memory?${memQuery()}`, undefined, { quiet: true }));
+    } catch (err) {
+      if (!(err instanceof NC.ApiError)) throw err;
+      memBox.hidden = true;  // the sentence says what stands there; the button below removes it
+      document.getElementById("memory-error").textContent = sentence(err.message);
+      memRefused.hidden = false;
+    }
+  }
+
+  async function loadMemories() {
+    const current = memPerson.value;
+    const data = memAgent.value ? await api("GET", `/api/people/memories?agent=${encodeURIComponent(memAgent.value)}`)
+      : { people: [] };
+    // Nobody's memory is open until the owner picks whose: the page is also where roles are managed, maybe with
+    // someone looking over the owner's shoulder.
+    memPerson.replaceChildren(el("option", { value: "" }, t("people.memory_choose")),
+      ...data.people.map((p) => el("option", { value: p.user_id, selected: p.user_id === current },
+        p.bytes ? p.name : t("people.memory_pick_person_empty", { name: p.name }))));
+    document.getElementById("memory-none").hidden = data.people.length > 0 || !memAgent.value;
+    await loadPersonMemory();
+  }
+
+  function renderMemoryAgents(agents) {
+    const current = memAgent.value;
+    memAgent.replaceChildren(...agents.map((a) => el("option", { value: a.id, selected: a.id === current }, a.name)));
+    document.getElementById("person-memory").hidden = !agents.length;
+    if (memAgent.value !== current && !memDirty()) loadMemories().catch(() => {});
+  }
+
+  const switchTo = (select) => {
+    let before = select.value;
+    select.addEventListener("focus", () => { before = select.value; });
+    return guarded(async () => {
+      if (memDirty() && !window.confirm(t("people.memory_discard"))) { select.value = before; return; }
+      before = select.value;
+      await (select === memAgent ? loadMemories() : loadPersonMemory());
+    });
+  };
+  memAgent.addEventListener("change", switchTo(memAgent));
+  memPerson.addEventListener("change", switchTo(memPerson));
+  memText.addEventListener("input", () => { memSaveFailed.hidden = true; memState(); });
+  document.getElementById("memory-revert").addEventListener("click", () => { memText.value = mem.original; memState(); });
+  document.getElementById("memory-reload").addEventListener("click", guarded(loadPersonMemory));
+  document.getElementById("memory-save").addEventListener("click", guarded(async () => {
+    const button = document.getElementById("memory-save");
+    button.disabled = true;
+    try {
+      const saved = await api("POST", "/api/people/memory", { agent_group_id: memAgent.value, user_id: memPerson.value,
+        text: memText.value, base_version: mem.version }, { quiet: true });
+      showMemory(saved);
+      toast(saved.cut_in_prompt ? t("people.memory_saved_cut", { chars: saved.prompt_chars.toLocaleString() })
+        : t("people.memory_saved", { agent: agentName(), name: saved.name }), "good");
+      const option = memPerson.selectedOptions[0];
+      if (option) option.textContent = saved.bytes ? saved.name : t("people.memory_pick_person_empty", { name: saved.name });
+    } catch (err) {
+      if (!(err instanceof NC.ApiError)) throw err;
+      document.getElementById("memory-save-error").textContent = sentence(err.message);
+      memSaveFailed.hidden = false;
+      memState();
+    }
+  }));
+  document.getElementById("memory-afresh").addEventListener("click", guarded(async () => {
+    const data = await api("POST", "/api/people/memory/start-afresh", { agent_group_id: memAgent.value, user_id: memPerson.value });
+    showMemory(data);
+    toast(t("people.memory_started_afresh", { name: data.name, agent: agentName() }), "good");
+  }));
+  memText.addEventListener("keydown", (event) => {
+    if ((event.ctrlKey || event.metaKey) && event.key === "s") {
+      event.preventDefault();
+      if (!document.getElementById("memory-save").disabled) document.getElementById("memory-save").click();
+    }
+  });
+  window.addEventListener("beforeunload", (event) => { if (memDirty()) event.preventDefault(); });
 
   function refresh() {
     if (editing) { stale = true; return; }

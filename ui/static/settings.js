@@ -139,7 +139,7 @@ document.addEventListener("DOMContentLoaded", () => {
   // The app's settings are top-level fields; each channel's are in ``channel_settings`` (one form per channel).
   const valueOf = (settings, name) => (name in settings ? settings[name] : (settings.channel_settings || {})[name]);
   const isChannel = (name) => name in (current.channel_settings || {});
-  const FORMS = [...document.querySelectorAll("#general-form, #containers-form, form.channel-settings, #advanced-form")];
+  const FORMS = [...document.querySelectorAll("#general-form, #containers-form, #voice-form, form.channel-settings, #advanced-form")];
   let restarting = false;
 
   // Restart now: the host stops and starts again (the window stays); this page waits for the new host's /health.
@@ -169,7 +169,7 @@ document.addEventListener("DOMContentLoaded", () => {
   function show(settings) {
     current = settings;
     for (const form of FORMS) {
-      for (const input of form.querySelectorAll("input[name]")) {
+      for (const input of form.querySelectorAll("input[name], select[name]")) {
         const name = input.name;
         if (input.type === "checkbox") input.checked = Boolean(valueOf(settings, name));
         else if (document.activeElement !== input) input.value = valueOf(settings, name) ?? "";
@@ -218,7 +218,7 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     const changes = {};
     const theirs = {};
-    for (const input of event.target.querySelectorAll("input[name]:not(:disabled)")) {
+    for (const input of event.target.querySelectorAll("input[name]:not(:disabled), select[name]:not(:disabled)")) {
       const value = input.type === "checkbox" ? input.checked
         : input.type === "number" ? Number(input.value) : input.value.trim();
       if (value === valueOf(current, input.name)) continue;
@@ -232,6 +232,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
   $("general-form").addEventListener("submit", guard(saveForm));
   $("containers-form").addEventListener("submit", guard(saveForm));
+  $("voice-form").addEventListener("submit", guard(saveForm));
   for (const form of document.querySelectorAll("form.channel-settings")) form.addEventListener("submit", guard(saveForm));
   $("advanced-form").addEventListener("submit", guard(saveForm));
 

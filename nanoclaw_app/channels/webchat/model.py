@@ -26,6 +26,8 @@ class ChatFile:
     mime_type: str
     size: int
     url: str
+    transcript: str = ""
+    """For a recording: the line the agent got (its words, or why there are none)."""
 
 
 @dataclass
@@ -133,6 +135,11 @@ def fold(row: WebchatRow, changes: Iterable[WebchatRow] = (), *, waiting: bool =
     for change in changes:
         if change.kind == "reaction" and change.text:
             message.reactions.append(change.text)
+        elif change.kind == "transcript":
+            note = _json(change.text, {}, change.id)
+            for file in files:
+                if isinstance(note, dict) and file.name == note.get("name"):
+                    file.transcript = str(note.get("line") or "")
         elif change.kind == "edit":
             if card is not None:
                 card.outcome = _outcome(card, change.text)

@@ -1,4 +1,4 @@
-"""Managing agents: create, rename, model, memory, mounts, packages, MCP servers, internet access, restart, delete.
+"""Managing agents: create, rename, model, memory, skills, mounts, packages, MCP servers, internet, restart, delete.
 
 The page, its JSON API and ``nanoclaw agents`` all call these functions, so they refuse the same things with the same
 words. Package and MCP-server checks are the ones the agent-initiated system actions use (``core.system_actions``);
@@ -57,6 +57,7 @@ from nanoclaw_app.services.agents.mounts import (
     set_mounts,
 )
 from nanoclaw_app.services.agents.packages import Packages, get_packages, set_packages
+from nanoclaw_app.services.agents.skills import SkillChoice, SkillsView, get_skills, set_skills
 
 __all__ = [
     "INTERNET_MODES",
@@ -81,6 +82,8 @@ __all__ = [
     "RestartResult",
     "RootView",
     "SessionInfo",
+    "SkillChoice",
+    "SkillsView",
     "add_allowed_root",
     "add_mcp_server",
     "check_sites",
@@ -93,6 +96,7 @@ __all__ = [
     "get_memory",
     "get_mounts",
     "get_packages",
+    "get_skills",
     "list_agents",
     "list_mcp_servers",
     "providers",
@@ -103,5 +107,6 @@ __all__ = [
     "set_internet",
     "set_mounts",
     "set_packages",
+    "set_skills",
     "update_agent",
 ]

@@ -48,6 +48,13 @@ class MemoryIn:
 
 
 @dataclass
+class SkillsIn:
+    """The shipped skills to switch off; every other one is on (a skill shipped later starts on)."""
+
+    off: list[str] = field(default_factory=list)
+
+
+@dataclass
 class MountsIn:
     """The agent's complete list of extra mounts."""
 
@@ -214,6 +221,18 @@ class AgentsApi(Controller):
     ) -> svc.InternetAccess:
         """Applies to the agent's next connection; a bad site refuses the whole change, naming the line."""
         return await svc.set_internet(services, agent_id, data.mode, data.sites)
+
+    @get("/{agent_id:str}/skills", summary="The agent's shipped skills")
+    async def get_skills(self, services: NamedDependency[AppServices], agent_id: FromPath[str]) -> svc.SkillsView:
+        """Each shipped skill, on or off, and the folder for the owner's own skills."""
+        return await svc.get_skills(services, agent_id)
+
+    @put("/{agent_id:str}/skills", summary="Choose the agent's shipped skills")
+    async def set_skills(
+        self, services: NamedDependency[AppServices], agent_id: FromPath[str], data: JSONBody[SkillsIn]
+    ) -> svc.SkillsView:
+        """Exactly the named skills are off; an unknown name refuses the whole change."""
+        return await svc.set_skills(services, agent_id, data.off)
 
     @get("/{agent_id:str}/mcp-servers", summary="The agent's MCP servers")
     async def list_mcp(self, services: NamedDependency[AppServices], agent_id: FromPath[str]) -> list[svc.McpServer]:

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import FromQuery, JSONBody
 from litestar.response import Template
 from litestar.types import ControllerRouterHandler
 
-from nanoclaw_app.services import people
+from nanoclaw_app.services import people, person_memory
 from nanoclaw_app.services.chats import AgentRef, list_agents
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.services.people import PersonView
@@ -44,6 +44,16 @@ class MembershipChange:
 
     user_id: str
     agent_group_id: str
+
+
+@dataclass
+class PersonMemoryIn:
+    """A person's new memory text with one agent; ``base_version`` (from the last read) keeps the agent's edits."""
+
+    agent_group_id: str
+    user_id: str
+    text: str
+    base_version: str | None = None
 
 
 @dataclass
@@ -93,6 +103,32 @@ class PeopleController(Controller):
     async def rename(self, services: NamedDependency[AppServices], data: JSONBody[Rename]) -> PersonView:
         """400 for an empty or overlong name."""
         return await people.rename(services, data.user_id, data.display_name)
+
+
+    @get("/api/people/memories", summary="Whose private memory an agent keeps")
+    async def memories(self, services: NamedDependency[AppServices],
+                       agent: FromQuery[str]) -> person_memory.AgentPeople:
+        """Everyone who may talk to the agent, and anyone it keeps a memory file for; 404 for an unknown agent."""
+        return await person_memory.list_for_agent(services, agent)
+
+    @get("/api/people/memory", summary="One person's private memory with an agent")
+    async def get_memory(self, services: NamedDependency[AppServices], agent: FromQuery[str],
+                         user: FromQuery[str]) -> person_memory.PersonMemory:
+        """400 with a sentence when the agent left something other than a plain file there (a link, a pipe)."""
+        return await person_memory.get(services, agent, user)
+
+    @post("/api/people/memory", status_code=200, summary="Replace one person's private memory with an agent")
+    async def put_memory(self, services: NamedDependency[AppServices],
+                         data: JSONBody[PersonMemoryIn]) -> person_memory.PersonMemory:
+        """400 when it changed since ``base_version``, is too long, or cannot be written safely."""
+        return await person_memory.put(services, data.agent_group_id, data.user_id, data.text,
+                                       base_version=data.base_version)
+
+    @post("/api/people/memory/start-afresh", status_code=200, summary="Remove what stands at a person's memory file")
+    async def start_afresh(self, services: NamedDependency[AppServices],
+                           data: JSONBody[MembershipChange]) -> person_memory.PersonMemory:
+        """The way out when the file is a link, a pipe or too large: it is removed (never followed) and left empty."""
+        return await person_memory.start_afresh(services, data.agent_group_id, data.user_id)
 
 
 ROUTES: list[ControllerRouterHandler] = [PeopleController]

@@ -36,6 +36,10 @@ class SettingsChange:
     agent_base_image: str | None = None
     agent_ca_certificates: str | None = None
     anthropic_base_url: str | None = None
+    voice_transcription: bool | None = None
+    transcription_base_url: str | None = None
+    transcription_model: str | None = None
+    transcription_key: str | None = None
     channel_settings: dict[str, Any] | None = None
     """The channels' own settings to change, by stored name (``whatsapp_sends_per_minute``)."""
 
