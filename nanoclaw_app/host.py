@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import urllib.request
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from functools import partial
@@ -115,6 +116,7 @@ class Host:
             transport=self.gateway.transport,
             exceptions=tuple(e.strip() for e in settings.egress_private_exceptions.split(",") if e.strip()),
             extra_ca_file=settings.agent_ca_certificates, upstream_ca_file=settings.egress_trusted_ca_file,
+            network_proxy=network_proxy(),
         )
         self.runtime: ContainerRuntime = runtime or self._default_runtime()
         self.waker = WakeManager(
@@ -588,6 +590,11 @@ class Host:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def network_proxy() -> str:
+    """The network's own proxy from this process's environment (what pip and Podman use here too), or ``""``."""
+    return urllib.request.getproxies().get("https", "")
 
 
 def _json_strings(raw: str) -> list[str]:

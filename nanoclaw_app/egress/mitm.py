@@ -36,7 +36,15 @@ from nanoclaw_app.egress.http1 import (
     wants_close,
 )
 from nanoclaw_app.egress.policy import Caller, EgressPolicy, EgressRecord, RequestVerdict, inject, path_only
-from nanoclaw_app.egress.tunnel import Stream, UpstreamClosed, UpstreamError, close_stream, open_upstream, pipe_both
+from nanoclaw_app.egress.tunnel import (
+    NetworkProxy,
+    Stream,
+    UpstreamClosed,
+    UpstreamError,
+    close_stream,
+    open_upstream,
+    pipe_both,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +130,15 @@ class InterceptedConnection:
     """The request loop of one CONNECT whose TLS the proxy terminated."""
 
     def __init__(self, *, policy: EgressPolicy, caller: Caller, host: str, port: int, addresses: list[str],
-                 upstream_context: ssl.SSLContext, limits: Limits, client: Stream) -> None:
+                 upstream_context: ssl.SSLContext, limits: Limits, client: Stream,
+                 via: NetworkProxy | None = None) -> None:
         self._policy = policy
         self._caller = caller
         self._host = host
         self._port = port
         self._addresses = addresses
         self._context = upstream_context
+        self._via = via
         self._limits = limits
         self._reader, self._writer = client
         self._upstream: Stream | None = None
@@ -222,7 +232,7 @@ class InterceptedConnection:
         reused = self._upstream is not None and not self._upstream[0].at_eof()
         if not reused:
             await self._drop_upstream()
-            self._upstream = await open_upstream(self._host, self._port, self._addresses, self._context)
+            self._upstream = await open_upstream(self._host, self._port, self._addresses, self._context, self._via)
         assert self._upstream is not None
         upstream = self._upstream
         upstream[1].write(head)
@@ -238,7 +248,7 @@ class InterceptedConnection:
 
     async def _resend(self, head: bytes) -> Stream:
         await self._drop_upstream()
-        self._upstream = await open_upstream(self._host, self._port, self._addresses, self._context)
+        self._upstream = await open_upstream(self._host, self._port, self._addresses, self._context, self._via)
         self._upstream[1].write(head)
         return self._upstream
 

@@ -33,7 +33,7 @@ from nanoclaw_app.egress.http1 import (
 )
 from nanoclaw_app.egress.mitm import InterceptedConnection, Limits, authority, next_head, relay_response
 from nanoclaw_app.egress.policy import Caller, ConnectPlan, EgressPolicy, EgressRecord
-from nanoclaw_app.egress.tunnel import UpstreamError, close_stream, open_upstream, pipe_both
+from nanoclaw_app.egress.tunnel import NetworkProxy, UpstreamError, close_stream, open_upstream, pipe_both
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,9 @@ class EgressProxy:
 
     def __init__(self, policy: EgressPolicy, ca: EgressCA, upstream_context: ssl.SSLContext, *,
                  exceptions: Collection[str] = (), own_addresses: Collection[IP] = (),
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, network_proxy: NetworkProxy | None = None) -> None:
         self._policy = policy
+        self._network_proxy = network_proxy
         self._ca = ca
         self._upstream_context = upstream_context
         self._exceptions = frozenset(exceptions)
@@ -112,7 +113,7 @@ class EgressProxy:
         addresses, plan = checked
         if not plan.intercept:
             try:
-                upstream = await open_upstream(host, port, addresses)
+                upstream = await open_upstream(host, port, addresses, via=self._via(host, port))
             except UpstreamError as err:
                 writer.write(plain_response(502, str(err)))
                 await writer.drain()
@@ -128,7 +129,11 @@ class EgressProxy:
         await writer.start_tls(self._ca.context_for(host), ssl_handshake_timeout=self._limits.head)
         await InterceptedConnection(policy=self._policy, caller=caller, host=host, port=port, addresses=addresses,
                                     upstream_context=self._upstream_context, limits=self._limits,
-                                    client=(reader, writer)).run()
+                                    client=(reader, writer), via=self._via(host, port)).run()
+
+    def _via(self, host: str, port: int) -> NetworkProxy | None:
+        """The network's proxy, except for the development exceptions (local fakes it could never reach)."""
+        return None if f"{host}:{port}" in self._exceptions else self._network_proxy
 
     async def _plain(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      caller: Caller) -> None:
@@ -144,7 +149,7 @@ class EgressProxy:
         headers.append((b"Connection", b"close"))
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
-            upstream = await open_upstream(host, port, checked[0])
+            upstream = await open_upstream(host, port, checked[0], via=self._via(host, port))
         except UpstreamError as err:
             writer.write(plain_response(502, str(err)))
             await writer.drain()

@@ -27,6 +27,7 @@ from nanoclaw_app.egress.http1 import MAX_HEAD
 from nanoclaw_app.egress.mitm import Limits
 from nanoclaw_app.egress.policy import Caller, EgressPolicy
 from nanoclaw_app.egress.proxy import EgressProxy
+from nanoclaw_app.egress.tunnel import NetworkProxy
 from nanoclaw_app.errors import ConfigError
 from nanoclaw_app.runtime.image import read_ca_certificates
 from nanoclaw_app.serving import bind_loopback, bind_unix
@@ -58,7 +59,7 @@ class EgressServer:
 
     def __init__(self, policy: EgressPolicy, *, ca_folder: Path, run_dir: Path, transport: Literal["unix", "tcp"],
                  exceptions: Collection[str] = (), extra_ca_file: str = "", upstream_ca_file: str = "",
-                 limits: Limits | None = None) -> None:
+                 network_proxy: str = "", limits: Limits | None = None) -> None:
         self._policy = policy
         self._ca_folder = ca_folder
         self._dir = run_dir / "egress"
@@ -68,6 +69,8 @@ class EgressServer:
         self._extra_ca_file = extra_ca_file
         """The network's own CAs: trusted by the containers and by the proxy."""
         self._upstream_ca_file = upstream_ca_file
+        self._network_proxy = NetworkProxy.from_url(network_proxy) if network_proxy else None
+        """The network's own proxy (the host's ``HTTPS_PROXY``), through which every connection out goes."""
         """CAs only the proxy trusts, for services that have a credential (a home server's own certificate)."""
         self._limits = limits or Limits()
         self._ca: EgressCA | None = None
@@ -82,7 +85,7 @@ class EgressServer:
         own = await own_addresses()
         self._ca = ca
         self._proxy = EgressProxy(self._policy, ca, upstream, exceptions=self._exceptions, own_addresses=own,
-                                  limits=self._limits)
+                                  limits=self._limits, network_proxy=self._network_proxy)
         log.info("egress proxy ready (%s listeners, CA in %s)", self._transport, self._ca_folder)
 
     def _prepare(self) -> tuple[EgressCA, ssl.SSLContext]:
