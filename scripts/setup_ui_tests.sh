@@ -17,7 +17,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 need=()
 for pkg in xvfb xauth imagemagick chromium fonts-dejavu-core fonts-noto-color-emoji trayer dbus-daemon \
-           xdotool desktop-file-utils; do
+           xdotool desktop-file-utils curl; do
   installed "$pkg" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
 import stat
 from pathlib import Path
@@ -112,7 +111,6 @@ async def test_the_ca_survives_a_restart(policy: FakePolicy, fake_api: FakeHttps
     assert stat.S_IMODE((tmp_path / "ca" / "egress-ca.key").stat().st_mode) == 0o600
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 async def test_curl_gets_the_credential_through_the_proxy_and_tunnels_other_hosts(
         policy: FakePolicy, fake_api: FakeHttpsApi, egress: EgressServer, access: EgressAccess) -> None:
     proxy = f"http://nc:token@127.0.0.1:{access.port}"
