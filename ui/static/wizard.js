@@ -638,8 +638,14 @@
   }
 
   // The channel's module asks to move on (say, its phone is linked): only while its step is the one shown.
+  // Both "linked" and "paired" can ask within a moment, and a person who went back to the step chose to be there:
+  // a step moves on by itself once per visit of the page, and one leave per step is in flight at a time.
+  const leaving = new Set();
+  const advanced = new Set();
+
   function advance(name, message) {
-    if (current !== stepOf(name)) return;
+    if (current !== stepOf(name) || leaving.has(name) || advanced.has(name)) return;
+    advanced.add(name);
     if (message) NC.toast(message, "good");
     leaveChannel(name, "done");
   }
@@ -651,14 +657,18 @@
   }
 
   async function leaveChannel(name, outcome) {
-    const next = stepOf(name) + 1;
-    if (outcome === "done" && !works(name) && state.steps[name]) { show(next); return; }
+    const here = stepOf(name);
+    if (outcome === "done" && !works(name) && state.steps[name]) { show(here + 1); return; }
+    if (leaving.has(name)) return;
+    leaving.add(name);
     try {
       await NC.api("POST", "/api/setup/channel", { channel: name, outcome }, { quiet: true });
       markDone(name, outcome === "skipped");
-      show(next);
+      if (current === here) show(here + 1);
     } catch (err) {
       channelError(name, err.message);
+    } finally {
+      leaving.delete(name);
     }
   }
 
