@@ -10,7 +10,6 @@ import os
 import sys
 import urllib.request
 from collections.abc import Mapping, Sequence
-from contextlib import AsyncExitStack
 from functools import partial
 from types import TracebackType
 
@@ -62,6 +61,7 @@ from nanoclaw_app.services.voice_notes import VoiceNotes
 from nanoclaw_app.serving import WebServer
 from nanoclaw_app.sessions.store import SessionStore
 from nanoclaw_app.settings import Settings
+from nanoclaw_app.stop_steps import StopSteps
 from nanoclaw_app.web.app import web_servers
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class Host:
         self.lan_web: WebServer | None = None
         if serve_web:
             self.web, self.lan_web = web_servers(self.services)
-        self._stack: AsyncExitStack | None = None
+        self._stack: StopSteps | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._engine: asyncio.Task[None] | None = None
         self._release: asyncio.Task[None] | None = None
@@ -185,22 +185,22 @@ class Host:
 
     async def start(self) -> None:
         """Start every component in dependency order; on failure, stop what already started."""
-        stack = AsyncExitStack()
+        stack = StopSteps()
         try:
             self.settings.paths.ensure()
             # The engine connects (starting Podman's service can take a second) while the rest comes up: the
             # window and the web app do not wait for it; every container start does (``ContainerRuntime.open``).
-            stack.push_async_callback(self.runtime.close)
+            stack.step("the container engine", self.runtime.close)
             self._component("containers", "connecting")
             self._engine = asyncio.create_task(self._connect_engine(), name="engine-connect")
-            stack.push_async_callback(self._stop_engine_connect)
+            stack.step("the engine connection", self._stop_engine_connect)
             await self.db.open()
-            stack.push_async_callback(self.db.close)
+            stack.step("the database", self.db.close)
             applied = await migrate(self.db)
             if applied:
                 log.info("database migrated: %s", ", ".join(applied))
             await self.store.start()
-            stack.push_async_callback(self.store.close)
+            stack.step("the session store", self.store.close)
             self._component("database", "ok")
             await self.auth.load()
 
@@ -213,44 +213,45 @@ class Host:
             self._component("secrets",
                             "ok" if self.secrets.available else f"locked: {self.secrets.unavailable_reason}")
             await self.gateway.start()
-            stack.push_async_callback(self.gateway.stop)
+            stack.step("the model gateway", self.gateway.stop)
             self._component("gateway", self.gateway.transport)
             self.egress_decisions.start()
-            stack.push_async_callback(self.egress_decisions.stop)
+            stack.step("the egress decisions", self.egress_decisions.stop)
             await self.egress.start()
-            stack.push_async_callback(self.egress.stop)
+            stack.step("the egress proxy", self.egress.stop)
             self._component("egress", self.gateway.transport)
 
             await self.waker.start()
-            stack.push_async_callback(self.waker.stop_all)
-            stack.push_async_callback(self._stop_engine_connect)  # a connect still under way ends before stop_all
+            stack.step("the agent containers", self.waker.stop_all)
+            # a connect still under way ends before stop_all
+            stack.step("the engine connection", self._stop_engine_connect)
 
             await self.approvals.sweep_stale_on_start()
             # Channels come up before recovery and the sweep: both may need to tell the owner something.
-            stack.push_async_callback(self._teardown_channels)
+            stack.step("the channels", self._teardown_channels)
             for adapter in self.channels.all():
                 await self._setup_adapter(adapter)
             await self._start_enabled_channels()
             await self.delivery.recover_uncertain()
             await self.delivery.start()
-            stack.push_async_callback(self.delivery.stop)
-            stack.push_async_callback(self.typing.stop)
+            stack.step("delivery", self.delivery.stop)
+            stack.step("typing", self.typing.stop)
             await self.watcher.start()
-            stack.push_async_callback(self.watcher.stop)
+            stack.step("the outbound watcher", self.watcher.stop)
             await self.due.start()
-            stack.push_async_callback(self.due.stop)
+            stack.step("the due timer", self.due.stop)
             await self.sweep.start()
-            stack.push_async_callback(self.sweep.stop)
+            stack.step("the sweep", self.sweep.stop)
             await self.router.start()  # messages a session DB refused earlier are handed over from here on
-            stack.push_async_callback(self.router.stop)
+            stack.step("the router", self.router.stop)
             self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
-            stack.push_async_callback(self._stop_housekeeping)
+            stack.step("housekeeping", self._stop_housekeeping)
             self._release = asyncio.create_task(self._release_when_keys_usable(), name="key-release")
-            stack.push_async_callback(self._stop_release)
+            stack.step("the key release", self._stop_release)
 
             if self.web is not None:
                 await self.web.start()
-                stack.push_async_callback(self._stop_web)
+                stack.step("the web app", self._stop_web)
                 if self.lan_web is not None:
                     await self._start_lan_web(self.lan_web)
                 self._component("web", self.url or "")

@@ -22,6 +22,7 @@ import pytest
 
 from nanoclaw_app.paths import Paths
 from nanoclaw_app.runfile import read_run_file
+from nanoclaw_app.window import STOP_SECONDS
 from tests.web.conftest import REPO, screenshot_dir
 
 # Xvfb and GTK exist only on Linux; CI runs Linux, so this smoke test always runs there (macOS/Windows windows are
@@ -75,17 +76,20 @@ class App:
     def stop(self, sig: signal.Signals) -> int:
         """Send ``sig`` and wait for the exit code."""
         self.proc.send_signal(sig)
+        limit = STOP_SECONDS + 15  # past the app's own limit, so its "did not stop" line names the slow step
         try:
-            code = self.proc.wait(WAIT_SECONDS)
+            code: int | None = self.proc.wait(limit)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            pytest.fail(f"the app did not exit within {WAIT_SECONDS:.0f} s of {sig.name}:\n{self.output}")
+            code = None
         for reader in self._readers:
             reader.join(10)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+        if code is None:
+            pytest.fail(f"the app did not exit within {limit:.0f} s of {sig.name}:\n{self.output}")
         return code
 
     @property
