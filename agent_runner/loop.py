@@ -25,39 +25,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from agent_runner import prompt as system_prompt
+from agent_runner.batch_prompt import batch_prompt
 from agent_runner.commands import Command, command_of, raw_text
 from agent_runner.config import RunnerConfig
-from agent_runner.formatter import format_batch
 from agent_runner.gateway_relay import gateway_reachable
 from agent_runner.heartbeat import Heartbeat
 from agent_runner.inbound_watch import ChangeSignal, InboundWatcher
 from agent_runner.output import parse_output, strip_internal
-from agent_runner.people_memory import Remembered, conversation_people, people_note, remembered
+from agent_runner.people_memory import Remembered, conversation_people, remembered
 from agent_runner.protocol import (
     AckStatus,
-    ChatContent,
-    ContractError,
     InboundRow,
-    MessageKind,
-    TaskContent,
 )
 from agent_runner.providers.base import GatewayLost, Provider, ProviderEvent, Query
 from agent_runner.providers.early_start import StartsEarly
 from agent_runner.providers.registry import ProviderLoader
 from agent_runner.replies import answer_to, failure_notice, nudge_text, route_blocks
 from agent_runner.session_db import SessionDB
-from agent_runner.task_script import run_task_script
+from agent_runner.task_script import with_script_output
 from agent_runner.tools.context import CurrentBatch, ToolContext
 from agent_runner.tools.ours import our_tools
+from agent_runner.turns import QueryState, Turn
 
 log = logging.getLogger(__name__)
 
@@ -67,31 +62,6 @@ QUIET_SECONDS = 60.0
 """End a query after this long with every turn answered and no new rows; the next row starts a resumed one."""
 STOP_GRACE_SECONDS = 2.0
 CLEARED = "Session cleared."
-
-
-@dataclass(eq=False)
-class Turn:
-    """One prompt given to the model (the first, a pushed follow-up, or our nudge) and the rows it answers."""
-
-    rows: list[InboundRow]
-    nudge: bool = False
-    raw: bool = False
-    """A native slash command: its unwrapped output is the command's answer and goes to the command's chat."""
-    context: list[InboundRow] = field(default_factory=list)
-    """For a nudge: the rows of the turn it repeats (tools stamp ``in_reply_to`` from them)."""
-    sent_before: int = 0
-    """How many tool messages had been written when this turn became current."""
-
-
-@dataclass(eq=False)
-class _QueryState:
-    turns: deque[Turn]
-    last_activity: float
-    retry_fresh: bool = False
-    """The continuation was invalid: run the unanswered turns again in a fresh query."""
-    failed: bool = False
-    ended: bool = False
-    """``end()`` was called: nothing more may be pushed (not even a nudge)."""
 
 
 class RunnerLoop:
@@ -349,51 +319,18 @@ class RunnerLoop:
         """Run task pre-check scripts; a task whose script says "no" is completed without waking the agent."""
         kept: list[InboundRow] = []
         for row in rows:
-            if row.kind != MessageKind.TASK:
-                kept.append(row)
+            checked = await with_script_output(row, self.config.agent_dir)
+            if checked is not None:
+                kept.append(checked)
                 continue
-            try:
-                content = TaskContent.from_dict(json.loads(row.content))
-            except (ValueError, ContractError):
-                kept.append(row)  # the formatter shows it as unreadable; the agent can tell the user
-                continue
-            if not content.script:
-                kept.append(row)
-                continue
-            outcome = await run_task_script(content.script, self.config.agent_dir)
-            if outcome.error is not None:
-                # Woken with the error rather than skipped: a check that silently never runs is worse.
-                log.warning("task %s: its script failed (%s); the agent is told", row.id, outcome.error)
-                output: Any = {"script_error": outcome.error}
-            elif not outcome.wake:
-                log.info("task %s: its script says there is nothing to do", row.id)
-                await self._io(self.db.set_acks, [row.id], AckStatus.COMPLETED)
-                self._settled([row])
-                continue
-            else:
-                output = outcome.data
-            updated = TaskContent(prompt=content.prompt, script=content.script, script_output=output)
-            kept.append(replace(row, content=updated.to_json()))
+            await self._io(self.db.set_acks, [row.id], AckStatus.COMPLETED)
+            self._settled([row])
         return kept
 
     # ------------------------------------------------------------------------------------------ queries
 
     async def _format(self, rows: Sequence[InboundRow]) -> str:
-        destinations = await self._io(self.db.destinations)
-        quoted: list[str] = []
-        for row in rows:
-            if row.kind != MessageKind.CHAT:
-                continue
-            with contextlib.suppress(ValueError, ContractError, AttributeError):
-                reply = ChatContent.from_dict(json.loads(row.content)).reply_to or {}
-                if isinstance(reply.get("message_id"), str):
-                    quoted.append(reply["message_id"])
-        reply_seqs = await self._io(self.db.seqs_for_platform_messages, quoted) if quoted else {}
-        text = format_batch(rows, destinations, self.config.timezone, workspace=self.config.session_dir,
-                            reply_seqs=reply_seqs)
-        people = await self._io(conversation_people, rows, self.db.newest_chat)
-        note = people_note(self.config.agent_dir, people)
-        return f"{text}\n{note}" if note else text
+        return await self._io(batch_prompt, self.db, rows, self.config)
 
     async def _converse(self, batch: list[InboundRow], *, raw: bool, stop: asyncio.Event) -> None:
         """Run a query for ``batch``; if the stored continuation turns out invalid, once more without it."""
@@ -407,7 +344,7 @@ class RunnerLoop:
                 text = raw_text(rows[0]) if raw_again else await self._format(rows)
                 await self._query(text, Turn(rows=rows, raw=raw_again), stop, may_retry=False)
 
-    def _make_current(self, state: _QueryState) -> None:
+    def _make_current(self, state: QueryState) -> None:
         """Point the tools at the turn being answered now."""
         if not state.turns:
             return
@@ -415,9 +352,9 @@ class RunnerLoop:
         turn.sent_before = self.tools.sent
         self.batch.rows = list(turn.rows or turn.context)
 
-    async def _query(self, text: str, first: Turn, stop: asyncio.Event, *, may_retry: bool) -> _QueryState:
+    async def _query(self, text: str, first: Turn, stop: asyncio.Event, *, may_retry: bool) -> QueryState:
         loop = asyncio.get_running_loop()
-        state = _QueryState(turns=deque([first]), last_activity=loop.time())
+        state = QueryState(turns=deque([first]), last_activity=loop.time())
         self._make_current(state)
         memories = await self._memories(first.rows or first.context)
         self._query_people = frozenset(m.person.user_id for m in memories)
@@ -472,7 +409,7 @@ class RunnerLoop:
         except Exception:
             log.exception("aborting the query failed")
 
-    async def _consume(self, query: Query, state: _QueryState, *, may_retry: bool) -> None:
+    async def _consume(self, query: Query, state: QueryState, *, may_retry: bool) -> None:
         async for event in query.events():
             self.heartbeat.beat()
             await self._on_event(event, query, state, may_retry=may_retry)
@@ -485,7 +422,7 @@ class RunnerLoop:
             await self._fail(leftover, "the model stopped without answering")
             state.failed = True
 
-    async def _follow_ups(self, query: Query, state: _QueryState) -> None:
+    async def _follow_ups(self, query: Query, state: QueryState) -> None:
         """Push new rows into the live query; end it when a command waits or after the quiet period."""
         loop = asyncio.get_running_loop()
         while not (state.failed or state.retry_fresh):
@@ -510,7 +447,7 @@ class RunnerLoop:
                 timeout = min(timeout, self.quiet_seconds - idle)
             await self.changes.wait(version, timeout)
 
-    async def _push_new(self, query: Query, state: _QueryState) -> Literal["pushed", "idle", "ended"]:
+    async def _push_new(self, query: Query, state: QueryState) -> Literal["pushed", "idle", "ended"]:
         """Claim and push rows that arrived.
 
         A waiting slash command ends the query instead (turns already pushed are still answered), because it must
@@ -548,7 +485,7 @@ class RunnerLoop:
 
     # ------------------------------------------------------------------------------------------ events
 
-    async def _on_event(self, event: ProviderEvent, query: Query, state: _QueryState, *, may_retry: bool) -> None:
+    async def _on_event(self, event: ProviderEvent, query: Query, state: QueryState, *, may_retry: bool) -> None:
         if event.kind == "init" and event.continuation and event.continuation != self._continuation:
             self._continuation = event.continuation
             await self._quietly("saving the continuation", self.db.save_continuation, self.provider.name,
@@ -576,7 +513,7 @@ class RunnerLoop:
         except Exception:
             log.exception("%s failed", what)
 
-    async def _on_result(self, event: ProviderEvent, query: Query, state: _QueryState) -> None:
+    async def _on_result(self, event: ProviderEvent, query: Query, state: QueryState) -> None:
         loop = asyncio.get_running_loop()
         state.last_activity = loop.time()  # before any await: the quiet timer must not fire mid-answer
         if state.turns:
@@ -612,7 +549,7 @@ class RunnerLoop:
         self._make_current(state)
         state.last_activity = loop.time()
 
-    async def _on_error(self, text: str, error: BaseException | None, state: _QueryState, *, may_retry: bool,
+    async def _on_error(self, text: str, error: BaseException | None, state: QueryState, *, may_retry: bool,
                         gateway_lost: bool = False) -> None:
         await self._check_gateway(reported=gateway_lost, text=text)
         invalid = self._continuation is not None and self.provider.is_session_invalid(error or text)

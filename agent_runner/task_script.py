@@ -13,9 +13,11 @@ import json
 import logging
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from agent_runner.protocol import ContractError, InboundRow, MessageKind, TaskContent
 
 log = logging.getLogger(__name__)
 
@@ -94,4 +96,32 @@ async def run_task_script(script: str, cwd: Path, *, limit_seconds: float = TIME
     return _verdict(stdout)
 
 
-__all__ = ["ScriptOutcome", "run_task_script"]
+
+async def with_script_output(row: InboundRow, cwd: Path) -> InboundRow | None:
+    """A task row with its pre-check script's output added, or None when the script says there is nothing to do.
+
+    Rows that are not tasks, or tasks without a script (or unreadable, which the formatter shows), pass unchanged.
+    A script that fails wakes the agent with the error: a check that silently never runs is worse.
+    """
+    if row.kind != MessageKind.TASK:
+        return row
+    try:
+        content = TaskContent.from_dict(json.loads(row.content))
+    except (ValueError, ContractError):
+        return row
+    if not content.script:
+        return row
+    outcome = await run_task_script(content.script, cwd)
+    if outcome.error is not None:
+        log.warning("task %s: its script failed (%s); the agent is told", row.id, outcome.error)
+        output: Any = {"script_error": outcome.error}
+    elif not outcome.wake:
+        log.info("task %s: its script says there is nothing to do", row.id)
+        return None
+    else:
+        output = outcome.data
+    updated = TaskContent(prompt=content.prompt, script=content.script, script_output=output)
+    return replace(row, content=updated.to_json())
+
+
+__all__ = ["ScriptOutcome", "run_task_script", "with_script_output"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -26,16 +25,13 @@ from nanoclaw_app.core.events import EventBus
 from nanoclaw_app.core.host_callbacks import HostEvents
 from nanoclaw_app.core.notes import write_system_note
 from nanoclaw_app.core.notify import notify_owner
-from nanoclaw_app.core.projection import project
 from nanoclaw_app.core.router import Router
 from nanoclaw_app.core.sweep import Sweep, idle_check
 from nanoclaw_app.core.system_actions import SystemActions, register_approval_handlers
 from nanoclaw_app.core.turn_budget import TurnBudget
 from nanoclaw_app.core.typing_keeper import TypingKeeper
 from nanoclaw_app.core.watcher import OutboundWatcher
-from nanoclaw_app.db import agents as agents_db
 from nanoclaw_app.db import egress_events
-from nanoclaw_app.db import users as users_db
 from nanoclaw_app.db.database import Database
 from nanoclaw_app.db.migrate import migrate
 from nanoclaw_app.db.rows import Session
@@ -46,19 +42,18 @@ from nanoclaw_app.gateway.server import ModelGateway
 from nanoclaw_app.gateway.upstream import build_upstreams
 from nanoclaw_app.host_state import HostState
 from nanoclaw_app.runfile import remove_run_file, write_run_file
-from nanoclaw_app.runtime.base import ContainerRuntime, ExtraMount, SessionSpec
-from nanoclaw_app.runtime.mounts import MountRequest, load_allowlist, resolve_mounts
+from nanoclaw_app.runtime.base import ContainerRuntime, SessionSpec
 from nanoclaw_app.runtime.wake import WakeManager
 from nanoclaw_app.secrets.backend import PASSPHRASE_ENV, choose_backend
 from nanoclaw_app.secrets.store import SecretStore, SecretsUnavailable
 from nanoclaw_app.services import chat as chat_service
-from nanoclaw_app.services.agents import skills as agent_skills
 from nanoclaw_app.services.auth import WebAuth
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.services.engine_check import stop_image_build
 from nanoclaw_app.services.key_gate import KeyGate
 from nanoclaw_app.services.voice_notes import VoiceNotes
 from nanoclaw_app.serving import WebServer
+from nanoclaw_app.session_specs import SessionSpecs
 from nanoclaw_app.sessions.store import SessionStore
 from nanoclaw_app.settings import Settings
 from nanoclaw_app.stop_steps import StopSteps
@@ -152,6 +147,8 @@ class Host:
         self.sweep = Sweep(self.ctx, interval=settings.sweep_interval_seconds)
         self.key_gate = KeyGate(self.secrets, settings.paths, lambda: build_upstreams(self.settings),
                                 lambda text: notify_owner(self.ctx, text), self.events)
+        self.specs = SessionSpecs(self.ctx, lambda: self.settings, self.key_gate,
+                                  uses_model_keys=self.runtime.uses_model_keys)
         self.due = DueTimer(self.ctx)
         self.ctx.due = self.due
         self.typing = TypingKeeper(self.ctx)
@@ -498,71 +495,7 @@ class Host:
         await self.router.route(message)
 
     async def _prepare(self, session: Session) -> SessionSpec:
-        """Before a container starts: project destinations and routing, and say what to run and mount.
-
-        Raises ``WaitingForUser`` when the agent's model key cannot be used now: its messages wait for the user.
-        """
-        config = await agents_db.get_config(self.db, session.agent_group_id)
-        provider = session.agent_provider or (config.provider if config else "claude")
-        if self.runtime.uses_model_keys:
-            await self.key_gate.check(provider)
-        await project(self.ctx, session)
-        agent = await agents_db.get(self.db, session.agent_group_id)
-        folder = agent.folder if agent is not None else session.agent_group_id
-        agent_dir = self.settings.paths.agents / folder
-        agent_dir.mkdir(parents=True, exist_ok=True)
-        admins = [
-            *await users_db.owners(self.db),
-            *await users_db.global_admins(self.db),
-            *await users_db.scoped_admins(self.db, session.agent_group_id),
-        ]
-        env = {
-            "NANOCLAW_TZ_NAME": self.settings.timezone,
-            "NANOCLAW_ASSISTANT_NAME": (config.assistant_name if config else None) or (agent.name if agent else "Nano"),
-            "NANOCLAW_MAX_MESSAGES_PER_PROMPT": str(
-                (config.max_messages_per_prompt if config else None) or self.settings.max_messages_per_prompt
-            ),
-            "NANOCLAW_ADMIN_USER_IDS": ",".join(dict.fromkeys(admins)),
-        }
-        if config is not None and config.mcp_servers not in ("", "{}"):
-            env["NANOCLAW_MCP_SERVERS"] = config.mcp_servers
-        if config is not None and (skills_off := agent_skills.runner_value(config.skills)):
-            env[agent_skills.SKILLS_OFF_ENV] = skills_off
-        return SessionSpec(
-            session_id=session.id,
-            agent_group_id=session.agent_group_id,
-            log_path=self.settings.paths.container_log(session.id),
-            session_dir=self.store.dir(session.agent_group_id, session.id),
-            agent_dir=agent_dir,
-            provider=provider,
-            model=config.model if config else None,
-            env=env,
-            mounts=await self._extra_mounts(session, config.additional_mounts if config else "[]"),
-            packages_apt=tuple(_json_strings(config.packages_apt if config else "[]")),
-            packages_pip=tuple(_json_strings(config.packages_pip if config else "[]")),
-        )
-
-    async def _extra_mounts(self, session: Session, raw: str) -> tuple[ExtraMount, ...]:
-        """The agent's extra folders that the allowlist permits; refusals are logged and shown, never fatal."""
-        try:
-            items = json.loads(raw or "[]")
-            requests = [MountRequest.from_json(item) for item in items]
-            allowlist = load_allowlist(self.settings.paths.mount_allowlist)
-        except (ValueError, ConfigError) as err:
-            log.warning("extra mounts of agent %s ignored: %s", session.agent_group_id, err)
-            self.events.publish("mounts.refused", agent_group_id=session.agent_group_id, reason=str(err))
-            return ()
-        if not requests:
-            return ()
-        resolved, refused = resolve_mounts(
-            requests, allowlist, protected=[self.settings.paths.home, self.settings.paths.config]
-        )
-        for item in refused:
-            log.warning("mount %s of agent %s refused: %s", item.request.host_path, session.agent_group_id,
-                        item.reason)
-            self.events.publish("mounts.refused", agent_group_id=session.agent_group_id,
-                                host_path=item.request.host_path, reason=item.reason)
-        return tuple(ExtraMount(m.source, m.target, m.read_only) for m in resolved)
+        return await self.specs.build(session)
 
     async def _on_outbound_change(self, session_id: str) -> None:
         """The runner wrote: deliver what is due."""
@@ -596,13 +529,3 @@ class Host:
 def network_proxy() -> str:
     """The network's own proxy from this process's environment (what pip and Podman use here too), or ``""``."""
     return urllib.request.getproxies().get("https", "")
-
-
-def _json_strings(raw: str) -> list[str]:
-    """A JSON list of strings from a config column; anything else counts as empty (and is logged)."""
-    try:
-        value = json.loads(raw or "[]")
-    except ValueError:
-        log.warning("ignoring malformed package list %r", raw[:100])
-        return []
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -31,12 +30,17 @@ from typing import TYPE_CHECKING
 from nanoclaw_app.core.events import EventBus
 from nanoclaw_app.errors import NanoClawError, TransientError
 from nanoclaw_app.ids import base36
-from nanoclaw_app.paths import resource
 from nanoclaw_app.runtime.base import ExitCallback, SessionSpec
+from nanoclaw_app.runtime.container_config import (
+    LABEL_INSTALL,
+    LABEL_SESSION,
+    EngineFacts,
+    session_container,
+)
 from nanoclaw_app.runtime.engine_info import engine_notes, rootless_refusal, security_options
-from nanoclaw_app.runtime.host_doors import DROPPED_CAPABILITIES, Access, HostDoors
+from nanoclaw_app.runtime.host_doors import Access, HostDoors
 from nanoclaw_app.runtime.image import AgentImages
-from nanoclaw_app.runtime.podman_api import BindMount, ContainerConfig, ImageBuildFailed, PodmanApi, PodmanCallFailed
+from nanoclaw_app.runtime.podman_api import ContainerConfig, ImageBuildFailed, PodmanApi, PodmanCallFailed
 from nanoclaw_app.runtime.podman_socket import PodmanService
 from nanoclaw_app.runtime.standby import MountGone, Standby, fingerprint
 from nanoclaw_app.settings import Settings
@@ -47,14 +51,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LABEL_INSTALL = "io.nanoclaw.install"
-LABEL_SESSION = "io.nanoclaw.session"
-LABEL_AGENT = "io.nanoclaw.agent"
 EXIT_GATEWAY_LOST = 75
 """The runner's exit code when the gateway vanished mid-turn (a host restart): claims are kept for the retry."""
-RUNNER_COMMAND = ("python", "-P", "-s", "-m", "agent_runner")
-"""``-P``: the working folder (the agent's writable ``/workspace/agent``) is not on the import path, so a planted
-``agent_runner/`` there can never replace the runner; ``-s``: no user site-packages from the writable home either."""
 RECONCILE_SECONDS = 15.0
 EVENT_RETRY_SECONDS = 1.0
 
@@ -447,61 +445,9 @@ class PodmanRuntime:
         return replace(self._config(spec, name, image, None), command=list(command))
 
     def _config(self, spec: SessionSpec, name: str, image: str, access: Access | None) -> ContainerConfig:
-        return ContainerConfig(
-            name=name,
-            image=image,
-            command=list(RUNNER_COMMAND),
-            labels={LABEL_INSTALL: self.install, LABEL_SESSION: spec.session_id, LABEL_AGENT: spec.agent_group_id},
-            environment=self._environment(spec, access),
-            mounts=self._mounts(spec, access),
-            log_path=spec.log_path,
-            workdir="/workspace/agent",
-            memory_mb=self._settings.container_memory_mb,
-            cpus=self._settings.container_cpus,
-            pids_limit=self._settings.container_pids_limit,
-            user=self._user(),
-            selinux=list(self._selinux),
-            network=self._doors.network,
-            cap_drop=list(DROPPED_CAPABILITIES),
-        )
-
-    def _environment(self, spec: SessionSpec, access: Access | None) -> dict[str, str]:
-        env = {
-            **spec.env,
-            "TZ": self._settings.timezone,
-            "NANOCLAW_TZ_NAME": self._settings.timezone,
-            "NANOCLAW_PROVIDER": spec.provider,
-            "NANOCLAW_SESSION_DIR": "/workspace",
-            "NANOCLAW_AGENT_DIR": "/workspace/agent",
-            "NANOCLAW_SKILLS_DIR": "/app/skills",
-        }
-        if spec.model:
-            env["NANOCLAW_MODEL"] = spec.model
-        env.update(self._doors.environment(spec, access))
-        return env
-
-    def _mounts(self, spec: SessionSpec, access: Access | None) -> list[BindMount]:
-        global_dir = self._settings.paths.home / "global"
-        global_dir.mkdir(parents=True, exist_ok=True)
-        spec.agent_dir.mkdir(parents=True, exist_ok=True)
-        mounts = [
-            BindMount(spec.session_dir, "/workspace", read_only=False),
-            BindMount(spec.agent_dir, "/workspace/agent", read_only=False),
-            BindMount(global_dir, "/workspace/global", read_only=True),
-            BindMount(resource("agent_runner"), "/app/agent_runner", read_only=True),
-        ]
-        skills = resource("skills")
-        if skills.is_dir():
-            mounts.append(BindMount(skills, "/app/skills", read_only=True))
-        mounts.extend(self._doors.mounts(access))  # this container's own sockets, and no other
-        mounts.extend(BindMount(m.source, m.target, read_only=m.read_only) for m in spec.mounts)
-        return mounts
-
-    def _user(self) -> str | None:
-        """Who the runner runs as: root in a rootless engine is the user; rootful needs the user's own uid."""
-        if self._rootless or not hasattr(os, "getuid") or os.getuid() == 0:
-            return None
-        return f"{os.getuid()}:{os.getgid()}"
+        engine = EngineFacts(install=self.install, rootless=self._rootless, selinux=tuple(self._selinux))
+        return session_container(spec, name, image, access, settings=self._settings, doors=self._doors,
+                                 engine=engine)
 
     # ------------------------------------------------------------------------------------------ exits
 

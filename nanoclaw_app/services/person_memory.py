@@ -10,7 +10,6 @@ meanwhile.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
@@ -20,7 +19,7 @@ from pathlib import Path
 from agent_runner.people_memory import PEOPLE_DIR, person_key
 from agent_runner.prompt import MAX_FILE_CHARS
 from nanoclaw_app.errors import UnsafePath, UserError
-from nanoclaw_app.services import people
+from nanoclaw_app.services import memory_text, people
 from nanoclaw_app.services.agents import lookup
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.sessions.mounted import MountedDir
@@ -103,12 +102,13 @@ async def put(
     """
     agent = await lookup.agent(services, agent_id)
     user = await people.user_by_ref(services.ctx.db, user_ref)
-    data = _encode(text)
+    data = memory_text.encode(text, MAX_BYTES)
     workspace = lookup.workspace(services, agent)
     name = f"{person_key(user.id)}.md"
 
     def write() -> None:
-        current = _version(_read(workspace, name))  # also refuses a planted link or pipe before anything is written
+        # the read also refuses a planted link or pipe before anything is written
+        current = memory_text.version(_read(workspace, name))
         if base_version is not None and current != base_version:
             raise UserError("This memory changed since you opened it (the agent may have written to it). Load the "
                             "newest text, then make your change again.")
@@ -151,19 +151,6 @@ async def start_afresh(services: AppServices, agent_id: str, user_ref: str) -> P
     return _memory(agent.id, user.id, user.display_name or user.id, workspace / PEOPLE_DIR / name, b"")
 
 
-def _encode(text: str) -> bytes:
-    if "\x00" in text:
-        raise UserError("the memory text contains a NUL character; memory is plain text")
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise UserError(f"the memory text is not valid Unicode ({err.reason}); remove the broken character") from err
-    if len(data) > MAX_BYTES:
-        raise UserError(f"this memory is {len(data):,} bytes; the limit is {MAX_BYTES:,}. Shorten it (the agent "
-                        f"only sees the first {MAX_FILE_CHARS:,} characters in its prompt anyway)")
-    return data
-
-
 def _read(workspace: Path, name: str) -> bytes:
     """The file's bytes (empty when there is none); never follows a link or opens a pipe or device."""
     try:
@@ -204,18 +191,11 @@ def _names(folder: MountedDir) -> list[str]:
     return [n for n in os.listdir(folder.fd) if n.endswith(".md") and not n.startswith(".")]  # noqa: PTH208
 
 
-def _version(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
 def _memory(agent_id: str, user_id: str, name: str, path: Path, data: bytes) -> PersonMemory:
-    try:
-        text, lossy = data.decode("utf-8"), False
-    except UnicodeDecodeError:
-        text, lossy = data.decode("utf-8", errors="replace"), True
+    text, lossy = memory_text.decode(data)
     return PersonMemory(agent_id=agent_id, user_id=user_id, name=name, path=str(path), text=text, bytes=len(data),
-                        version=_version(data), max_bytes=MAX_BYTES, prompt_chars=MAX_FILE_CHARS,
-                        cut_in_prompt=len(text.strip()) > MAX_FILE_CHARS, lossy=lossy)
+                        version=memory_text.version(data), max_bytes=MAX_BYTES, prompt_chars=MAX_FILE_CHARS,
+                        cut_in_prompt=memory_text.cut_in_prompt(text), lossy=lossy)
 
 
 __all__ = ["MAX_BYTES", "AgentPeople", "PersonEntry", "PersonMemory", "get", "list_for_agent", "put", "start_afresh"]

@@ -7,7 +7,6 @@ have planted in its workspace.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import stat
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from agent_runner.prompt import MAX_FILE_CHARS
 from nanoclaw_app.core.system_actions import MEMORY_FILE
 from nanoclaw_app.errors import UnsafePath, UserError
+from nanoclaw_app.services import memory_text
 from nanoclaw_app.services.agents import lookup
 from nanoclaw_app.services.context import AppServices
 from nanoclaw_app.sessions.mounted import MountedDir
@@ -58,20 +58,13 @@ async def put_memory(services: AppServices, agent_id: str, text: str, *, base_ve
     memory, and a silent overwrite would lose what it learned.
     """
     agent = await lookup.agent(services, agent_id)
-    if "\x00" in text:
-        raise UserError("the memory text contains a NUL character; memory is plain text")
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise UserError(f"the memory text is not valid Unicode ({err.reason}); remove the broken character") from err
-    if len(data) > MEMORY_MAX_BYTES:
-        raise UserError(f"the memory is {len(data):,} bytes; the limit is {MEMORY_MAX_BYTES:,}. Shorten it (the "
-                        f"agent only sees the first {MAX_FILE_CHARS:,} characters in its prompt anyway)")
+    data = memory_text.encode(text, MEMORY_MAX_BYTES)
     workspace = lookup.workspace(services, agent)
     path = workspace / MEMORY_FILE
 
     def write() -> bytes:
-        current = _version(_read_memory(path))  # also refuses a planted link or device before anything is written
+        # the read also refuses a planted link or device before anything is written
+        current = memory_text.version(_read_memory(path))
         if base_version is not None and current != base_version:
             raise UserError("the memory changed since you opened it (the agent may have written to it); "
                             "reload to see the new text, then make your change again")
@@ -114,15 +107,8 @@ def _read_memory(path: Path) -> bytes:
                         "Delete it and save the memory again") from err
 
 
-def _version(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
 def _memory(agent_id: str, path: Path, data: bytes) -> Memory:
-    try:
-        text, lossy = data.decode("utf-8"), False
-    except UnicodeDecodeError:
-        text, lossy = data.decode("utf-8", errors="replace"), True
-    return Memory(agent_id=agent_id, path=str(path), text=text, bytes=len(data), version=_version(data),
+    text, lossy = memory_text.decode(data)
+    return Memory(agent_id=agent_id, path=str(path), text=text, bytes=len(data), version=memory_text.version(data),
                   max_bytes=MEMORY_MAX_BYTES, prompt_chars=MAX_FILE_CHARS,
-                  cut_in_prompt=len(text.strip()) > MAX_FILE_CHARS, lossy=lossy)
+                  cut_in_prompt=memory_text.cut_in_prompt(text), lossy=lossy)
