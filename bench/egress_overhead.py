@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from nanoclaw_app.egress.caller_token import proxy_url  # noqa: E402
 from nanoclaw_app.egress.policy import Caller, ConnectPlan, EgressRecord, Injection, RequestVerdict  # noqa: E402
 from nanoclaw_app.egress.server import EgressServer  # noqa: E402
 from tests.fakes.https_api import FakeHttpsApi  # noqa: E402
@@ -79,7 +80,10 @@ async def serve_proxy(fake: dict[str, str]) -> None:
                               exceptions=[f"127.0.0.1:{port}" for port in ports], extra_ca_file=fake["inject_ca"])
         await server.start()
         access = await server.attach("bench-session", "bench-agent")
-        print(json.dumps({"port": access.port, "bundle": str(server.bundle_path)}), flush=True)
+        assert access.port is not None
+        assert access.token is not None
+        url = proxy_url("127.0.0.1", access.port, access.token)
+        print(json.dumps({"url": url, "bundle": str(server.bundle_path)}), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         await server.stop()
 
@@ -110,16 +114,16 @@ def run(n: int, warmup: int) -> dict[str, object]:
     fake_process, fake = child("--serve-fake")
     proxy_process, proxy = child("--serve-proxy", json.dumps(fake))
     try:
-        proxy_url = f"http://127.0.0.1:{proxy['port']}"
+        via = proxy["url"]  # the container's address: its token as the password
         fake_ca = ssl.create_default_context(cafile=fake["tunnel_ca"])
         bundle = ssl.create_default_context(cafile=proxy["bundle"])
         tunnel_url = f"https://127.0.0.1:{fake['tunnel_port']}/echo"
         inject_url = f"https://127.0.0.1:{fake['inject_port']}/echo"
         with httpx.Client(verify=fake_ca, trust_env=False) as client:
             direct = timed(client, tunnel_url, n, warmup)
-        with httpx.Client(verify=fake_ca, proxy=proxy_url, trust_env=False) as client:
+        with httpx.Client(verify=fake_ca, proxy=via, trust_env=False) as client:
             tunnel = timed(client, tunnel_url, n, warmup)
-        with httpx.Client(verify=bundle, proxy=proxy_url, trust_env=False) as client:
+        with httpx.Client(verify=bundle, proxy=via, trust_env=False) as client:
             inject = timed(client, inject_url, n, warmup, check=f"Bearer {TOKEN}")
     finally:
         for process in (proxy_process, fake_process):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -287,11 +288,12 @@ async def _line(src: asyncio.StreamReader, idle: float) -> bytes:
         raise BadMessage("a chunk line is too long") from err
 
 
-_REASONS = {400: b"Bad Request", 403: b"Forbidden", 502: b"Bad Gateway"}
+_REASONS = {400: b"Bad Request", 403: b"Forbidden", 407: b"Proxy Authentication Required", 502: b"Bad Gateway"}
 
 
-def plain_response(status: int, text: str) -> bytes:
+def plain_response(status: int, text: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
     """A whole response the proxy itself gives: the reason as plain text, and the connection ends after it."""
     body = text.encode("utf-8") + b"\n"
-    return (b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
-            b"Connection: close\r\n\r\n" % (status, _REASONS.get(status, b"Error"), len(body))) + body
+    more = b"".join(key + b": " + value + b"\r\n" for key, value in extra)
+    return (b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s"
+            b"Connection: close\r\n\r\n" % (status, _REASONS.get(status, b"Error"), len(body), more)) + body

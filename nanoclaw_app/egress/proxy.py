@@ -17,6 +17,7 @@ from collections.abc import Collection
 
 from nanoclaw_app.egress.addresses import IP, NotFound, Refused, resolve
 from nanoclaw_app.egress.ca import EgressCA
+from nanoclaw_app.egress.caller_token import proves
 from nanoclaw_app.egress.http1 import (
     NO_BODY,
     BadMessage,
@@ -55,12 +56,26 @@ class EgressProxy:
         self._own = frozenset(own_addresses)
         self._limits = limits or Limits()
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, caller: Caller) -> None:
-        """Serve one connection of ``caller`` to its end; never raises (a cancellation passes through)."""
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, caller: Caller, *,
+                     token: str | None = None) -> None:
+        """Serve one connection of ``caller`` to its end; never raises (a cancellation passes through).
+
+        With ``token`` (a listener on a host port, which any local program or container could find), the request
+        must prove it is the caller's with ``Proxy-Authorization: Basic`` and the token as its password.
+        """
         try:
             head = await next_head(reader, self._limits, self._limits.head)
-            if head is not None:
-                await self._dispatch(parse_request(head), reader, writer, caller)
+            if head is None:
+                return
+            request = parse_request(head)
+            if token is not None and not proves(request.headers, token):
+                log.warning("egress: a connection to the listener of session %s did not carry its token; refused",
+                            caller.session_id)
+                writer.write(plain_response(407, "this listener belongs to another container",
+                                            [(b"Proxy-Authenticate", b'Basic realm="NanoClaw"')]))
+                await writer.drain()
+                return
+            await self._dispatch(request, reader, writer, caller)
         except _ENDED as err:
             log.debug("egress: a connection of session %s ended (%s)", caller.session_id, type(err).__name__)
         except Exception:

@@ -23,6 +23,7 @@ import certifi
 
 from nanoclaw_app.egress.addresses import own_addresses
 from nanoclaw_app.egress.ca import EgressCA
+from nanoclaw_app.egress.caller_token import new_token
 from nanoclaw_app.egress.http1 import MAX_HEAD
 from nanoclaw_app.egress.mitm import Limits
 from nanoclaw_app.egress.policy import Caller, EgressPolicy
@@ -45,6 +46,8 @@ class EgressAccess:
     """Its socket file on the host (unix transport), to bind-mount into that container alone."""
     port: int | None
     """Its own port on 127.0.0.1 (tcp transport)."""
+    token: str | None = None
+    """With a port: the password every request there must carry (see ``caller_token``)."""
 
 
 @dataclass(slots=True)
@@ -145,6 +148,7 @@ class EgressServer:
         path = self._dir / f"{secrets.token_hex(4)}.sock" if self._transport == "unix" else None
         sock = bind_unix(str(path)) if path is not None else bind_loopback()
         port = None if path is not None else int(sock.getsockname()[1])
+        token = None if path is not None else new_token()
         connections: set[asyncio.Task[None]] = set()
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -152,7 +156,7 @@ class EgressServer:
             assert task is not None
             connections.add(task)
             try:
-                await proxy.handle(reader, writer, caller)
+                await proxy.handle(reader, writer, caller, token=token)
             except asyncio.CancelledError:
                 # revoke()/stop() cut it: the task ends normally, because Python 3.11's stream server callback
                 # calls task.exception() on it and would log a traceback for a cancelled one
@@ -175,7 +179,7 @@ class EgressServer:
             self.revoke(session_id)
             raise ConfigError("the egress proxy stopped")
         log.debug("egress: session %s gets listener %s", session_id, path or f"127.0.0.1:{port}")
-        return EgressAccess(socket_path=path, port=port)
+        return EgressAccess(socket_path=path, port=port, token=token)
 
     def revoke(self, session_id: str) -> None:
         """Close the listeners of ``session_id``, remove their sockets and cut their connections."""

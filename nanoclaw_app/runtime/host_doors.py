@@ -8,8 +8,9 @@ usual proxy variables point there, so curl, pip, git, Python and the Claude CLI 
 which decides, logs and adds credentials.
 
 On a Podman machine (macOS/Windows, tcp transport) host sockets cannot be mounted into the VM, so the containers keep
-the VM's network and reach both doors on the host's loopback ports; the proxy variables still route every
-well-behaved client through the proxy, but there the network does not enforce it (see the README).
+the VM's network and reach both doors on the host's loopback ports, each with its own token (another container or
+program finding the port cannot use it); the proxy variables still route every well-behaved client through the
+proxy, but there the network does not enforce it (see the README).
 
 Each container also gets the egress CA: the combined bundle (public roots, the network's extra CAs and ours) is
 mounted read-only over the image's system bundle, which every tool reads; nothing is baked into the image, so a new
@@ -21,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from nanoclaw_app.egress.caller_token import proxy_url
 from nanoclaw_app.runtime.base import SessionSpec
 from nanoclaw_app.runtime.podman_api import BindMount
 
@@ -102,8 +104,10 @@ class HostDoors:
                 proxy = f"http://127.0.0.1:{EGRESS_RELAY_PORT}"
                 env["NANOCLAW_EGRESS_SOCKET"] = CONTAINER_EGRESS_SOCKET
                 env["NANOCLAW_EGRESS_PORT"] = str(EGRESS_RELAY_PORT)
+            elif access.egress.port is not None and access.egress.token is not None:
+                proxy = proxy_url(HOST_ALIAS, access.egress.port, access.egress.token)
             else:
-                proxy = f"http://{HOST_ALIAS}:{access.egress.port}"
+                raise ValueError("an egress listener on a port comes with its token")
             # Set every spelling: Podman copies the host's own proxy variables into containers unless overridden.
             env.update(dict.fromkeys(_PROXY_VARIABLES, proxy))
             env.update({"NO_PROXY": _NO_PROXY, "no_proxy": _NO_PROXY, "NODE_USE_ENV_PROXY": "1",

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nanoclaw_app.egress import caller_token
 from nanoclaw_app.egress.mitm import Limits
 from nanoclaw_app.egress.server import EgressAccess, EgressServer
 from tests.egress.policy_fake import FakePolicy
@@ -54,7 +55,10 @@ async def access(egress: EgressServer) -> EgressAccess:
 
 
 def proxy_url(access: EgressAccess) -> str:
-    return f"http://127.0.0.1:{access.port}"
+    """The listener's address with its token, as the container's proxy variables carry it."""
+    assert access.port is not None
+    assert access.token is not None
+    return caller_token.proxy_url("127.0.0.1", access.port, access.token)
 
 
 def client(access: EgressAccess, cafile: Path | str) -> httpx.AsyncClient:

@@ -37,7 +37,7 @@ async def test_malformed_requests_inside_an_intercepted_connection_are_never_for
         policy: FakePolicy, fake_api: FakeHttpsApi, egress: EgressServer, access: EgressAccess,
         request_bytes: bytes) -> None:
     policy.credentials[("127.0.0.1", fake_api.port)] = Injection("bearer", "", SECRET)
-    reader, writer = await tunnel_to(access.port or 0, f"127.0.0.1:{fake_api.port}", egress.bundle_path)
+    reader, writer = await tunnel_to(access, f"127.0.0.1:{fake_api.port}", egress.bundle_path)
     writer.write(request_bytes)
     answer = await read_to_end(reader)
     writer.close()
@@ -50,7 +50,7 @@ async def test_malformed_requests_inside_an_intercepted_connection_are_never_for
 async def test_a_malformed_chunk_ends_the_request_before_the_service_gets_it(
         policy: FakePolicy, fake_api: FakeHttpsApi, egress: EgressServer, access: EgressAccess) -> None:
     policy.credentials[("127.0.0.1", fake_api.port)] = Injection("bearer", "", SECRET)
-    reader, writer = await tunnel_to(access.port or 0, f"127.0.0.1:{fake_api.port}", egress.bundle_path)
+    reader, writer = await tunnel_to(access, f"127.0.0.1:{fake_api.port}", egress.bundle_path)
     writer.write(b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n" + SMUGGLED)
     assert await read_to_end(reader) == b""
     writer.close()
@@ -69,7 +69,7 @@ async def test_a_malformed_chunk_ends_the_request_before_the_service_gets_it(
 ])
 async def test_garbage_for_the_proxy_itself_closes_the_connection(
         policy: FakePolicy, fake_api: FakeHttpsApi, egress: EgressServer, access: EgressAccess, data: bytes) -> None:
-    assert await connect_and_read(access.port or 0, data) == b""
+    assert await connect_and_read(access, data) == b""
     assert policy.records == []
     await _still_serves(access, egress, fake_api)
 
@@ -84,7 +84,7 @@ async def test_a_head_that_never_ends_is_cut_off(
         assert await asyncio.wait_for(reader.read(), 30) == b""
         writer.close()
         policy.credentials[("127.0.0.1", fake_api.port)] = Injection("bearer", "", SECRET)
-        reader, writer = await tunnel_to(access.port or 0, f"127.0.0.1:{fake_api.port}", server.bundle_path)
+        reader, writer = await tunnel_to(access, f"127.0.0.1:{fake_api.port}", server.bundle_path)
         writer.write(b"GET /slow HTTP/1.1\r\nHo")
         assert await read_to_end(reader) == b""
         writer.close()

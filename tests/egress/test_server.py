@@ -13,8 +13,9 @@ import pytest
 
 from nanoclaw_app.egress.policy import Injection
 from nanoclaw_app.egress.server import EgressAccess, EgressServer
-from tests.egress.conftest import SECRET, start_egress
+from tests.egress.conftest import SECRET, proxy_url, start_egress
 from tests.egress.policy_fake import FakePolicy
+from tests.egress.rawclient import authorized
 from tests.fakes.https_api import FakeHttpsApi, echo
 
 
@@ -83,7 +84,7 @@ async def test_stale_sockets_are_cleared_at_start(policy: FakePolicy, fake_api: 
 async def test_revoking_cuts_open_tunnels_and_stop_ends_every_connection(
         policy: FakePolicy, fake_api: FakeHttpsApi, egress: EgressServer, access: EgressAccess) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", access.port)
-    writer.write(f"CONNECT 127.0.0.1:{fake_api.port} HTTP/1.1\r\n\r\n".encode())
+    writer.write(authorized(f"CONNECT 127.0.0.1:{fake_api.port} HTTP/1.1\r\n\r\n".encode(), access))
     assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
     egress.revoke("sess-1")
     assert await asyncio.wait_for(reader.read(), 30) == b""
@@ -113,7 +114,7 @@ async def test_the_ca_survives_a_restart(policy: FakePolicy, fake_api: FakeHttps
 
 async def test_curl_gets_the_credential_through_the_proxy_and_tunnels_other_hosts(
         policy: FakePolicy, fake_api: FakeHttpsApi, egress: EgressServer, access: EgressAccess) -> None:
-    proxy = f"http://nc:token@127.0.0.1:{access.port}"
+    proxy = proxy_url(access)
 
     async def curl(cafile: Path, *args: str) -> bytes:
         process = await asyncio.create_subprocess_exec(
@@ -139,7 +140,7 @@ async def test_a_websocket_upgrade_becomes_a_pipe(
     policy.credentials[("127.0.0.1", fake_api.port)] = Injection("bearer", "", SECRET)
     context = ssl.create_default_context(cafile=str(egress.bundle_path))
     async with aiohttp.ClientSession() as session, session.ws_connect(
-            f"wss://127.0.0.1:{fake_api.port}/ws", proxy=f"http://127.0.0.1:{access.port}", ssl=context) as ws:
+            f"wss://127.0.0.1:{fake_api.port}/ws", proxy=proxy_url(access), ssl=context) as ws:
         await ws.send_str("hi")
         assert (await ws.receive_str()) == "echo:hi"
     assert fake_api.requests[0]["headers"]["authorization"] == f"Bearer {SECRET}"
@@ -150,7 +151,7 @@ async def test_clients_that_send_connect_as_http_1_0_get_through(
     import urllib.request  # http.client sends CONNECT ... HTTP/1.0, as requests, pip and urllib do
     policy.credentials[("127.0.0.1", fake_api.port)] = Injection("bearer", "", SECRET)
     opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({"https": f"http://127.0.0.1:{access.port}"}),
+        urllib.request.ProxyHandler({"https": proxy_url(access)}),
         urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=str(egress.bundle_path))))
 
     def fetch() -> bytes:

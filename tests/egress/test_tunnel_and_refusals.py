@@ -39,7 +39,7 @@ async def test_private_loopback_and_link_local_destinations_are_refused(
         policy: FakePolicy, fake_api: FakeHttpsApi, egress: EgressServer, access: EgressAccess,
         target: str, words: str) -> None:
     target = target.format(other=fake_api.port + 1 if fake_api.port < 65535 else 1, port=fake_api.port)
-    answer = await connect_and_read(access.port or 0, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    answer = await connect_and_read(access, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 403 ")
     assert words in answer.decode()
     [record] = policy.refused()
@@ -50,7 +50,7 @@ async def test_private_loopback_and_link_local_destinations_are_refused(
 
 async def test_an_absolute_http_request_to_the_home_network_is_refused(
         policy: FakePolicy, egress: EgressServer, access: EgressAccess) -> None:
-    answer = await connect_and_read(access.port or 0, b"GET http://192.168.1.1/admin HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = await connect_and_read(access, b"GET http://192.168.1.1/admin HTTP/1.1\r\nHost: x\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 403 ")
     assert b"home network" in answer
     assert len(policy.refused()) == 1
@@ -60,7 +60,7 @@ async def test_a_site_the_policy_refuses_gets_403_with_its_reason(
         policy: FakePolicy, fake_api: FakeHttpsApi, egress: EgressServer, access: EgressAccess) -> None:
     policy.refuse_sites["127.0.0.1"] = "This agent may only reach github.com."
     target = f"127.0.0.1:{fake_api.port}"
-    answer = await connect_and_read(access.port or 0, f"CONNECT {target} HTTP/1.0\r\n\r\n".encode())
+    answer = await connect_and_read(access, f"CONNECT {target} HTTP/1.0\r\n\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 403 ")
     assert answer.endswith(b"This agent may only reach github.com.\n")
     assert [(r.decision, r.reason) for r in policy.records] == [("refused", "This agent may only reach github.com.")]
@@ -76,8 +76,7 @@ async def test_plain_http_is_forwarded_without_a_credential(
         policy.credentials[("127.0.0.1", plain.port)] = Injection("bearer", "", "sk-never-in-clear")
         access = await server.attach("sess-p", "ag-1")
         async with httpx.AsyncClient(proxy=proxy_url(access), trust_env=False) as http:
-            response = await http.post(f"{plain.url}/form?a=1", content=b"hello",
-                                       headers={"Proxy-Authorization": "Basic eDp5"})
+            response = await http.post(f"{plain.url}/form?a=1", content=b"hello")  # the token goes as proxy auth
         seen = echo(response.content)
     finally:
         await server.stop()
@@ -91,6 +90,6 @@ async def test_plain_http_is_forwarded_without_a_credential(
 
 
 async def test_a_request_that_is_not_for_a_proxy_gets_a_plain_400(egress: EgressServer, access: EgressAccess) -> None:
-    answer = await connect_and_read(access.port or 0, b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = await connect_and_read(access, b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert b"HTTPS_PROXY" in answer
