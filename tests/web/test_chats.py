@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -185,3 +186,36 @@ async def test_the_chats_page_says_in_words_how_an_agent_answers_and_keeps_the_p
     stored = await messaging.wiring(web_host.db, seeded.dm_id, seeded.agent_id)
     assert stored is not None
     assert (stored.engage_mode, stored.engage_pattern) == ("pattern", ".")
+
+
+async def test_an_edit_in_progress_survives_a_change_made_elsewhere_meanwhile(
+    page: Any, base_url: str, client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    await page.goto(f"{base_url}/chats")
+    form = page.locator(f"[data-chat='{seeded.group_id}'] form.wiring")
+    await expect(form.get_by_label("Answers")).to_be_visible()
+
+    # The live reload that another change causes is held on its way, while the person starts an edit.
+    asked, release, answered = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def hold(route: Any) -> None:
+        asked.set()
+        await release.wait()
+        await route.continue_()
+        answered.set()
+
+    await page.route("**/api/chats", hold)
+    changed = await client.patch(f"/api/chats/{seeded.dm_id}", json={"unknown_sender_policy": "request_approval"})
+    assert changed.status_code == 200
+    async with asyncio.timeout(15):
+        await asked.wait()
+    await form.get_by_label("Answers").select_option("pattern")
+    await form.get_by_label("Pattern").fill("hey")
+    release.set()
+    async with asyncio.timeout(15):
+        await answered.wait()
+    await page.unroute("**/api/chats")
+
+    await form.get_by_role("button", name="Save").click()
+    await expect(page.get_by_text("Saved how Nano answers in Family")).to_be_visible()
+    await expect(form.get_by_label("Pattern")).to_have_value("hey")

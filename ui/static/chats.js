@@ -170,8 +170,10 @@
     return card;
   }
 
-  async function load() {
+  async function load({ force = false } = {}) {
     const data = await api("GET", "/api/chats");
+    // Someone started editing while the list was on its way (a live reload after a save): keep their edit.
+    if (dirty && !force) { stale = true; return; }
     agents = data.agents;
     dirty = false;
     stale = false;
@@ -189,5 +191,5 @@
                       "agent.deleted"]) {
     on(kind, refresh);
   }
-  load().catch(() => {});
+  load({ force: true }).catch(() => {});
 })();
