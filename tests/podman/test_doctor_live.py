@@ -14,8 +14,9 @@ import pytest
 
 from nanoclaw_app.cli import main
 from nanoclaw_app.paths import Paths
+from nanoclaw_app.runtime.container_config import LABEL_INSTALL
 from nanoclaw_app.runtime.podman_api import PodmanApi
-from nanoclaw_app.runtime.podman_runtime import LABEL_INSTALL, install_id
+from nanoclaw_app.runtime.podman_runtime import install_id
 from tests.podman.conftest import BASE_IMAGE, ca_file
 
 

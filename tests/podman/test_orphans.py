@@ -19,7 +19,8 @@ import requests
 from podman.api.client import APIClient, APIResponse
 
 from nanoclaw_app.host import Host
-from nanoclaw_app.runtime.podman_runtime import LABEL_INSTALL, LABEL_SESSION, install_id
+from nanoclaw_app.runtime.container_config import LABEL_INSTALL, LABEL_SESSION
+from nanoclaw_app.runtime.podman_runtime import install_id
 from tests.fakes.anthropic_server import FakeAnthropic, Text
 from tests.fakes.channel import FakeChannel
 from tests.podman.conftest import ping, podman_settings, seeded_home, wait_for

@@ -15,7 +15,7 @@ import pytest
 
 from nanoclaw_app.doctor_live import AGENT_ID, live_check
 from nanoclaw_app.paths import Paths
-from nanoclaw_app.runtime.podman_runtime import LABEL_AGENT
+from nanoclaw_app.runtime.container_config import LABEL_AGENT
 from tests.podman.conftest import BASE_IMAGE, ca_file
 
 pytestmark = pytest.mark.podman
