@@ -6,10 +6,10 @@ No second loop and no signal handlers: the host owns both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
@@ -22,14 +22,42 @@ log = logging.getLogger(__name__)
 
 GRACEFUL_SECONDS = 3
 """Open responses (a live event stream, a slow upload) get this long to finish when the host stops."""
+TICK_SECONDS = 0.1
+"""uvicorn's own tick: the Date header is refreshed every ten of them."""
 
 
 class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the host owns SIGINT/SIGTERM and stops the server in order."""
+    """uvicorn without its own signal handling: the host owns SIGINT/SIGTERM and stops the server in order.
 
-    @contextmanager
+    Its tick loop also wakes at once when asked to exit, rather than at the next tenth of a second: the app, the
+    gateway and the LAN server each stop in turn, so quitting (and every test's host) would wait for each tick.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._exit_now: asyncio.Event | None = None
+
+    @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        self._exit_now = asyncio.Event()
+        if self.should_exit:
+            self._exit_now.set()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exit_now.wait(), TICK_SECONDS)
+            should_exit = await self.on_tick(counter)
+
+    def exit_now(self) -> None:
+        """Ask the server to stop serving and wake its loop to notice."""
+        self.should_exit = True
+        if self._exit_now is not None:
+            self._exit_now.set()
 
 
 class WebServer:
@@ -126,7 +154,7 @@ class WebServer:
     async def stop(self) -> None:
         """Ask uvicorn to exit and wait for it."""
         if self._server is not None:
-            self._server.should_exit = True
+            self._server.exit_now()
         if self._task is not None:
             await self._task
         self._server = self._task = None
