@@ -247,19 +247,29 @@ class PodmanService:
         return Ping(False, error=f"it did not answer within {SERVICE_START_TIMEOUT:.0f} s ({last.error})")
 
     async def _stop_child(self) -> None:
+        """Stop the service and everything in its process group.
+
+        Rootless Podman that has to make its user namespace afresh (after ``podman system migrate``, a reboot)
+        re-runs itself as a child in that namespace: the process we started then exits on SIGTERM and leaves the
+        real service running forever (``--time=0``). The group is ours alone (``start_new_session``); Podman's
+        pause process, which the user's other Podman commands share, makes a session of its own and is left alone.
+        """
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        group = proc.pid
         if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
+            _signal_group(group, signal.SIGTERM, proc)
             try:
                 await asyncio.wait_for(proc.wait(), STOP_GRACE)
             except TimeoutError:
                 log.warning("Podman service (pid %d) ignored SIGTERM; killing it", proc.pid)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                _signal_group(group, signal.SIGKILL, proc)
                 await proc.wait()
+        if not await _group_gone(group, STOP_GRACE):
+            log.warning("a process of the Podman service (group %d) outlived it; killing it", group)
+            _signal_group(group, signal.SIGKILL, None)
+            await _group_gone(group, STOP_GRACE)
         log.info("stopped the Podman service (pid %d, exit %s)", proc.pid, proc.returncode)
         for name in (SERVICE_SOCKET, _PID_FILE):
             with contextlib.suppress(FileNotFoundError):
@@ -478,3 +488,34 @@ def _tail(path: Path, limit: int = 400) -> str:
         return ""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return " | ".join(lines[-3:])[-limit:]
+
+
+def _signal_group(group: int, sig: signal.Signals, proc: asyncio.subprocess.Process | None) -> None:
+    """Signal the service's process group (where there are groups), else just the process."""
+    killpg = getattr(os, "killpg", None)
+    try:
+        if killpg is not None:
+            killpg(group, sig)
+        elif proc is not None:
+            proc.send_signal(sig)
+    except ProcessLookupError:
+        pass
+
+
+async def _group_gone(group: int, seconds: float) -> bool:
+    """Wait until no process of ``group`` is left (True at once where there are no process groups)."""
+    killpg = getattr(os, "killpg", None)
+    if killpg is None:
+        return True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        try:
+            killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # the group id was taken by someone else's processes: not ours any more
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.05)

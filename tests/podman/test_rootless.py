@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.fakes.anthropic_server import FakeAnthropic, Text, ToolUse, last_user_content
@@ -189,6 +190,9 @@ async def test_a_user_without_subordinate_ids_is_told_what_to_run_by_the_wizard_
         start, count = (int(part) for part in line.split(":")[1:3])
         assert last < start or first >= start + count, line
     assert "podman system migrate" in report["fix"]
+    # After the migrate Podman made its user namespace afresh, so the service it ran re-ran itself as a child:
+    # stopping the host stopped that child too (nothing is left serving this home's socket forever).
+    assert _services_on(workdir) == []
 
     doctor = user.run([sys.executable, "-m", "nanoclaw_app", "doctor", "--json"], check=False,
                       env={**user.env, "NANOCLAW_HOME": str(workdir / "home"),
@@ -197,3 +201,14 @@ async def test_a_user_without_subordinate_ids_is_told_what_to_run_by_the_wizard_
     assert podman["ok"] is False, doctor.stdout
     assert podman["detail"].endswith(report["problem"])
     assert podman["fix"] == report["fix"]
+
+
+def _services_on(workdir: Path) -> list[str]:
+    """Podman services still running for the socket of the host in ``workdir``."""
+    socket = str(workdir / "home" / "run" / "podman.sock")
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if "system service" in command and socket in command:
+            found.append(f"{process.pid}: {command}")
+    return found
