@@ -230,18 +230,36 @@ class _Closer:
 
 @contextlib.contextmanager
 def _on_signals(handler: Callable[[], None]) -> Iterator[None]:
-    """SIGINT and SIGTERM call ``handler`` (on the main thread) instead of raising; restored afterwards."""
+    """SIGINT and SIGTERM call ``handler`` on a thread of their own instead of raising; restored afterwards.
+
+    A Python signal handler runs in the middle of whatever the main thread was doing, possibly while it holds a lock
+    that ``handler`` needs: an Event's own lock while the headless loop waits on it, and ``handler`` sets that Event,
+    so the app hung forever after SIGTERM. The handler therefore only writes a byte to a pipe, which takes no Python
+    lock, and a thread reading the pipe logs the signal and calls ``handler``.
+    """
+    read_fd, write_fd = os.pipe()
+
+    def relay() -> None:
+        while data := os.read(read_fd, 1):
+            log.info("received %s: stopping", signal.Signals(data[0]).name)
+            handler()
 
     def handle(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        handler()
+        with contextlib.suppress(OSError):
+            os.write(write_fd, bytes([signum]))
 
+    thread = threading.Thread(target=relay, name="nanoclaw-signals", daemon=True)
+    thread.start()
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        os.close(write_fd)  # the relay reads the end and returns
+        thread.join(5)
+        if not thread.is_alive():
+            os.close(read_fd)
 
 
 class _CaptureWebviewLog(logging.Filter):
